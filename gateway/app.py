@@ -1,0 +1,119 @@
+"""Wiring: builds the services from settings and mounts the FHIR face and operational endpoints.
+
+No logic of its own: each piece lives in its stage's package.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from sqlalchemy import select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.auth.context import AccessContext
+from gateway.fhir.app_errors import fhir_error_handler, http_error_handler, unexpected_error_handler
+from gateway.fhir.errors import FhirError
+from gateway.fhir.routes import fhir_routes
+from gateway.fhir.search.paging import PageSigner
+from gateway.fhir.services import Services
+from gateway.logging import configure_logging, get_logger
+from gateway.settings import Settings
+from gateway.store import migrate
+from gateway.store.api import Store
+from gateway.store.engine import make_engine
+from gateway.store.schema import gateway_meta
+
+log = get_logger("gateway.app")
+
+OPEN_ACCESS = AccessContext(client_id="anonymous", scopes=frozenset({"system/*.cruds"}))
+
+
+def _open_authenticator(request: Request) -> AccessContext:
+    return OPEN_ACCESS
+
+
+def _meta_secret(store: Store, key: str) -> bytes:
+    """A per-deployment secret kept in the database, so every process of one gateway shares it."""
+    with store.writer() as uow:
+        row = uow.conn.execute(select(gateway_meta.c.value).where(gateway_meta.c.key == key)).first()
+        if row is not None:
+            return bytes.fromhex(row.value)
+        value = secrets.token_bytes(32)
+        uow.conn.execute(gateway_meta.insert().values(key=key, value=value.hex()))
+        return value
+
+
+def build_services(settings: Settings) -> Services:
+    settings.ensure_data_dir()
+    engine = make_engine(settings.effective_database_url)
+    migrate.upgrade(engine)
+    store = Store(engine, fhir_base=settings.fhir_base)
+    secret = settings.paging_secret.encode() if settings.paging_secret else _meta_secret(store, "paging_secret")
+    return Services(settings=settings, store=store, signer=PageSigner(secret), authenticate=_open_authenticator)
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for hook in services.extras.get("startup", []):
+            await hook()
+        yield
+        for hook in services.extras.get("shutdown", []):
+            await hook()
+
+    app = FastAPI(title="care-gateway", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.services = services
+    app.router.routes.extend(fhir_routes())
+    app.add_exception_handler(FhirError, fhir_error_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
+
+    @app.middleware("http")
+    async def correlation(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        response.headers["X-Request-ID"] = request_id
+        # The path carries resource ids only; query strings (which can carry names) are never logged.
+        log.info(
+            "request",
+            request_id=request_id,
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        try:
+            current = migrate.is_current(services.store.engine)
+        except Exception as exc:  # the database is unreachable
+            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+        if not current:
+            return JSONResponse({"status": "unavailable", "migrations": "not current"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return app

@@ -1,0 +1,1 @@
+"""The demo data set and the guided walk-through (`care-gateway demo`)."""

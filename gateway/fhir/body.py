@@ -1,0 +1,60 @@
+"""Reading request bodies: the size limit (413), JSON syntax (400) and the resource's type and id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from gateway.fhir.errors import FhirError, invalid, too_large
+from gateway.fhir.resource_types import SUPPORTED_TYPES
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes `limit` (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        raise invalid("request body is empty; a FHIR resource was expected")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise invalid(f"malformed JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise invalid("the body must be a JSON object (a FHIR resource)")
+    return data
+
+
+def check_type(rtype: str) -> None:
+    if rtype not in SUPPORTED_TYPES:
+        raise FhirError("not-supported", f"resource type {rtype!r} is not supported by this server", status=404)
+
+
+def parse_resource(body: bytes, rtype: str | None = None, rid: str | None = None) -> dict[str, Any]:
+    """The resource in `body`, checked against the type (and id) in the URL."""
+    data = parse_json(body)
+    body_type = data.get("resourceType")
+    if not isinstance(body_type, str):
+        raise invalid("resourceType is missing", ["resourceType"])
+    if rtype is not None and body_type != rtype:
+        raise invalid(f"resourceType {body_type!r} does not match the URL type {rtype!r}", ["resourceType"])
+    check_type(body_type)
+    if rid is not None:
+        if "id" not in data:
+            raise invalid(f"the resource must carry id {rid!r} to match the URL", [f"{body_type}.id"])
+        if data["id"] != rid:
+            raise invalid(f"id {data['id']!r} in the body does not match {rid!r} in the URL", [f"{body_type}.id"])
+    return data

@@ -1,0 +1,40 @@
+"""Helpers the interaction modules share: the per-request repository, threads, search parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from gateway.fhir.repository import Repository
+from gateway.fhir.responses import Prefer
+from gateway.fhir.search.parse import ParsedSearch, parse_search
+from gateway.fhir.services import Services, services_of
+
+T = TypeVar("T")
+
+
+def repository(request: Request) -> Repository:
+    services = services_of(request)
+    access = services.authenticate(request)
+    request.state.access = access
+    return Repository(services.store, access, services.extras.get("guard"))
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    """Database work is synchronous; keep it off the event loop."""
+    return await run_in_threadpool(fn)
+
+
+def parse_request_search(services: Services, rtype: str, items: list[tuple[str, str]], prefer: Prefer) -> ParsedSearch:
+    strict = (prefer.handling or services.settings.default_handling) == "strict"
+    return parse_search(
+        services.store.registry,
+        rtype,
+        items,
+        strict=strict,
+        default_count=services.settings.default_page_size,
+        max_count=services.settings.max_page_size,
+    )

@@ -1,0 +1,1 @@
+"""Search request parsing and page links."""

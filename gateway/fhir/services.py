@@ -1,0 +1,34 @@
+"""The long-lived parts one gateway process shares between requests, built once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from gateway.auth.context import AccessContext
+from gateway.fhir.search.paging import PageSigner
+from gateway.settings import Settings
+from gateway.store.api import Store
+
+Authenticator = Callable[[Request], AccessContext]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    signer: PageSigner
+    authenticate: Authenticator
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fhir_base(self) -> str:
+        return self.settings.fhir_base
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services

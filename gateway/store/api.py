@@ -1,0 +1,473 @@
+"""The store facade: versioned FHIR resources, their search index and the outbox, in one transaction.
+
+Everything above the store reaches the database through `Store.writer()` / `Store.reader()`,
+which yield a `UnitOfWork` bound to one transaction. A write puts the new version, its index
+rows and its outbox row in that transaction, so a committed resource is always searchable
+and always has its event; a failed transaction leaves no trace.
+
+Errors: `FhirError` from `gateway.fhir.errors` (not-found 404, gone 410, precondition 412,
+conflict 409). Database integrity errors become conflicts here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, Table, delete, false, func, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.fhir.errors import conflict, gone, not_found, precondition_failed
+from gateway.store.engine import is_sqlite
+from gateway.store.schema import INDEX_TABLES, outbox, resource, resource_version
+from gateway.store.search.index import index_rows
+from gateway.store.search.kinds import IndexContext
+from gateway.store.search.query import (
+    Cursor,
+    IncludeSpec,
+    SearchPage,
+    SearchQuery,
+    base_conditions,
+    keyset_condition,
+    sort_columns,
+)
+from gateway.store.search.registry import SearchRegistry, default_registry
+
+_INDEX_TABLES: tuple[Table, ...] = tuple(dict.fromkeys(INDEX_TABLES.values()))
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the form every stored time takes."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def instant(moment: datetime) -> str:
+    """A FHIR instant for a naive-UTC time."""
+    return moment.isoformat(timespec="microseconds") + "Z"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    """One version of a resource as stored; `content` is the exact JSON served to clients."""
+
+    type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: bytes | None
+    method: str = "PUT"
+    seq: int | None = None
+
+    def json(self) -> dict[str, Any]:
+        if self.content is None:
+            raise gone(f"{self.type}/{self.id}")
+        data: dict[str, Any] = orjson.loads(self.content)
+        return data
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+    @property
+    def reference(self) -> str:
+        return f"{self.type}/{self.id}"
+
+
+def _comparable(res: dict[str, Any]) -> bytes:
+    """The content that makes two versions different (server-set meta excluded)."""
+    meta = {k: v for k, v in (res.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    body = {k: v for k, v in res.items() if k != "meta"}
+    if meta:
+        body["meta"] = meta
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+def _row_to_stored(row: Any, method: str = "PUT", seq: int | None = None) -> StoredResource:
+    content = row.content
+    return StoredResource(
+        type=row.res_type,
+        id=row.res_id,
+        version_id=row.version_id,
+        last_updated=row.last_updated,
+        deleted=bool(row.deleted),
+        content=content.encode() if isinstance(content, str) else content,
+        method=method,
+        seq=seq,
+    )
+
+
+class Store:
+    """The one entry point to stored resources."""
+
+    def __init__(self, engine: Engine, *, fhir_base: str, registry: SearchRegistry | None = None) -> None:
+        self.engine = engine
+        self.registry = registry or default_registry()
+        self.index_ctx = IndexContext(fhir_base=fhir_base)
+        self.fhir_base = fhir_base
+        self._listeners: list[Callable[[list[StoredResource]], None]] = []
+
+    def on_commit(self, listener: Callable[[list[StoredResource]], None]) -> None:
+        """Call `listener` with the versions a transaction wrote, after it commits."""
+        self._listeners.append(listener)
+
+    @contextmanager
+    def writer(self) -> Iterator[UnitOfWork]:
+        with self.engine.connect() as conn:
+            if is_sqlite(self.engine):
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            uow = UnitOfWork(conn, self)
+            try:
+                with conn.begin():
+                    yield uow
+                    uow.flush()
+            except IntegrityError as exc:
+                raise conflict("the write conflicts with a concurrent change; retry it") from exc
+        if uow.written:
+            for listener in self._listeners:
+                listener(uow.written)
+
+    @contextmanager
+    def reader(self) -> Iterator[UnitOfWork]:
+        with self.engine.connect() as conn, conn.begin():
+            yield UnitOfWork(conn, self)
+
+    # Conveniences: one transaction each.
+    def read(self, rtype: str, rid: str) -> StoredResource:
+        with self.reader() as uow:
+            return uow.read(rtype, rid)
+
+    def create(self, res: dict[str, Any], *, rid: str | None = None) -> StoredResource:
+        with self.writer() as uow:
+            return uow.create(res, rid=rid)
+
+    def update(self, res: dict[str, Any], *, if_match: int | None = None) -> StoredResource:
+        with self.writer() as uow:
+            return uow.update(res, if_match=if_match)[0]
+
+    def search(self, q: SearchQuery) -> SearchPage:
+        with self.reader() as uow:
+            return uow.search(q)
+
+
+class UnitOfWork:
+    """Reads and writes inside one database transaction."""
+
+    def __init__(self, conn: Connection, store: Store) -> None:
+        self.conn = conn
+        self.store = store
+        self.written: list[StoredResource] = []
+        self._pending: dict[Table, list[dict[str, Any]]] = {}
+        self._now = datetime.min
+
+    # -- buffering: inserts go out in one executemany per table --------------------------------
+
+    def _queue(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._pending.setdefault(table, []).extend(rows)
+
+    def flush(self) -> None:
+        order = [resource, resource_version, *_INDEX_TABLES, outbox]
+        for table in order:
+            rows = self._pending.pop(table, None)
+            if rows:
+                self.conn.execute(table.insert(), rows)
+
+    def _tick(self) -> datetime:
+        """Strictly increasing write times inside this transaction, so history orders cleanly."""
+        now = utcnow()
+        if now <= self._now:
+            now = self._now + timedelta(microseconds=1)
+        self._now = now
+        return now
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def get(self, rtype: str, rid: str, *, for_update: bool = False) -> StoredResource | None:
+        """The current version (possibly a tombstone), or None if it never existed."""
+        self.flush()
+        stmt = select(resource).where(resource.c.res_type == rtype, resource.c.res_id == rid)
+        if for_update and not is_sqlite(self.store.engine):
+            stmt = stmt.with_for_update()
+        row = self.conn.execute(stmt).first()
+        return _row_to_stored(row) if row is not None else None
+
+    def read(self, rtype: str, rid: str) -> StoredResource:
+        found = self.get(rtype, rid)
+        if found is None:
+            raise not_found(f"{rtype}/{rid}")
+        if found.deleted:
+            raise gone(f"{rtype}/{rid}")
+        return found
+
+    def vread(self, rtype: str, rid: str, vid: int) -> StoredResource:
+        self.flush()
+        v = resource_version.c
+        row = self.conn.execute(
+            select(resource_version).where(v.res_type == rtype, v.res_id == rid, v.version_id == vid)
+        ).first()
+        if row is None:
+            raise not_found(f"{rtype}/{rid}/_history/{vid}")
+        stored = _row_to_stored(row, row.method, row.seq)
+        if stored.deleted:
+            raise gone(f"{rtype}/{rid}/_history/{vid}")
+        return stored
+
+    def fetch_many(self, refs: Iterable[tuple[str, str]]) -> list[StoredResource]:
+        """Current, non-deleted versions of the given (type, id) pairs, in the order asked."""
+        wanted = list(dict.fromkeys(refs))
+        if not wanted:
+            return []
+        self.flush()
+        found: dict[tuple[str, str], StoredResource] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.conn.execute(
+                select(resource).where(
+                    tuple_(resource.c.res_type, resource.c.res_id).in_(chunk), resource.c.deleted == false()
+                )
+            )
+            for row in rows:
+                found[(row.res_type, row.res_id)] = _row_to_stored(row)
+        return [found[r] for r in wanted if r in found]
+
+    def history(
+        self,
+        rtype: str | None = None,
+        rid: str | None = None,
+        *,
+        since: datetime | None = None,
+        before_seq: int | None = None,
+        count: int = 50,
+    ) -> tuple[list[StoredResource], int]:
+        """Versions newest first, `count` per page below `before_seq`; and the total."""
+        self.flush()
+        v = resource_version.c
+        conds = []
+        if rtype:
+            conds.append(v.res_type == rtype)
+        if rid:
+            conds.append(v.res_id == rid)
+        if since:
+            conds.append(v.last_updated >= since)
+        total = self.conn.execute(select(func.count()).select_from(resource_version).where(*conds)).scalar_one()
+        if before_seq is not None:
+            conds.append(v.seq < before_seq)
+        rows = self.conn.execute(select(resource_version).where(*conds).order_by(v.seq.desc()).limit(count))
+        return [_row_to_stored(r, r.method, r.seq) for r in rows], int(total)
+
+    def search(self, q: SearchQuery) -> SearchPage:
+        self.flush()
+        res = resource
+        ctx = self.store.index_ctx
+        conds = base_conditions(res, q, ctx)
+        total: int | None = None
+        if q.total != "none":
+            total = int(self.conn.execute(select(func.count()).select_from(res).where(*conds)).scalar_one())
+        if q.count == 0:
+            return SearchPage([], total, None, None, False, False)
+        cols = sort_columns(res, q)
+        backwards = q.cursor.backwards if q.cursor else False
+        if q.cursor is not None:
+            conds.append(keyset_condition(cols, q.cursor.key, backwards))
+        order = [c.desc() if (desc != backwards) else c.asc() for c, desc in cols]
+        key_cols = [c.label(f"k{i}") for i, (c, _) in enumerate(cols)]
+        stmt = (
+            select(
+                res.c.res_type,
+                res.c.res_id,
+                res.c.version_id,
+                res.c.last_updated,
+                res.c.deleted,
+                res.c.content,
+                *key_cols,
+            )
+            .where(*conds)
+            .order_by(*order)
+            .limit(q.count + 1)
+        )
+        rows = list(self.conn.execute(stmt))
+        more = len(rows) > q.count
+        rows = rows[: q.count]
+        if backwards:
+            rows.reverse()
+        keys = [tuple(row[6 + i] for i in range(len(cols))) for row in rows]
+        page = SearchPage(
+            rows=[_row_to_stored(r) for r in rows],
+            total=total,
+            first_key=keys[0] if keys else None,
+            last_key=keys[-1] if keys else None,
+            has_next=more if not backwards else True,
+            has_previous=(q.cursor is not None) if not backwards else more,
+        )
+        if rows and (q.includes or q.revincludes):
+            page.included = self._included(q, [r.id for r in page.rows])
+        return page
+
+    def _included(self, q: SearchQuery, ids: list[str]) -> list[StoredResource]:
+        from gateway.store.schema import sp_reference
+
+        ref = sp_reference.c
+        targets: list[tuple[str, str]] = []
+        for inc in q.includes:
+            conds = [ref.res_type == inc.source_type, ref.param == inc.param.code, ref.res_id.in_(ids)]
+            if inc.target_type:
+                conds.append(ref.target_type == inc.target_type)
+            for row in self.conn.execute(select(ref.target_type, ref.target_id).where(*conds)):
+                if row.target_type and row.target_id:
+                    targets.append((row.target_type, row.target_id))
+        for rev in q.revincludes:
+            rows = self.conn.execute(
+                select(ref.res_id).where(
+                    ref.res_type == rev.source_type,
+                    ref.param == rev.param.code,
+                    ref.target_type == q.resource_type,
+                    ref.target_id.in_(ids),
+                )
+            )
+            targets.extend((rev.source_type, r.res_id) for r in rows)
+        already = {(q.resource_type, i) for i in ids}
+        return self.fetch_many(t for t in targets if t not in already)
+
+    def find_ids(self, q: SearchQuery) -> list[str]:
+        """Ids matching a (conditional-operation) search, at most `q.count + 1` of them."""
+        page = self.search(replace(q, total="none"))
+        return [r.id for r in page.rows]
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _write(self, res: dict[str, Any], version: int, method: str, *, exists: bool) -> StoredResource:
+        rtype, rid = res["resourceType"], res["id"]
+        now = self._tick()
+        meta = dict(res.get("meta") or {})
+        meta["versionId"] = str(version)
+        meta["lastUpdated"] = instant(now)
+        res["meta"] = meta
+        content = orjson.dumps(res)
+        text = content.decode()
+        if exists:
+            self.flush()
+            self.conn.execute(
+                update(resource)
+                .where(resource.c.res_type == rtype, resource.c.res_id == rid)
+                .values(version_id=version, last_updated=now, deleted=False, content=text)
+            )
+            self._drop_index(rtype, rid)
+        else:
+            self._queue(
+                resource,
+                [
+                    dict(
+                        res_type=rtype,
+                        res_id=rid,
+                        version_id=version,
+                        last_updated=now,
+                        deleted=False,
+                        content=text,
+                    )
+                ],
+            )
+        self._queue(
+            resource_version,
+            [
+                dict(
+                    res_type=rtype,
+                    res_id=rid,
+                    version_id=version,
+                    last_updated=now,
+                    method=method,
+                    deleted=False,
+                    content=text,
+                )
+            ],
+        )
+        for table, rows in index_rows(res, self.store.registry, self.store.index_ctx).items():
+            self._queue(table, rows)
+        self._queue(outbox, [dict(created_at=now, res_type=rtype, res_id=rid, version_id=version, method=method)])
+        stored = StoredResource(rtype, rid, version, now, False, content, method)
+        self.written.append(stored)
+        return stored
+
+    def _drop_index(self, rtype: str, rid: str) -> None:
+        for table in _INDEX_TABLES:
+            self.conn.execute(delete(table).where(table.c.res_type == rtype, table.c.res_id == rid))
+
+    def create(self, res: dict[str, Any], *, rid: str | None = None) -> StoredResource:
+        """Store a new resource with a server-assigned (or given) id, as version 1."""
+        res = dict(res)
+        res["id"] = rid or new_id()
+        return self._write(res, 1, "POST", exists=False)
+
+    def update(self, res: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
+        """Store a new version (or create with the client's id); returns (stored, created).
+
+        An update whose content equals the current version writes nothing and returns the
+        current version, so re-sent data never makes new versions or events.
+        """
+        rtype, rid = res["resourceType"], res["id"]
+        current = self.get(rtype, rid, for_update=True)
+        if if_match is not None:
+            if current is None or current.deleted or current.version_id != if_match:
+                have = "no current version" if current is None or current.deleted else f"version {current.version_id}"
+                raise precondition_failed(f"If-Match expected version {if_match} of {rtype}/{rid}, found {have}")
+        if current is None:
+            return self._write(dict(res), 1, "PUT", exists=False), True
+        if not current.deleted and current.content is not None:
+            if _comparable(orjson.loads(current.content)) == _comparable(res):
+                return current, False
+        return self._write(dict(res), current.version_id + 1, "PUT", exists=True), current.deleted
+
+    def delete(self, rtype: str, rid: str) -> StoredResource | None:
+        """Write a tombstone version; None when there was nothing live to delete."""
+        current = self.get(rtype, rid, for_update=True)
+        if current is None or current.deleted:
+            return None
+        now = self._tick()
+        version = current.version_id + 1
+        self.conn.execute(
+            update(resource)
+            .where(resource.c.res_type == rtype, resource.c.res_id == rid)
+            .values(version_id=version, last_updated=now, deleted=True, content=None)
+        )
+        self._drop_index(rtype, rid)
+        self._queue(
+            resource_version,
+            [
+                dict(
+                    res_type=rtype,
+                    res_id=rid,
+                    version_id=version,
+                    last_updated=now,
+                    method="DELETE",
+                    deleted=True,
+                    content=None,
+                )
+            ],
+        )
+        self._queue(outbox, [dict(created_at=now, res_type=rtype, res_id=rid, version_id=version, method="DELETE")])
+        stored = StoredResource(rtype, rid, version, now, True, None, "DELETE")
+        self.written.append(stored)
+        return stored
+
+
+__all__ = [
+    "Cursor",
+    "IncludeSpec",
+    "SearchPage",
+    "SearchQuery",
+    "Store",
+    "StoredResource",
+    "UnitOfWork",
+    "instant",
+    "new_id",
+    "utcnow",
+]
