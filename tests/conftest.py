@@ -56,14 +56,15 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 
 
 def make_settings(tmp_path: Path, database_url: str, **extra: object) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        base_url="http://testserver",
-        log_json=True,
-        log_level="WARNING",
-        **extra,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "database_url": database_url,
+        "base_url": "http://testserver",
+        "log_json": True,
+        "log_level": "WARNING",
+        **extra,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -61,6 +61,7 @@ def fhir_routes(prefix: str = "/fhir") -> list[Route]:
     return [
         Route(f"{prefix}/metadata", capabilities.capabilities, methods=["GET"]),
         Route(f"{prefix}", bundle.bundle, methods=["POST"]),
+        Route(f"{prefix}/", bundle.bundle, methods=["POST"]),
         Route(f"{prefix}/_history", history.history, methods=["GET"]),
         Route(f"{prefix}/{{rtype}}", _op_system, methods=["GET", "POST"]),
         Route(f"{prefix}/{{rtype}}", update.conditional_update, methods=["PUT"]),

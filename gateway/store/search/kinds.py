@@ -260,6 +260,8 @@ def parse_reference(ref: str, fhir_base: str) -> tuple[str | None, str | None, s
         parts = parts[: parts.index("_history")]
     if len(parts) == 2:
         return parts[0], parts[1], None
+    if len(parts) == 1:
+        return None, parts[0], None  # a bare id: the type comes from the parameter or modifier
     return None, None, ref
 
 
@@ -286,10 +288,10 @@ class ReferenceKind:
             return and_(t.target_type == rtype, t.target_id == rid)
         wanted = modifier if modifier and modifier[0].isupper() else None
         if wanted:
-            return and_(t.target_type == wanted, t.target_id == raw)
+            return and_(t.target_type == wanted, t.target_id == rid)
         if len(targets) == 1:
-            return and_(t.target_type == targets[0], t.target_id == raw)
-        return t.target_id == raw
+            return and_(t.target_type == targets[0], t.target_id == rid)
+        return t.target_id == rid
 
     def sort_value(self, descending: bool) -> ColumnElement[Any]:
         c = self.table.c.target_id
