@@ -45,8 +45,18 @@ def validation_issues(res: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
-def validate_resource(res: dict[str, Any]) -> None:
-    """Raise 422 with every problem found, each with its FHIRPath."""
+def validate_resource(res: dict[str, Any], mode: str = "create") -> None:
+    """Raise 422 with every problem found, each with its FHIRPath.
+
+    Base structure always; then the shipped profiles the resource claims (and a
+    QuestionnaireResponse against its shipped Questionnaire), per the write policy.
+    """
     issues = validation_issues(res)
     if issues:
         raise unprocessable(issues)
+    if (res.get("meta") or {}).get("profile") or res["resourceType"] == "QuestionnaireResponse":
+        from gateway.record.validation import has_errors, shared_validator
+
+        profile_issues = shared_validator().validate(res, mode=mode)
+        if has_errors(profile_issues):
+            raise unprocessable([i for i in profile_issues if i.get("severity") in ("error", "fatal")])

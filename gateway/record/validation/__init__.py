@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from gateway.record.validation.questionnaire import validate_questionnaire_response
 from gateway.record.validation.registry import ProfileRegistry, default_registry
-from gateway.record.validation.validator import MODES, Validator, WritePolicy, has_errors, validate
+from gateway.record.validation.validator import MODES, Validator, WritePolicy, has_errors, shared_validator, validate
 
 __all__ = [
     "MODES",
@@ -17,6 +17,7 @@ __all__ = [
     "WritePolicy",
     "default_registry",
     "has_errors",
+    "shared_validator",
     "validate",
     "validate_questionnaire_response",
 ]

@@ -12,6 +12,7 @@ derives from, then (QuestionnaireResponse) the shipped Questionnaire it answers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,3 +127,9 @@ class Validator:
 def validate(resource_json: JSON, *, profile_url: str | None = None) -> list[Issue]:
     """Validate against the shipped profiles with the default registry (see `Validator.validate`)."""
     return Validator().validate(resource_json, profile=profile_url)
+
+
+@functools.cache
+def shared_validator() -> Validator:
+    """The process-wide validator over the shipped profiles (loaded once, on first use)."""
+    return Validator()
