@@ -9,6 +9,7 @@ from starlette.routing import Route
 from gateway.fhir.errors import FhirError
 from gateway.fhir.interactions import bundle, capabilities, create, delete, history, read, search, update
 from gateway.fhir.operations import OPERATIONS, Operation
+from gateway.fhir.operations import patient_match as _patient_match  # noqa: F401  (registers)
 from gateway.fhir.operations import resource_validate as _resource_validate  # noqa: F401  (registers)
 
 
