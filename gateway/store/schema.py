@@ -181,3 +181,44 @@ gateway_meta = Table(
     Column("value", Text, nullable=False),
 )
 
+# --- subscriptions ---
+# Topic-based Subscriptions (R5 Backport IG). The Subscription resource itself lives in `resource`;
+# these tables hold what the server adds to it: the running status and the numbered event log.
+
+# One row per Subscription. `events_since_start` is the event-number allocator: it is bumped with
+# a single UPDATE ... RETURNING so two workers can never hand out the same number.
+subscription_status = Table(
+    "subscription_status",
+    metadata,
+    Column("sub_id", String(64), primary_key=True),
+    Column("topic", String(512), nullable=False),
+    Column("status", String(16), nullable=False),  # requested | active | error | off
+    Column("events_since_start", BigInteger, nullable=False, default=0),
+    Column("last_delivered_event", BigInteger, nullable=False, default=0),  # highest number delivered
+    Column("error_count", Integer, nullable=False, default=0),  # consecutive failed deliveries
+    Column("last_error", Text, nullable=True),
+    Column("heartbeat_period", Integer, nullable=True),  # seconds; NULL = no heartbeats
+    Column("next_heartbeat", DateTime, nullable=True),
+    Column("updated_at", DateTime, nullable=False),
+)
+Index("ix_subscription_status_heartbeat", subscription_status.c.status, subscription_status.c.next_heartbeat)
+
+# Every event ever numbered for a Subscription, delivered or not: `$events` replays from here, so an
+# undelivered event is never dropped, only left with `delivered_at` NULL.
+subscription_event = Table(
+    "subscription_event",
+    metadata,
+    Column("sub_id", String(64), primary_key=True),
+    Column("event_number", BigInteger, primary_key=True),
+    Column("topic", String(512), nullable=False),
+    Column("focus_type", String(64), nullable=False),
+    Column("focus_id", String(64), nullable=False),
+    Column("focus_version", Integer, nullable=True),
+    Column("interaction", String(8), nullable=True),  # create | update | delete
+    Column("context", Text, nullable=True),  # JSON list of additional-context references
+    Column("created_at", DateTime, nullable=False),
+    Column("delivered_at", DateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+)
+Index("ix_subscription_event_pending", subscription_event.c.sub_id, subscription_event.c.delivered_at)
+Index("ix_subscription_event_created", subscription_event.c.created_at)

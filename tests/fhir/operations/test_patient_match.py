@@ -28,7 +28,9 @@ def params(resource: dict[str, object], **extra: object) -> dict[str, object]:
 
 
 async def test_match_finds_the_person_without_an_nhs_number(client: httpx.AsyncClient) -> None:
-    target = (await client.post("/Patient", json=person("Margaret", "Hughes", "1944-02-17", "WS1 2AB", "9990000018"))).json()
+    target = (
+        await client.post("/Patient", json=person("Margaret", "Hughes", "1944-02-17", "WS1 2AB", "9990000018"))
+    ).json()
     await client.post("/Patient", json=person("Margaret", "Hughes", "1971-08-02", "WS9 9ZZ"))  # same name, not her
     # an ambulance record: nickname, typo in the surname, no NHS number
     response = await client.post("/Patient/$match", json=params(person("Peggy", "Hughs", "1944-02-17", "WS1 2AB")))

@@ -55,6 +55,7 @@ async def test_write_of_a_profiled_resource_is_validated(client: httpx.AsyncClie
 async def test_validate_is_advertised(client: httpx.AsyncClient) -> None:
     cap = (await client.get("/metadata")).json()
     episode_cap = next(r for r in cap["rest"][0]["resource"] if r["type"] == "EpisodeOfCare")
-    assert {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"} in episode_cap[
-        "operation"
-    ]
+    assert {
+        "name": "validate",
+        "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+    } in episode_cap["operation"]

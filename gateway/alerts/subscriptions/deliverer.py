@@ -1,0 +1,269 @@
+"""Delivering topic events to subscribers: handshake, numbered events with retries, heartbeats.
+
+The rules that make alerts impossible to lose silently:
+
+- an event is numbered and logged before any delivery is tried, so a crash or a dead receiver
+  leaves it in the log (`delivered_at` NULL) for `flush` and for the client's `$events`;
+- a failed notification is retried with exponential backoff; after `RetryPolicy.error_threshold`
+  consecutive failures the subscription goes to `error`, and from then on events are still
+  numbered and logged, but not pushed, until `flush` gets one through (then `active` again);
+- nothing is sent before the handshake has succeeded (`requested`), and nothing is numbered for a
+  subscription the client turned `off`.
+
+Deliveries for one subscription are serialised in this process so receivers see numbers in order.
+The repository is synchronous and runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import structlog
+
+from gateway.alerts.subscriptions.channels import Channel, ChannelUnavailable, DeliveryError
+from gateway.alerts.subscriptions.notifications import notification_bundle
+from gateway.alerts.subscriptions.records import EventFocus, EventRecord, SubscriptionState
+from gateway.alerts.subscriptions.repository import SubscriptionStateRepository
+from gateway.alerts.subscriptions.retry import RetryPolicy, backoff_delay
+from gateway.alerts.subscriptions.spec import SubscriptionSpec
+from gateway.types import JSON
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+ResourceResolver = Callable[[EventRecord], Awaitable[JSON | None]]
+"""Loads an event's focus (as the subscriber may see it) for full-resource catch-up; None if gone."""
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the store's convention."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Deliverer:
+    """Sends notifications for subscriptions over their channel (`channels` keyed by channel type)."""
+
+    def __init__(
+        self,
+        repo: SubscriptionStateRepository,
+        channels: Mapping[str, Channel],
+        *,
+        fhir_base: str,
+        policy: RetryPolicy | None = None,
+        resolve: ResourceResolver | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._repo = repo
+        self._channels = channels
+        self._base = fhir_base
+        self._policy = policy or RetryPolicy()
+        self._resolve = resolve
+        self._clock = clock
+        self._sleep = sleep
+        self._rand = rand
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def _lock(self, sub_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(sub_id, asyncio.Lock())
+
+    async def register(self, spec: SubscriptionSpec) -> SubscriptionState:
+        """Create or refresh the status row for a created/updated Subscription (no handshake)."""
+        return await self._db(
+            self._repo.register,
+            spec.id,
+            spec.topic,
+            now=self._clock(),
+            status=spec.status,
+            heartbeat_period=spec.heartbeat_period,
+        )
+
+    async def activate(self, spec: SubscriptionSpec) -> SubscriptionState:
+        """Register and handshake: `requested` -> `active` (then send any backlog) or -> `error`.
+
+        A websocket subscription is active at once: its handshake is sent when a socket binds.
+        """
+        state = await self.register(spec)
+        if state.status in ("active", "off"):
+            return state
+        if spec.channel_type == "websocket":
+            return await self._db(self._repo.set_status, spec.id, "active", now=self._clock())
+        async with self._lock(spec.id):
+            bundle = notification_bundle(
+                state, "handshake", fhir_base=self._base, content=spec.content, now=self._clock()
+            )
+            ok = await self._send(spec, bundle, (), attempts=self._policy.max_attempts, escalate=False)
+            status = "active" if ok else "error"
+            state = await self._db(self._repo.set_status, spec.id, status, now=self._clock())
+            log.info("subscription.handshake", subscription=spec.id, ok=ok, status=status)
+        if ok:
+            await self.flush(spec)
+        return state
+
+    async def publish(self, spec: SubscriptionSpec, focus: EventFocus) -> int | None:
+        """Number and log one topic event for `spec`, then deliver it if the subscription is active.
+
+        Returns the event number, or None for a subscription that is `off`. The caller has already
+        decided that the event passes the subscription's filters and what the subscriber may see.
+        """
+        if spec.status == "off":
+            return None
+        state = await self._db(self._repo.get, spec.id)
+        if state is None:
+            state = await self.register(spec)
+        if state.status == "off":
+            return None
+        now = self._clock()
+        number = await self._db(self._repo.record_event, spec.id, focus, topic=spec.topic, now=now)
+        if state.status != "active":
+            log.info("subscription.event_held", subscription=spec.id, event_number=number, status=state.status)
+            return number
+        event = EventRecord(
+            sub_id=spec.id,
+            number=number,
+            topic=spec.topic,
+            focus_type=focus.res_type,
+            focus_id=focus.res_id,
+            focus_version=focus.version,
+            interaction=focus.interaction,
+            context=focus.context,
+            created_at=now,
+        )
+        resources = {focus.reference: focus.resource} if focus.resource is not None else {}
+        async with self._lock(spec.id):
+            bundle = notification_bundle(
+                replace(state, events_since_start=number),
+                "event-notification",
+                fhir_base=self._base,
+                content=spec.content,
+                now=self._clock(),
+                events=[event],
+                resources=resources,
+                included=focus.included,
+            )
+            await self._send(spec, bundle, [number], attempts=self._policy.max_attempts)
+        return number
+
+    async def flush(self, spec: SubscriptionSpec) -> int:
+        """Deliver logged, undelivered events (oldest first, `max_count` per notification).
+
+        For a subscription in `error` the first notification is a single probe; if it gets through
+        the subscription is `active` again and the rest follows. Returns how many events went out.
+        """
+        delivered = 0
+        async with self._lock(spec.id):
+            state = await self._db(self._repo.get, spec.id)
+            if state is None or state.status in ("requested", "off"):
+                return 0
+            probe = state.status == "error"
+            while True:
+                events = await self._db(self._repo.undelivered, spec.id, limit=spec.max_count or 1)
+                if not events:
+                    break
+                resources = await self._resources(spec, events)
+                bundle = notification_bundle(
+                    state,
+                    "event-notification",
+                    fhir_base=self._base,
+                    content=spec.content,
+                    now=self._clock(),
+                    events=events,
+                    resources=resources,
+                )
+                numbers = [e.number for e in events]
+                if not await self._send(spec, bundle, numbers, attempts=1 if probe else self._policy.max_attempts):
+                    break
+                probe = False
+                delivered += len(events)
+                state = await self._db(self._repo.get, spec.id) or state
+        return delivered
+
+    async def flush_pending(self, specs: Mapping[str, SubscriptionSpec]) -> dict[str, int]:
+        """`flush` every subscription in `specs` that has undelivered events; run it on a schedule.
+
+        This is the recovery path for subscriptions in `error` (one probe per call) and for events
+        held while a handshake was in flight. Returns delivered counts by subscription id.
+        """
+        pending = await self._db(self._repo.pending_subscriptions)
+        return {sub_id: await self.flush(specs[sub_id]) for sub_id in pending if sub_id in specs}
+
+    async def heartbeat(self, spec: SubscriptionSpec) -> bool:
+        """Send one heartbeat (no retries: the next one is a period away). True when delivered."""
+        async with self._lock(spec.id):
+            state = await self._db(self._repo.get, spec.id)
+            if state is None or state.status != "active":
+                return False
+            bundle = notification_bundle(
+                state, "heartbeat", fhir_base=self._base, content=spec.content, now=self._clock()
+            )
+            ok = await self._send(spec, bundle, (), attempts=1)
+            if not ok:
+                await self._db(self._repo.schedule_heartbeat, spec.id, now=self._clock())
+            return ok
+
+    async def send_due_heartbeats(self, specs: Mapping[str, SubscriptionSpec]) -> list[str]:
+        """Heartbeat every active subscription that is due now; returns the ids that got one."""
+        due = await self._db(self._repo.due_heartbeats, self._clock())
+        sent: list[str] = []
+        for sub_id in due:
+            spec = specs.get(sub_id)
+            if spec is not None and await self.heartbeat(spec):
+                sent.append(sub_id)
+        return sent
+
+    async def _resources(self, spec: SubscriptionSpec, events: Sequence[EventRecord]) -> dict[str, JSON]:
+        if spec.content != "full-resource" or self._resolve is None:
+            return {}
+        found: dict[str, JSON] = {}
+        for event in events:
+            resource = await self._resolve(event)
+            if resource is not None:
+                found[event.focus_reference] = resource
+        return found
+
+    async def _send(
+        self, spec: SubscriptionSpec, bundle: JSON, numbers: Sequence[int], *, attempts: int, escalate: bool = True
+    ) -> bool:
+        """Try up to `attempts` times with backoff; record the outcome. True when delivered.
+
+        With `escalate`, reaching the error threshold sets the subscription to `error` and stops.
+        """
+        channel = self._channels.get(spec.channel_type)
+        if channel is None:
+            raise DeliveryError(f"no channel configured for {spec.channel_type}")
+        for attempt in range(1, attempts + 1):
+            try:
+                await channel.send(spec, bundle)
+            except ChannelUnavailable as exc:
+                log.info("subscription.no_receiver", subscription=spec.id, events=list(numbers), reason=str(exc))
+                return False
+            except DeliveryError as exc:
+                state = await self._db(self._repo.mark_failed, spec.id, numbers, str(exc), now=self._clock())
+                log.warning(
+                    "subscription.delivery_failed",
+                    subscription=spec.id,
+                    events=list(numbers),
+                    attempt=attempt,
+                    errors=state.error_count,
+                    reason=str(exc),
+                )
+                if escalate and state.error_count >= self._policy.error_threshold:
+                    if state.status != "error":
+                        await self._db(self._repo.set_status, spec.id, "error", now=self._clock())
+                        log.warning("subscription.error", subscription=spec.id, errors=state.error_count)
+                    return False
+                if attempt < attempts:
+                    await self._sleep(backoff_delay(attempt, self._policy, self._rand()))
+                continue
+            await self._db(self._repo.mark_delivered, spec.id, numbers, now=self._clock())
+            return True
+        return False

@@ -1,0 +1,324 @@
+"""Subscription status and the numbered event log, over a SQLAlchemy Engine (SQLite or PostgreSQL).
+
+Event numbers are allocated by bumping `subscription_status.events_since_start` with one
+`UPDATE … RETURNING` inside the transaction that writes the event row: PostgreSQL row-locks the
+status row and SQLite writes under `BEGIN IMMEDIATE`, so two workers never hand out the same number
+and a number is never used without its row. Receivers detect gaps and duplicates from these
+numbers; `$events` replays any range from the log, which is why events are never deleted on
+delivery failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import orjson
+from sqlalchemy import Connection, Engine, Row, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.alerts.subscriptions.backport import STATUSES, SubscriptionStatus
+from gateway.alerts.subscriptions.records import EventFocus, EventRecord, SubscriptionState
+from gateway.fhir.errors import not_found
+from gateway.store.schema import subscription_event as ev
+from gateway.store.schema import subscription_status as st
+
+_MAX_ERROR_TEXT = 500
+
+
+class SubscriptionStateRepository:
+    """Synchronous access to subscription state; async callers run it in a worker thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @contextmanager
+    def _write(self, conn: Connection | None = None) -> Iterator[Connection]:
+        if conn is not None:  # the caller's transaction (e.g. the outbox dispatcher's)
+            yield conn
+            return
+        with self._engine.connect().execution_options(sqlite_begin="IMMEDIATE") as own, own.begin():
+            yield own
+
+    # --- status -----------------------------------------------------------------------------
+
+    def register(
+        self,
+        sub_id: str,
+        topic: str,
+        *,
+        now: datetime,
+        status: SubscriptionStatus = "requested",
+        heartbeat_period: int | None = None,
+    ) -> SubscriptionState:
+        """Create the status row, or refresh it for an updated Subscription (numbering continues).
+
+        Call it on Subscription create and update, not at start-up: re-registering an `error` or
+        `off` subscription as `requested` asks for a new handshake.
+        """
+        _check_status(status)
+        for _ in range(2):  # a concurrent first insert loses the race once, then updates
+            try:
+                with self._write() as conn:
+                    row = _locked(conn, sub_id)
+                    if row is None:
+                        conn.execute(
+                            insert(st).values(
+                                sub_id=sub_id,
+                                topic=topic,
+                                status=status,
+                                events_since_start=0,
+                                last_delivered_event=0,
+                                error_count=0,
+                                heartbeat_period=heartbeat_period,
+                                updated_at=now,
+                            )
+                        )
+                    else:
+                        # An update keeps a running subscription running; an `off` or `error` one that the
+                        # client asks for again starts over with a handshake.
+                        keep = status != "off" and row.status not in ("off", "error")
+                        conn.execute(
+                            update(st)
+                            .where(st.c.sub_id == sub_id)
+                            .values(
+                                topic=topic,
+                                status=row.status if keep else status,
+                                heartbeat_period=heartbeat_period,
+                                updated_at=now,
+                            )
+                        )
+                    return _require(conn, sub_id)
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"could not register subscription {sub_id}")  # pragma: no cover
+
+    def get(self, sub_id: str) -> SubscriptionState | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(st).where(st.c.sub_id == sub_id)).first()
+        return _state(row) if row is not None else None
+
+    def states(self, sub_ids: Iterable[str] | None = None) -> list[SubscriptionState]:
+        """States of the given subscriptions (all when None), in id order; unknown ids are skipped."""
+        query = select(st).order_by(st.c.sub_id)
+        if sub_ids is not None:
+            query = query.where(st.c.sub_id.in_(list(sub_ids)))
+        with self._engine.connect() as conn:
+            return [_state(r) for r in conn.execute(query)]
+
+    def set_status(
+        self, sub_id: str, status: SubscriptionStatus, *, now: datetime, error: str | None = None
+    ) -> SubscriptionState:
+        """Move a subscription to `status`; `active` resets the error count and schedules a heartbeat."""
+        _check_status(status)
+        with self._write() as conn:
+            row = _locked(conn, sub_id)
+            if row is None:
+                raise not_found(f"Subscription/{sub_id}")
+            values: dict[str, Any] = {"status": status, "updated_at": now}
+            if status == "active":
+                values |= {"error_count": 0, "next_heartbeat": _next_beat(row.heartbeat_period, now)}
+            elif status == "off":
+                values["next_heartbeat"] = None
+            if error is not None:
+                values["last_error"] = error[:_MAX_ERROR_TEXT]
+            conn.execute(update(st).where(st.c.sub_id == sub_id).values(**values))
+            return _require(conn, sub_id)
+
+    def remove(self, sub_id: str) -> None:
+        """Forget a deleted Subscription and its event log."""
+        with self._write() as conn:
+            conn.execute(delete(ev).where(ev.c.sub_id == sub_id))
+            conn.execute(delete(st).where(st.c.sub_id == sub_id))
+
+    # --- events -----------------------------------------------------------------------------
+
+    def record_event(
+        self, sub_id: str, focus: EventFocus, *, topic: str | None = None, now: datetime, conn: Connection | None = None
+    ) -> int:
+        """Allocate the next event number for `sub_id` and log the event; returns the number.
+
+        Raises `FhirError` (not-found) for an unregistered subscription. Pass `conn` to write in the
+        caller's transaction.
+        """
+        with self._write(conn) as c:
+            bumped = c.execute(
+                update(st)
+                .where(st.c.sub_id == sub_id)
+                .values(events_since_start=st.c.events_since_start + 1, updated_at=now)
+                .returning(st.c.events_since_start, st.c.topic)
+            ).first()
+            if bumped is None:
+                raise not_found(f"Subscription/{sub_id}")
+            number = int(bumped.events_since_start)
+            c.execute(
+                insert(ev).values(
+                    sub_id=sub_id,
+                    event_number=number,
+                    topic=topic or bumped.topic,
+                    focus_type=focus.res_type,
+                    focus_id=focus.res_id,
+                    focus_version=focus.version,
+                    interaction=focus.interaction,
+                    context=orjson.dumps(list(focus.context)).decode() if focus.context else None,
+                    created_at=now,
+                    attempts=0,
+                )
+            )
+            return number
+
+    def events(
+        self, sub_id: str, since: int | None = None, until: int | None = None, *, limit: int | None = None
+    ) -> list[EventRecord]:
+        """Logged events with `since <= number <= until` (both optional), oldest first."""
+        conds = [ev.c.sub_id == sub_id]
+        if since is not None:
+            conds.append(ev.c.event_number >= since)
+        if until is not None:
+            conds.append(ev.c.event_number <= until)
+        query = select(ev).where(and_(*conds)).order_by(ev.c.event_number)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._engine.connect() as conn:
+            return [_event(r) for r in conn.execute(query)]
+
+    def undelivered(self, sub_id: str, *, limit: int | None = None) -> list[EventRecord]:
+        """Events not yet delivered, oldest first."""
+        query = select(ev).where(ev.c.sub_id == sub_id, ev.c.delivered_at.is_(None)).order_by(ev.c.event_number)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._engine.connect() as conn:
+            return [_event(r) for r in conn.execute(query)]
+
+    def pending_subscriptions(self) -> list[str]:
+        """Ids of subscriptions with at least one undelivered event."""
+        query = select(ev.c.sub_id).where(ev.c.delivered_at.is_(None)).distinct().order_by(ev.c.sub_id)
+        with self._engine.connect() as conn:
+            return [r.sub_id for r in conn.execute(query)]
+
+    def mark_delivered(self, sub_id: str, numbers: Sequence[int], *, now: datetime) -> SubscriptionState:
+        """Record a successful delivery (of `numbers`, or of a handshake/heartbeat when empty).
+
+        Clears the error count, brings an `error` subscription back to `active` and pushes the next
+        heartbeat out by one period (any notification proves the channel is alive).
+        """
+        with self._write() as conn:
+            row = _locked(conn, sub_id)
+            if row is None:
+                raise not_found(f"Subscription/{sub_id}")
+            if numbers:
+                conn.execute(
+                    update(ev)
+                    .where(ev.c.sub_id == sub_id, ev.c.event_number.in_(list(numbers)), ev.c.delivered_at.is_(None))
+                    .values(delivered_at=now, attempts=ev.c.attempts + 1)
+                )
+            values: dict[str, Any] = {
+                "last_delivered_event": max([int(row.last_delivered_event), *numbers]),
+                "error_count": 0,
+                "last_error": None,
+                "updated_at": now,
+            }
+            if row.status == "error":
+                values["status"] = "active"
+            if row.status in ("active", "error"):
+                values["next_heartbeat"] = _next_beat(row.heartbeat_period, now)
+            conn.execute(update(st).where(st.c.sub_id == sub_id).values(**values))
+            return _require(conn, sub_id)
+
+    def mark_failed(self, sub_id: str, numbers: Sequence[int], error: str, *, now: datetime) -> SubscriptionState:
+        """Record a failed attempt; the events stay undelivered. Returns the new state (error count)."""
+        with self._write() as conn:
+            if numbers:
+                conn.execute(
+                    update(ev)
+                    .where(ev.c.sub_id == sub_id, ev.c.event_number.in_(list(numbers)))
+                    .values(attempts=ev.c.attempts + 1)
+                )
+            done = conn.execute(
+                update(st)
+                .where(st.c.sub_id == sub_id)
+                .values(error_count=st.c.error_count + 1, last_error=error[:_MAX_ERROR_TEXT], updated_at=now)
+            )
+            if done.rowcount == 0:
+                raise not_found(f"Subscription/{sub_id}")
+            return _require(conn, sub_id)
+
+    # --- heartbeats -------------------------------------------------------------------------
+
+    def due_heartbeats(self, now: datetime) -> list[str]:
+        """Ids of active subscriptions whose next heartbeat is due at `now`."""
+        query = (
+            select(st.c.sub_id)
+            .where(st.c.status == "active", st.c.next_heartbeat.is_not(None), st.c.next_heartbeat <= now)
+            .order_by(st.c.next_heartbeat)
+        )
+        with self._engine.connect() as conn:
+            return [r.sub_id for r in conn.execute(query)]
+
+    def schedule_heartbeat(self, sub_id: str, *, now: datetime) -> None:
+        """Push the next heartbeat one period past `now` (also after a failed one, to avoid a storm)."""
+        with self._write() as conn:
+            row = _locked(conn, sub_id)
+            if row is not None:
+                conn.execute(
+                    update(st).where(st.c.sub_id == sub_id).values(next_heartbeat=_next_beat(row.heartbeat_period, now))
+                )
+
+
+def heartbeat_due(state: SubscriptionState, now: datetime) -> bool:
+    """The pure rule `due_heartbeats` applies in SQL, for callers holding states already."""
+    return state.status == "active" and state.next_heartbeat is not None and state.next_heartbeat <= now
+
+
+def _next_beat(period: int | None, now: datetime) -> datetime | None:
+    return now + timedelta(seconds=period) if period else None
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"unknown subscription status {status!r}")
+
+
+def _locked(conn: Connection, sub_id: str) -> Row[Any] | None:
+    # FOR UPDATE on PostgreSQL; SQLite is already serialised by BEGIN IMMEDIATE (and ignores it).
+    return conn.execute(select(st).where(st.c.sub_id == sub_id).with_for_update()).first()
+
+
+def _require(conn: Connection, sub_id: str) -> SubscriptionState:
+    row = conn.execute(select(st).where(st.c.sub_id == sub_id)).first()
+    if row is None:
+        raise not_found(f"Subscription/{sub_id}")
+    return _state(row)
+
+
+def _state(row: Row[Any]) -> SubscriptionState:
+    return SubscriptionState(
+        sub_id=row.sub_id,
+        topic=row.topic,
+        status=cast(SubscriptionStatus, row.status),
+        events_since_start=int(row.events_since_start),
+        last_delivered_event=int(row.last_delivered_event),
+        error_count=int(row.error_count),
+        last_error=row.last_error,
+        heartbeat_period=row.heartbeat_period,
+        next_heartbeat=row.next_heartbeat,
+        updated_at=row.updated_at,
+    )
+
+
+def _event(row: Row[Any]) -> EventRecord:
+    return EventRecord(
+        sub_id=row.sub_id,
+        number=int(row.event_number),
+        topic=row.topic,
+        focus_type=row.focus_type,
+        focus_id=row.focus_id,
+        focus_version=row.focus_version,
+        interaction=row.interaction,
+        context=tuple(orjson.loads(row.context)) if row.context else (),
+        created_at=row.created_at,
+        delivered_at=row.delivered_at,
+        attempts=int(row.attempts),
+    )

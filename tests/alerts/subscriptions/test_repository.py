@@ -1,0 +1,150 @@
+"""Event numbering and subscription state on a migrated SQLite store."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine
+
+from gateway.alerts.subscriptions import EventFocus, SubscriptionStateRepository, heartbeat_due
+from gateway.codes import TOPIC_PRESENTED
+from gateway.fhir.errors import FhirError
+from gateway.store.engine import make_engine
+from gateway.store.migrate import upgrade
+from gateway.store.schema import metadata
+
+NOW = datetime(2025, 3, 1, 9, 0, 0)
+FOCUS = EventFocus("Communication", "c1", version=1, interaction="create", context=("Encounter/e1",))
+
+
+def test_migration_matches_schema_for_subscription_tables(engine: Engine) -> None:
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert [d for d in diff if "subscription" in repr(d)] == []
+
+
+def test_numbers_start_at_one_and_count_up(repo: SubscriptionStateRepository) -> None:
+    repo.register("s1", TOPIC_PRESENTED, now=NOW)
+    repo.register("s2", TOPIC_PRESENTED, now=NOW)
+    assert [repo.record_event("s1", FOCUS, now=NOW) for _ in range(3)] == [1, 2, 3]
+    assert repo.record_event("s2", FOCUS, now=NOW) == 1  # per subscription
+    state = repo.get("s1")
+    assert state is not None and state.events_since_start == 3 and state.status == "requested"
+    [first] = repo.events("s1", 1, 1)
+    assert (first.focus_reference, first.focus_version, first.interaction, first.context) == (
+        "Communication/c1",
+        1,
+        "create",
+        ("Encounter/e1",),
+    )
+
+
+def test_concurrent_writers_never_share_a_number(repo: SubscriptionStateRepository) -> None:
+    repo.register("s1", TOPIC_PRESENTED, now=NOW)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        numbers = list(pool.map(lambda _: repo.record_event("s1", FOCUS, now=NOW), range(80)))
+    assert sorted(numbers) == list(range(1, 81))
+    assert [e.number for e in repo.events("s1")] == list(range(1, 81))
+
+
+def test_unknown_subscription_is_not_found(repo: SubscriptionStateRepository) -> None:
+    with pytest.raises(FhirError) as caught:
+        repo.record_event("nope", FOCUS, now=NOW)
+    assert caught.value.status == 404
+
+
+def test_delivery_bookkeeping(repo: SubscriptionStateRepository) -> None:
+    repo.register("s1", TOPIC_PRESENTED, now=NOW, heartbeat_period=60)
+    repo.set_status("s1", "active", now=NOW)
+    for _ in range(4):
+        repo.record_event("s1", FOCUS, now=NOW)
+    failed = repo.mark_failed("s1", [1, 2], "endpoint answered HTTP 503", now=NOW)
+    assert failed.error_count == 1 and failed.last_error == "endpoint answered HTTP 503"
+    done = repo.mark_delivered("s1", [2, 3], now=NOW + timedelta(seconds=5))
+    assert done.last_delivered_event == 3 and done.error_count == 0 and done.last_error is None
+    assert done.next_heartbeat == NOW + timedelta(seconds=65)
+    assert [e.number for e in repo.undelivered("s1")] == [1, 4]
+    assert [(e.number, e.attempts) for e in repo.events("s1", 1, 2)] == [(1, 1), (2, 2)]
+    assert repo.pending_subscriptions() == ["s1"]
+
+
+def test_delivery_brings_error_back_to_active(repo: SubscriptionStateRepository) -> None:
+    repo.register("s1", TOPIC_PRESENTED, now=NOW)
+    repo.set_status("s1", "error", now=NOW, error="down")
+    assert repo.mark_delivered("s1", [], now=NOW).status == "active"
+
+
+def test_events_range(repo: SubscriptionStateRepository) -> None:
+    repo.register("s1", TOPIC_PRESENTED, now=NOW)
+    for _ in range(6):
+        repo.record_event("s1", FOCUS, now=NOW)
+    assert [e.number for e in repo.events("s1", since=3)] == [3, 4, 5, 6]
+    assert [e.number for e in repo.events("s1", until=2)] == [1, 2]
+    assert [e.number for e in repo.events("s1", 2, 5, limit=2)] == [2, 3]
+
+
+def test_register_again_keeps_numbers_and_running_status(repo: SubscriptionStateRepository) -> None:
+    repo.register("s1", TOPIC_PRESENTED, now=NOW)
+    repo.set_status("s1", "active", now=NOW)
+    repo.record_event("s1", FOCUS, now=NOW)
+    again = repo.register("s1", TOPIC_PRESENTED, now=NOW, heartbeat_period=30)
+    assert (again.status, again.events_since_start, again.heartbeat_period) == ("active", 1, 30)
+    repo.set_status("s1", "error", now=NOW)
+    assert repo.register("s1", TOPIC_PRESENTED, now=NOW).status == "requested"  # retry handshake
+    assert repo.register("s1", TOPIC_PRESENTED, now=NOW, status="off").status == "off"
+
+
+def test_heartbeats_due_only_for_active(repo: SubscriptionStateRepository) -> None:
+    repo.register("beat", TOPIC_PRESENTED, now=NOW, heartbeat_period=30)
+    repo.register("quiet", TOPIC_PRESENTED, now=NOW)
+    repo.register("broken", TOPIC_PRESENTED, now=NOW, heartbeat_period=30)
+    for sub in ("beat", "quiet", "broken"):
+        repo.set_status(sub, "active", now=NOW)
+    repo.set_status("broken", "error", now=NOW)
+    assert repo.due_heartbeats(NOW + timedelta(seconds=29)) == []
+    assert repo.due_heartbeats(NOW + timedelta(seconds=30)) == ["beat"]
+    state = repo.get("beat")
+    assert state is not None and heartbeat_due(state, NOW + timedelta(seconds=30))
+    repo.schedule_heartbeat("beat", now=NOW + timedelta(seconds=30))
+    assert repo.due_heartbeats(NOW + timedelta(seconds=59)) == []
+
+
+def test_off_clears_heartbeat_and_remove_forgets(repo: SubscriptionStateRepository) -> None:
+    repo.register("s1", TOPIC_PRESENTED, now=NOW, heartbeat_period=30)
+    repo.set_status("s1", "active", now=NOW)
+    repo.record_event("s1", FOCUS, now=NOW)
+    off = repo.set_status("s1", "off", now=NOW)
+    assert off.next_heartbeat is None
+    repo.remove("s1")
+    assert repo.get("s1") is None and repo.events("s1") == []
+
+
+def test_record_event_in_callers_transaction_rolls_back_with_it(
+    engine: Engine, repo: SubscriptionStateRepository
+) -> None:
+    repo.register("s1", TOPIC_PRESENTED, now=NOW)
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        assert repo.record_event("s1", FOCUS, now=NOW, conn=conn) == 1
+        raise RuntimeError("the resource write failed")
+    assert repo.events("s1") == []
+    assert repo.record_event("s1", FOCUS, now=NOW) == 1
+
+
+@pytest.mark.postgres
+def test_concurrent_writers_on_postgres(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    try:
+        upgrade(engine)
+        repo = SubscriptionStateRepository(engine)
+        repo.register("s1", TOPIC_PRESENTED, now=NOW)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            numbers = list(pool.map(lambda _: repo.record_event("s1", FOCUS, now=NOW), range(80)))
+        assert sorted(numbers) == list(range(1, 81))
+        state = repo.get("s1")
+        assert state is not None and state.events_since_start == 80
+    finally:
+        engine.dispose()
