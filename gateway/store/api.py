@@ -115,6 +115,15 @@ class Store:
         self.index_ctx = IndexContext(fhir_base=fhir_base)
         self.fhir_base = fhir_base
         self._listeners: list[Callable[[list[StoredResource]], None]] = []
+        self._before_write: dict[str, list[Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+
+    def before_write(self, rtype: str, hook: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Run `hook` on every `rtype` about to be stored (any path: REST, bundles, intake).
+
+        The hook returns the resource to store (possibly changed, e.g. a server-set status) or
+        raises FhirError to refuse the write; it runs inside the writing transaction.
+        """
+        self._before_write.setdefault(rtype, []).append(hook)
 
     def on_commit(self, listener: Callable[[list[StoredResource]], None]) -> None:
         """Call `listener` with the versions a transaction wrote, after it commits."""
@@ -347,6 +356,8 @@ class UnitOfWork:
 
     def _write(self, res: dict[str, Any], version: int, method: str, *, exists: bool) -> StoredResource:
         rtype, rid = res["resourceType"], res["id"]
+        for hook in self.store._before_write.get(rtype, ()):
+            res = hook(res)
         now = self._tick()
         meta = dict(res.get("meta") or {})
         meta["versionId"] = str(version)
