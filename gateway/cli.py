@@ -20,6 +20,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.mllp_port is not None:
         settings.mllp_port = args.mllp_port
+    if "base_url" not in settings.model_fields_set:  # links must name the port actually served
+        settings.base_url = f"http://{args.host}:{args.port}"
     services = build_services(settings)
     if args.demo or settings.load_demo:
         ensure_demo_loaded(services, announce=print)
