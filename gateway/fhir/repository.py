@@ -19,8 +19,16 @@ class Guard(Protocol):
     def allow(self, access: AccessContext, interaction: str, rtype: str) -> None:
         """Raise FhirError (403) when the caller may not perform `interaction` on `rtype`."""
 
-    def visible(self, access: AccessContext, uow: UnitOfWork, rows: list[StoredResource]) -> list[StoredResource]:
-        """The subset of `rows` the caller may see."""
+    def visible(
+        self,
+        access: AccessContext,
+        uow: UnitOfWork,
+        rows: list[StoredResource],
+        *,
+        interaction: str = "read",
+        query: str | None = None,
+    ) -> list[StoredResource]:
+        """The subset of `rows` the caller may see (each decision audited as `interaction`)."""
         ...
 
 
@@ -30,7 +38,15 @@ class OpenGuard:
     def allow(self, access: AccessContext, interaction: str, rtype: str) -> None:
         return None
 
-    def visible(self, access: AccessContext, uow: UnitOfWork, rows: list[StoredResource]) -> list[StoredResource]:
+    def visible(
+        self,
+        access: AccessContext,
+        uow: UnitOfWork,
+        rows: list[StoredResource],
+        *,
+        interaction: str = "read",
+        query: str | None = None,
+    ) -> list[StoredResource]:
         return rows
 
 
@@ -43,8 +59,15 @@ class Repository:
     def allow(self, interaction: str, rtype: str) -> None:
         self.guard.allow(self.access, interaction, rtype)
 
-    def visible(self, uow: UnitOfWork, rows: list[StoredResource]) -> list[StoredResource]:
-        return self.guard.visible(self.access, uow, rows)
+    @property
+    def is_open(self) -> bool:
+        """True when nothing is hidden from this caller (internal work, or no guard configured)."""
+        return self.access.is_system or isinstance(self.guard, OpenGuard)
+
+    def visible(
+        self, uow: UnitOfWork, rows: list[StoredResource], *, interaction: str = "read", query: str | None = None
+    ) -> list[StoredResource]:
+        return self.guard.visible(self.access, uow, rows, interaction=interaction, query=query)
 
     @contextmanager
     def writer(self) -> Iterator[UnitOfWork]:

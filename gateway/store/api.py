@@ -317,6 +317,7 @@ class UnitOfWork:
             last_key=keys[-1] if keys else None,
             has_next=more if not backwards else True,
             has_previous=(q.cursor is not None) if not backwards else more,
+            keys=keys,
         )
         if rows and (q.includes or q.revincludes):
             page.included = self._included(q, [r.id for r in page.rows])

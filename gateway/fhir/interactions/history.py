@@ -46,7 +46,12 @@ async def history(request: Request) -> Response:
             if rtype and rid and uow.get(rtype, rid) is None:
                 raise not_found(f"{rtype}/{rid}")
             versions, total = uow.history(rtype, rid, since=since, before_seq=before, count=count)
-            return repo.visible(uow, versions), total, versions
+            if repo.is_open:
+                return versions, total, versions
+            shown = repo.visible(uow, versions, interaction="history")
+            if rtype and rid and not shown:
+                raise not_found(f"{rtype}/{rid}")  # a hidden resource's history answers like a missing one
+            return shown, len(shown), versions
 
     visible, total, versions = await in_thread(work)
     path = "/".join(p for p in (rtype, rid) if p)

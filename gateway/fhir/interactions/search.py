@@ -18,6 +18,7 @@ from gateway.fhir.bundles import elements_filter, searchset, summary_data
 from gateway.fhir.errors import invalid
 from gateway.fhir.interactions.common import in_thread, parse_request_search, repository
 from gateway.fhir.responses import Prefer, json_response
+from gateway.fhir.search.guarded import guarded_search
 from gateway.fhir.search.paging import page_url, search_scope
 from gateway.fhir.services import services_of
 from gateway.store.search.query import Cursor
@@ -54,10 +55,15 @@ async def _search(request: Request, *, post: bool) -> Response:
     if parsed.cursor_token:
         query = replace(query, cursor=services.signer.verify(parsed.cursor_token, scope))
 
+    query_text = request.url.query
+
     def work() -> Any:
         with repo.reader() as uow:
-            page = uow.search(query)
-            return page, repo.visible(uow, page.rows), repo.visible(uow, page.included)
+            if repo.is_open:
+                page = uow.search(query)
+                return page, page.rows, page.included
+            page = guarded_search(uow, repo, query, query_text)
+            return page, page.rows, page.included
 
     page, matches, included = await in_thread(work)
     base = f"{services.fhir_base}/{rtype}"

@@ -86,6 +86,7 @@ class SearchPage:
     has_next: bool
     has_previous: bool
     included: list[Any] = field(default_factory=list)
+    keys: list[tuple[Any, ...]] = field(default_factory=list)  # each row's sort key, for cursors
 
 
 def _index_subquery(rtype: str, crit: Criterion, ctx: IndexContext) -> Select[Any]:

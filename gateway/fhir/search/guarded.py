@@ -1,0 +1,117 @@
+"""Search for a caller who may not see everything: hidden entries never count, page or leak.
+
+The store answers the query; this module makes the answer safe for one caller:
+- chained and `_has` criteria are evaluated over the targets the caller may see, so a search
+  cannot be used as an oracle for hidden values;
+- matches are filtered before paging (keyset cursors come from the last *visible* row), and
+  `total` counts only visible matches (omitted when that would mean deciding more than
+  `TOTAL_LIMIT` rows);
+- `_include`/`_revinclude` resources are filtered like matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from gateway.fhir.errors import FhirError
+from gateway.fhir.repository import Repository
+from gateway.store.api import StoredResource, UnitOfWork
+from gateway.store.schema import sp_reference
+from gateway.store.search.query import Criterion, Cursor, SearchPage, SearchQuery
+
+INNER_LIMIT = 1000  # chained/_has targets decided per criterion
+TOTAL_LIMIT = 10_000
+_NOTHING = "__none__"
+
+
+def _visible_ids(uow: UnitOfWork, repo: Repository, rtype: str, crit: Criterion, query: str) -> list[str]:
+    page = uow.search(SearchQuery(rtype, (crit,), count=INNER_LIMIT, total="none"))
+    if page.has_next:
+        raise FhirError("too-costly", "the chained or _has criterion matches too many resources; narrow it")
+    return [r.id for r in repo.visible(uow, page.rows, interaction="search", query=query)]
+
+
+def _safe_criterion(uow: UnitOfWork, repo: Repository, rtype: str, crit: Criterion, query: str) -> Criterion:
+    if crit.has_type is not None and crit.chain is not None:
+        sources = _visible_ids(uow, repo, crit.has_type, crit.chain, query)
+        ref = sp_reference.c
+        referenced = uow.conn.execute(
+            sp_reference.select()
+            .with_only_columns(ref.target_id)
+            .where(ref.res_type == crit.has_type, ref.param == crit.param.code, ref.target_type == rtype)
+            .where(ref.res_id.in_(sources or [_NOTHING]))
+        ).scalars()
+        return _id_criterion(uow, rtype, sorted(set(referenced)) or [_NOTHING])
+    if crit.chain is not None and crit.chain_type is not None:
+        targets = _visible_ids(uow, repo, crit.chain_type, crit.chain, query)
+        values = tuple(f"{crit.chain_type}/{t}" for t in targets) or (f"{crit.chain_type}/{_NOTHING}",)
+        return Criterion(crit.param, values)
+    return crit
+
+
+def guarded_search(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text: str) -> SearchPage:
+    """The page of `q` as this caller may see it."""
+    q = replace(q, criteria=tuple(_safe_criterion(uow, repo, q.resource_type, c, query_text) for c in q.criteria))
+    total = _visible_total(uow, repo, q, query_text) if q.total != "none" else None
+    if q.count == 0:
+        return SearchPage([], total, None, None, False, False)
+    backwards = q.cursor.backwards if q.cursor else False
+    batch = max(q.count * 2, 50)
+    rows: list[StoredResource] = []
+    keys: list[tuple[Any, ...]] = []
+    cursor = q.cursor
+    more = True
+    while more and len(rows) <= q.count:
+        page = uow.search(replace(q, count=batch, cursor=cursor, total="none", includes=(), revincludes=()))
+        shown = {id(r) for r in repo.visible(uow, page.rows, interaction="search", query=query_text)}
+        picked = [(r, k) for r, k in zip(page.rows, page.keys, strict=True) if id(r) in shown]
+        if backwards:
+            rows = [r for r, _ in picked] + rows
+            keys = [k for _, k in picked] + keys
+            more = page.has_previous
+            cursor = Cursor(True, page.first_key) if page.first_key is not None else None
+        else:
+            rows += [r for r, _ in picked]
+            keys += [k for _, k in picked]
+            more = page.has_next
+            cursor = Cursor(False, page.last_key) if page.last_key is not None else None
+        if cursor is None:
+            more = False
+    extra = len(rows) > q.count
+    if backwards:
+        rows, keys = rows[-q.count :], keys[-q.count :]
+    else:
+        rows, keys = rows[: q.count], keys[: q.count]
+    result = SearchPage(
+        rows=rows,
+        total=total,
+        first_key=keys[0] if keys else None,
+        last_key=keys[-1] if keys else None,
+        has_next=(extra or more) if not backwards else True,
+        has_previous=(q.cursor is not None) if not backwards else (extra or more),
+        keys=keys,
+    )
+    if rows and (q.includes or q.revincludes):
+        ids_q = replace(q, count=len(rows), cursor=None, total="none")
+        included = uow.search(
+            replace(ids_q, criteria=(*ids_q.criteria, _id_criterion(uow, q.resource_type, [r.id for r in rows])))
+        ).included
+        result.included = repo.visible(uow, included, interaction="search", query=query_text)
+    return result
+
+
+def _id_criterion(uow: UnitOfWork, rtype: str, ids: list[str]) -> Criterion:
+    param = uow.store.registry.get(rtype, "_id")
+    assert param is not None
+    return Criterion(param, tuple(ids))
+
+
+def _visible_total(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text: str) -> int | None:
+    counted = uow.search(replace(q, count=0, cursor=None, total="accurate")).total or 0
+    if counted > TOTAL_LIMIT:
+        return None
+    if counted == 0:
+        return 0
+    page = uow.search(replace(q, count=counted, cursor=None, total="none", includes=(), revincludes=(), sort=()))
+    return len(repo.visible(uow, page.rows, interaction="count", query=query_text))
