@@ -222,3 +222,40 @@ subscription_event = Table(
 )
 Index("ix_subscription_event_pending", subscription_event.c.sub_id, subscription_event.c.delivered_at)
 Index("ix_subscription_event_created", subscription_event.c.created_at)
+
+# --- intake ---
+# Inbound messages (gateway/intake/). A receipt is written in the same transaction as what the
+# message did (resources, or a quarantine row), so "receipt exists" means "durably handled" and a
+# resend with the same key gets the stored ACK back and changes nothing.
+from sqlalchemy import LargeBinary  # noqa: E402
+
+intake_receipt = Table(
+    "intake_receipt",
+    metadata,
+    Column("id", Seq, primary_key=True, autoincrement=True),
+    Column("source_id", String(64), nullable=False),
+    Column("dedupe_key", String(64), nullable=False),  # sha256 hex of MSH-3 + MSH-10 + message bytes
+    Column("kind", String(16), nullable=False),  # hl7v2 | social-care | community
+    Column("control_id", String(64), nullable=True),  # MSH-10 (not personal data)
+    Column("received_at", DateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),  # accepted | rejected | quarantined
+    Column("ack", LargeBinary, nullable=True),  # the exact ACK returned (empty when none was wanted)
+    Column("quarantine_id", BigInteger, nullable=True),
+    UniqueConstraint("source_id", "dedupe_key", name="uq_intake_receipt_key"),
+)
+Index("ix_intake_receipt_received", intake_receipt.c.received_at)
+
+# Input that could not be applied, kept byte for byte with its reason until it is replayed.
+intake_quarantine = Table(
+    "intake_quarantine",
+    metadata,
+    Column("id", Seq, primary_key=True, autoincrement=True),
+    Column("source_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # hl7v2 | social-care | community
+    Column("raw", LargeBinary, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+    Column("replayed_at", DateTime, nullable=True),
+    Column("status", String(16), nullable=False),  # open | replayed
+)
+Index("ix_intake_quarantine_status", intake_quarantine.c.status, intake_quarantine.c.received_at)

@@ -1,0 +1,271 @@
+"""Adult social care (CLD) extract intake: read, map each row, write, and report every row.
+
+Rows are written in chunks, one transaction each, by conditional update on each resource's first
+identifier, so re-sending an extract (or a later cumulative return repeating its events) writes
+nothing new; a Provenance is written only for rows that changed something. Rejected rows go to
+the quarantine with their reasons. The whole extract's report is kept as its receipt, so the same
+file sent again is answered from it without touching anything.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+
+from gateway.codes import NHS_NUMBER_SYSTEM
+from gateway.fhir.errors import FhirError
+from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key, find_receipt
+from gateway.intake.sources import SourceRegistry
+from gateway.intake.writes import AmbiguousMatch, find_one, token, upsert_by_identifier, upsert_patient
+from gateway.mappings.social_care import (
+    Accepted,
+    Rejected,
+    RowResult,
+    SourceRow,
+    UnreadableExtract,
+    map_row,
+    read_csv,
+    read_json,
+    report_entry,
+    totals,
+)
+from gateway.mappings.source import SourceSystem
+from gateway.store.api import Store, StoredResource, UnitOfWork, instant
+from gateway.types import JSON
+
+log = structlog.get_logger(__name__)
+
+KIND = "social-care"
+CHUNK_ROWS = 200
+_PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+Progress = Callable[[int, int], None]  # (rows done, rows in the extract)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+@dataclass(frozen=True)
+class _RowFailure(Rejected):
+    """A row that mapped but could not be written (e.g. ambiguous person); reported as rejected."""
+
+    detail: str = ""
+
+
+class SocialCareIntake:
+    def __init__(self, store: Store, sources: SourceRegistry, *, now: Callable[[], datetime] = _utc_now) -> None:
+        self.store = store
+        self.sources = sources
+        self.now = now
+
+    def default_source(self) -> SourceSystem:
+        councils = [s for s in self.sources.all() if s.kind == KIND]
+        if len(councils) != 1:
+            raise ValueError("name the council's source id: the registry has no single social-care source")
+        return councils[0]
+
+    def ingest(
+        self,
+        data: bytes,
+        *,
+        filename: str = "extract.csv",
+        source: SourceSystem | None = None,
+        progress: Progress | None = None,
+    ) -> JSON:
+        """The per-row report ({"file", "source_id", "totals", "rows": [...]}) of one extract.
+
+        Raises `UnreadableExtract` (after quarantining the file) when it cannot be read at all.
+        """
+        source = source or self.default_source()
+        key = dedupe_key(KIND.encode(), data)
+        with self.store.reader() as uow:
+            seen = find_receipt(uow.conn, source.source_id, key)
+        if seen is not None:
+            report: JSON = orjson.loads(seen.ack)
+            return report
+        now = self.now()
+        try:
+            rows = list(_reader(filename, data)(data))
+        except UnreadableExtract as exc:
+            self._quarantine_file(data, source, key, str(exc), now)
+            raise
+        results: list[RowResult] = []
+        for start in range(0, len(rows), CHUNK_ROWS):
+            results += self._write_chunk(rows[start : start + CHUNK_ROWS], source, key, now)
+            if progress:
+                progress(len(results), len(rows))
+        report = {
+            "file": filename,
+            "source_id": source.source_id,
+            "totals": totals(results),
+            "rows": [_entry(r) for r in results],
+        }
+        with self.store.writer() as uow:
+            if find_receipt(uow.conn, source.source_id, key) is None:
+                add_receipt(
+                    uow.conn,
+                    source_id=source.source_id,
+                    key=key,
+                    kind=KIND,
+                    control_id=None,
+                    received_at=_naive(now),
+                    outcome="accepted",
+                    ack=orjson.dumps(report),
+                )
+        log.info("intake.social_care.ingested", source_id=source.source_id, **report["totals"])
+        return report
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _write_chunk(self, rows: list[SourceRow], source: SourceSystem, key: str, now: datetime) -> list[RowResult]:
+        results = [map_row(row, source=source) for row in rows]
+        try:
+            with self.store.writer() as uow:
+                for row, result in zip(rows, results, strict=True):
+                    self._write_one(uow, row, result, source, key, now)
+            return results
+        except (AmbiguousMatch, FhirError) as exc:
+            if isinstance(exc, FhirError) and exc.status == 409:
+                raise
+        # One row spoiled the chunk: write row by row so only that row is rejected.
+        final: list[RowResult] = []
+        for row, result in zip(rows, results, strict=True):
+            try:
+                with self.store.writer() as uow:
+                    self._write_one(uow, row, result, source, key, now)
+                final.append(result)
+            except (AmbiguousMatch, FhirError) as exc:
+                if isinstance(exc, FhirError) and exc.status == 409:
+                    raise
+                failure = _RowFailure(result.row_number, (), detail=f"not applied: {exc}")
+                with self.store.writer() as uow:
+                    self._quarantine_row(uow, row, source, failure.detail, now)
+                final.append(failure)
+        return final
+
+    def _write_one(
+        self, uow: UnitOfWork, row: SourceRow, result: RowResult, source: SourceSystem, key: str, now: datetime
+    ) -> None:
+        if isinstance(result, Rejected):
+            self._quarantine_row(uow, row, source, "; ".join(str(r) for r in result.reasons), now)
+            return
+        before = len(uow.written)
+        _write_resources(uow, result)
+        changed = uow.written[before:]
+        if changed:
+            uow.create(_provenance(source, key, result.row_number, changed, now))
+
+    def _quarantine_row(
+        self, uow: UnitOfWork, row: SourceRow, source: SourceSystem, reason: str, now: datetime
+    ) -> None:
+        raw = orjson.dumps({"row": row.row_number, "values": row.values})
+        add_quarantine(uow.conn, source_id=source.source_id, kind=KIND, raw=raw, reason=reason, received_at=_naive(now))
+
+    def _quarantine_file(self, data: bytes, source: SourceSystem, key: str, reason: str, now: datetime) -> None:
+        with self.store.writer() as uow:
+            entry_id = add_quarantine(
+                uow.conn, source_id=source.source_id, kind=KIND, raw=data, reason=reason, received_at=_naive(now)
+            )
+            add_receipt(
+                uow.conn,
+                source_id=source.source_id,
+                key=key,
+                kind=KIND,
+                control_id=None,
+                received_at=_naive(now),
+                outcome="rejected",
+                ack=orjson.dumps({"error": reason}),
+                quarantine_id=entry_id,
+            )
+
+
+def _reader(filename: str, data: bytes) -> Callable[[bytes], Any]:
+    looks_json = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[")
+    return read_json if filename.lower().endswith(".json") or looks_json else read_csv
+
+
+def _entry(result: RowResult) -> JSON:
+    if isinstance(result, _RowFailure):
+        entry = report_entry(Rejected(result.row_number, ()))
+        entry["reasons"] = [result.detail]
+        return entry
+    return report_entry(result)
+
+
+def _write_resources(uow: UnitOfWork, result: Accepted) -> None:
+    """The row's Patient first (found by council id, then NHS number), then the rest, linked to it."""
+    patient, *rest = result.resources
+    identifiers = patient.get("identifier") or []
+    keys = identifiers[:1] + [i for i in identifiers[1:] if i.get("system") == NHS_NUMBER_SYSTEM]
+    stored = upsert_patient(uow, patient, keys)
+    known = {token(identifiers[0]): stored.id} if identifiers else {}
+    for res in rest:
+        upsert_by_identifier(uow, _resolve_people(uow, res, known))
+
+
+def _resolve_people(uow: UnitOfWork, res: JSON, known: dict[str, str]) -> JSON:
+    """Logical Patient references ({"type": "Patient", "identifier": …}) gain `Patient/<id>` when known."""
+    out: JSON = copy.deepcopy(res)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            ident = node.get("identifier")
+            if node.get("type") == "Patient" and isinstance(ident, dict) and "reference" not in node:
+                key = token(ident)
+                if key not in known:
+                    found = find_one(uow, "Patient", ident)
+                    if found is not None:
+                        known[key] = found.id
+                if key in known:
+                    node["reference"] = f"Patient/{known[key]}"
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(out)
+    return out
+
+
+def _provenance(
+    source: SourceSystem, file_key: str, row_number: int, targets: list[StoredResource], now: datetime
+) -> JSON:
+    agent: JSON = {
+        "type": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author"}
+            ]
+        },
+        "who": {"reference": source.device_reference, "type": "Device", "display": source.name},
+    }
+    if source.organization:
+        agent["onBehalfOf"] = {"reference": source.organization}
+    return {
+        "resourceType": "Provenance",
+        "target": [{"reference": f"{t.reference}/_history/{t.version_id}"} for t in targets],
+        "recorded": instant(_naive(now)),
+        "agent": [agent],
+        "entity": [
+            {
+                "role": "source",
+                "what": {
+                    "identifier": {
+                        "system": source.identifier_system("extract-row"),
+                        "value": f"{file_key}#{row_number}",
+                    },
+                    "display": f"Adult social care extract row {row_number}",
+                },
+            }
+        ],
+    }
