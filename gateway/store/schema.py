@@ -223,6 +223,26 @@ subscription_event = Table(
 Index("ix_subscription_event_pending", subscription_event.c.sub_id, subscription_event.c.delivered_at)
 Index("ix_subscription_event_created", subscription_event.c.created_at)
 
+# --- auth ---
+# SMART Backend Services clients (gateway/auth/clients.py). Keys are registered as JWKS content or
+# a JWKS URL (fetched and cached); a secret is kept only as a salted scrypt hash, never in clear.
+auth_client = Table(
+    "auth_client",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("organization", String(128), nullable=False),  # "Organization/<id>"
+    Column("role", String(64), nullable=False),
+    Column("scopes", Text, nullable=False),  # registered SMART scopes, space-separated
+    Column("auth_method", String(32), nullable=False),  # private_key_jwt | client_secret_basic
+    Column("jwks", Text, nullable=True),  # public JWKS JSON, when registered from a file
+    Column("jwks_url", String(1024), nullable=True),
+    Column("secret_hash", String(256), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+Index("ix_auth_client_organization", auth_client.c.organization)
+
 # --- intake ---
 # Inbound messages (gateway/intake/). A receipt is written in the same transaction as what the
 # message did (resources, or a quarantine row), so "receipt exists" means "durably handled" and a

@@ -1,0 +1,91 @@
+"""The resource-server side: turn a request's bearer token and purpose headers into an AccessContext.
+
+`authenticate` is the one function every FHIR request goes through (wired as
+`Services.authenticate`). It checks the token (signature, expiry, audience, issuer), optionally
+that the client is still enabled, and reads the stated purpose of use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from starlette.requests import Request
+
+from gateway.auth.context import AccessContext
+from gateway.auth.keys import SigningKey
+from gateway.auth.purpose import purpose_from_headers
+from gateway.auth.tokens import TokenError, issuer, verify_access_token
+from gateway.fhir.errors import unauthorized
+from gateway.logging import get_logger
+from gateway.settings import Settings
+
+log = get_logger("gateway.auth")
+
+ClientCheck = Callable[[str], bool]
+
+
+def bearer_token(headers: Mapping[str, str]) -> str:
+    """The token from `Authorization: Bearer …`; FhirError 401 when absent or malformed."""
+    value = headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("a bearer token is required")
+    return token.strip()
+
+
+def authenticate(
+    request_headers: Mapping[str, str],
+    settings: Settings,
+    *,
+    key: SigningKey,
+    client_active: ClientCheck | None = None,
+    now: float | None = None,
+) -> AccessContext:
+    """The caller of this request. Raises FhirError 401 (no/invalid/expired token, disabled client)
+    or 403 (unknown purpose of use, break-glass without reason).
+
+    `client_active`, when given, is asked whether the client is still enabled, so disabling a
+    client takes effect at once rather than when its last token expires.
+    """
+    headers = {k.lower(): v for k, v in request_headers.items()}
+    token = bearer_token(headers)
+    try:
+        claims = verify_access_token(
+            token,
+            key,
+            issuer=issuer(settings),
+            audience=settings.fhir_base,
+            now=time.time() if now is None else now,
+        )
+    except TokenError as exc:
+        log.info("auth.token_refused", reason=str(exc))
+        raise unauthorized("the access token is not valid") from exc
+    if client_active is not None and not client_active(claims.client_id):
+        log.info("auth.client_disabled", client_id=claims.client_id)
+        raise unauthorized("the access token is not valid")
+    purpose, reason = purpose_from_headers(headers)
+    return AccessContext(
+        client_id=claims.client_id,
+        organization=claims.organization,
+        role=claims.role,
+        scopes=claims.scopes,
+        purpose_of_use=purpose,
+        break_glass_reason=reason,
+    )
+
+
+def authenticator(
+    settings: Settings,
+    key: SigningKey,
+    *,
+    client_active: ClientCheck | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Callable[[Request], AccessContext]:
+    """`Request -> AccessContext`: fits `Services.authenticate` and works as a FastAPI dependency
+    (`Depends(authenticator(settings, key))`)."""
+
+    def dependency(request: Request) -> AccessContext:
+        return authenticate(request.headers, settings, key=key, client_active=client_active, now=clock())
+
+    return dependency
