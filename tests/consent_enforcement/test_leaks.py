@@ -1,0 +1,190 @@
+"""Consent on every read path, attacked the way other FHIR servers leaked.
+
+HAPI #1507/#3418 (totals), #3382 (page links replayed by another user), #6065 (_has), chained
+search as an oracle, _include pulling hidden resources, refused-vs-missing responses, labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from gateway.consent.agreements import build_agreement
+
+Caller = Callable[[str], httpx.AsyncClient]
+
+
+def agreement_for_trust() -> dict[str, Any]:
+    return build_agreement(
+        id="isa-trust", recipients=["Organization/trust-a"], purposes=["TREAT"], title="Trust direct care"
+    )
+
+
+def objection(patient_id: str, org: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}]},
+        "provision": {
+            "type": "deny",
+            "actor": [
+                {
+                    "role": {
+                        "coding": [
+                            {"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}
+                        ]
+                    },
+                    "reference": {"reference": org},
+                }
+            ],
+        },
+    }
+
+
+async def seed(admin: httpx.AsyncClient) -> dict[str, str]:
+    assert (await admin.put("/Basic/isa-trust", json=agreement_for_trust())).status_code in (200, 201)
+    ids: dict[str, str] = {}
+    for key, family in (("open", "Openshaw"), ("hidden", "Hiddleston"), ("labelled", "Labelle")):
+        body: dict[str, Any] = {"resourceType": "Patient", "name": [{"family": family}], "gender": "female"}
+        if key == "labelled":
+            body["meta"] = {
+                "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]
+            }
+        ids[key] = (await admin.post("/Patient", json=body)).json()["id"]
+        enc = {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"code": "EMER" if key != "hidden" else "IMP"},
+            "subject": {"reference": f"Patient/{ids[key]}"},
+        }
+        ids[f"enc-{key}"] = (await admin.post("/Encounter", json=enc)).json()["id"]
+    assert (await admin.post("/Consent", json=objection(ids["hidden"], "Organization/trust-a"))).status_code == 201
+    return ids
+
+
+async def test_no_agreement_sees_nothing(as_caller: Caller) -> None:
+    ids = await seed(as_caller("admin"))
+    council = as_caller("council")
+    assert (await council.get("/Patient")).json()["total"] == 0
+    assert (await council.get("/Encounter")).json()["total"] == 0
+    assert (await council.get(f"/Patient/{ids['open']}")).status_code == 404
+
+
+async def test_consent_deny_hides_exactly_that_person(as_caller: Caller) -> None:
+    ids = await seed(as_caller("admin"))
+    trust = as_caller("trust")
+    listing = (await trust.get("/Patient")).json()
+    assert listing["total"] == 1  # open only: hidden is objected, labelled is restricted
+    assert [e["resource"]["id"] for e in listing["entry"]] == [ids["open"]]
+    encounters = (await trust.get("/Encounter")).json()
+    # the labelled Patient resource is withheld; that person's unlabelled Encounter is not
+    assert encounters["total"] == 2
+    assert ids["enc-hidden"] not in {e["resource"]["id"] for e in encounters["entry"]}
+
+
+async def test_refused_read_answers_like_a_missing_one(as_caller: Caller) -> None:
+    ids = await seed(as_caller("admin"))
+    trust = as_caller("trust")
+    refused = await trust.get(f"/Patient/{ids['hidden']}")
+    missing = await trust.get("/Patient/no-such-id")
+    assert refused.status_code == missing.status_code == 404
+    assert refused.json()["issue"][0]["code"] == missing.json()["issue"][0]["code"]
+    assert refused.text.replace(ids["hidden"], "ID") == missing.text.replace("no-such-id", "ID")
+    assert "Hiddleston" not in refused.text
+    assert (await trust.get(f"/Patient/{ids['hidden']}/_history")).status_code == 404
+    assert (await trust.get(f"/Patient/{ids['hidden']}/_history/1")).status_code == 404
+
+
+async def test_chained_and_has_searches_are_no_oracle(as_caller: Caller) -> None:
+    await seed(as_caller("admin"))
+    trust = as_caller("trust")
+    assert (await trust.get("/Encounter?patient.family=Hiddleston")).json()["total"] == 0
+    assert (await trust.get("/Encounter?patient.family=Openshaw")).json()["total"] == 1
+    assert (await trust.get("/Patient?_has:Encounter:patient:class=IMP")).json()["total"] == 0
+    assert (await trust.get("/Patient?_has:Encounter:patient:class=EMER")).json()["total"] == 1
+    assert (await trust.get("/Patient?family=Hidd")).json()["total"] == 0
+    assert (await trust.get("/Patient?_summary=count")).json()["total"] == 1
+
+
+async def test_include_and_revinclude_do_not_pull_hidden_resources(as_caller: Caller) -> None:
+    ids = await seed(as_caller("admin"))
+    trust = as_caller("trust")
+    bundle = (
+        await trust.get(f"/Encounter?_include=Encounter:patient&_id={ids['enc-open']},{ids['enc-hidden']}")
+    ).json()
+    returned = {e["resource"]["id"] for e in bundle.get("entry", [])}
+    assert returned == {ids["enc-open"], ids["open"]}
+    rev = (await trust.get("/Patient?_revinclude=Encounter:patient")).json()
+    assert {e["resource"]["id"] for e in rev["entry"]} == {ids["open"], ids["enc-open"]}
+
+
+async def test_labels_of_hidden_data_never_show(as_caller: Caller) -> None:
+    ids = await seed(as_caller("admin"))
+    trust = as_caller("trust")
+    body = (await trust.get("/Patient?_security=R")).text
+    assert ids["labelled"] not in body
+    assert (await trust.get("/Patient?_security=R")).json()["total"] == 0
+
+
+async def test_page_links_are_bound_to_the_caller(as_caller: Caller) -> None:
+    admin = as_caller("admin")
+    await seed(admin)
+    for i in range(4):
+        await admin.post("/Patient", json={"resourceType": "Patient", "name": [{"family": f"Extra{i}"}]})
+    trust = as_caller("trust")
+    first = (await trust.get("/Patient?_count=2")).json()
+    nxt = next(link["url"] for link in first["link"] if link["relation"] == "next").replace(
+        "http://testserver/fhir", ""
+    )
+    assert (await trust.get(nxt)).status_code == 200
+    assert (await as_caller("trust-2").get(nxt)).status_code == 400  # same organisation, other client
+
+
+async def test_paging_counts_only_visible(as_caller: Caller) -> None:
+    admin = as_caller("admin")
+    ids = await seed(admin)
+    trust = as_caller("trust")
+    seen: list[str] = []
+    url: str | None = "/Patient?_count=1"
+    while url:
+        page = (await trust.get(url)).json()
+        assert page["total"] == 1
+        seen += [e["resource"]["id"] for e in page.get("entry", [])]
+        url = next((lk["url"] for lk in page["link"] if lk["relation"] == "next"), None)
+        url = url.replace("http://testserver/fhir", "") if url else None
+    assert seen == [ids["open"]]
+
+
+async def test_match_is_no_oracle(as_caller: Caller) -> None:
+    await seed(as_caller("admin"))
+    trust = as_caller("trust")
+    params = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {
+                "name": "resource",
+                "resource": {"resourceType": "Patient", "name": [{"family": "Hiddleston"}], "gender": "female"},
+            }
+        ],
+    }
+    found = (await trust.post("/Patient/$match", json=params)).json()
+    assert all(e["resource"]["name"][0]["family"] != "Hiddleston" for e in found.get("entry", []))
+
+
+async def test_reads_and_searches_are_audited(as_caller: Caller, audit_sink: Any) -> None:
+    ids = await seed(as_caller("admin"))
+    trust = as_caller("trust")
+    await trust.get(f"/Patient/{ids['open']}")
+    await trust.get(f"/Patient/{ids['hidden']}")
+    await trust.get("/Encounter")
+    events = audit_sink.events
+    outcomes = [e["outcome"] for e in events if e["action"] == "R"]
+    assert "0" in outcomes and any(o != "0" for o in outcomes)
+    assert any(e["action"] == "E" for e in events)
