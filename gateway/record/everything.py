@@ -1,0 +1,350 @@
+"""The unified record: everything the store holds about one person (or one episode), from every source.
+
+Used by `Patient/$everything` and `EpisodeOfCare/$everything`. The work is done on the search
+index, not by walking resources: `sp_reference` answers "who refers to these Patients" and "what
+do these resources refer to" in one query each, so a 500-resource record costs a handful of queries.
+
+A person is the Patient asked for plus every Patient record linked to it through `Patient.link`
+(either direction, any link type, transitively): three organisations' records of one person, and
+merged records, each included once. Their resources are the rows of `sp_reference` whose target is
+one of those Patients through a parameter the Patient CompartmentDefinition names for that type.
+
+Two sources often send the same fact (the hospital's Encounter, re-sent through the community
+feed). Resources of one type sharing a business identifier (system|value) are one fact: the most
+recently updated copy is kept and the others are left out. Patients are never de-duplicated (each
+source's record of the person is itself part of the answer). Each kept resource brings the
+Provenance resources that target it, and the non-patient-specific resources it refers to
+(Practitioner, Organization, Location …) one level deep.
+
+The caller's `visible` (the consent engine) sees every candidate before de-duplication, so a
+hidden copy can never shadow a visible one, and before anything is counted or paged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from sqlalchemy import select
+
+from gateway.alerts.registry import ref_id
+from gateway.consent.compartment import Compartment, default_compartment
+from gateway.fhir.errors import not_found
+from gateway.store.api import StoredResource, UnitOfWork
+from gateway.store.schema import sp_date, sp_reference
+from gateway.store.search.kinds import date_range
+
+Visible = Callable[[UnitOfWork, list[StoredResource]], list[StoredResource]]
+Ref = tuple[str, str]
+
+_CHUNK = 500
+
+# The "care date" of each type, as its date search parameter (start/end filter on these).
+CLINICAL_DATE_PARAMS: dict[str, str] = {
+    "AuditEvent": "date",
+    "Basic": "created",
+    "CarePlan": "date",
+    "CareTeam": "date",
+    "Communication": "sent",
+    "Condition": "onset-date",
+    "Consent": "date",
+    "Encounter": "date",
+    "EpisodeOfCare": "date",
+    "Flag": "date",
+    "Goal": "start-date",
+    "List": "date",
+    "Observation": "date",
+    "Provenance": "recorded",
+    "QuestionnaireResponse": "authored",
+    "RiskAssessment": "date",
+    "ServiceRequest": "authored",
+    "Task": "authored-on",
+}
+
+# What an episode of case management gathers besides its own people and team.
+EPISODE_MEMBER_TYPES = ("CarePlan", "Encounter", "Task", "Communication", "QuestionnaireResponse")
+
+
+@dataclass(frozen=True)
+class EverythingParams:
+    """Filters of `$everything`, already parsed; all times naive UTC."""
+
+    start: datetime | None = None  # care dates on or after (the start of) this
+    end: datetime | None = None  # care dates on or before (the end of) this
+    since: datetime | None = None  # meta.lastUpdated on or after this
+    types: frozenset[str] | None = None  # only these resource types
+
+    @classmethod
+    def parse(
+        cls, *, start: str | None, end: str | None, since: str | None, types: Iterable[str] | None
+    ) -> EverythingParams:
+        """Raises ValueError naming the parameter that is not a FHIR date."""
+
+        def bound(name: str, text: str | None, high: bool) -> datetime | None:
+            if not text:
+                return None
+            try:
+                low_value, high_value = date_range(text)
+            except ValueError as exc:
+                raise ValueError(f"{name} must be a FHIR date or dateTime, not {text!r}") from exc
+            return high_value if high else low_value
+
+        wanted = frozenset(t for t in (types or ()) if t)
+        return cls(
+            start=bound("start", start, False),
+            end=bound("end", end, True),
+            since=bound("_since", since, False),
+            types=wanted or None,
+        )
+
+    def wants(self, rtype: str) -> bool:
+        return self.types is None or rtype in self.types
+
+
+# -- index queries -------------------------------------------------------------------------------
+
+
+def _chunks(items: Collection[str]) -> Iterable[list[str]]:
+    ordered = sorted(items)
+    for i in range(0, len(ordered), _CHUNK):
+        yield ordered[i : i + _CHUNK]
+
+
+def linked_patient_ids(uow: UnitOfWork, patient_id: str) -> list[str]:
+    """The Patient and every Patient linked to it (either direction, transitively); it comes first."""
+    ref = sp_reference.c
+    seen = {patient_id}
+    frontier = {patient_id}
+    while frontier:
+        found: set[str] = set()
+        for chunk in _chunks(frontier):
+            base = select(ref.res_id, ref.target_id).where(
+                ref.res_type == "Patient", ref.param == "link", ref.target_type == "Patient"
+            )
+            for row in uow.conn.execute(base.where(ref.res_id.in_(chunk))):
+                found.add(row.target_id)
+            for row in uow.conn.execute(base.where(ref.target_id.in_(chunk))):
+                found.add(row.res_id)
+        frontier = {f for f in found if f} - seen
+        seen |= frontier
+    return [patient_id, *sorted(seen - {patient_id})]
+
+
+def compartment_refs(uow: UnitOfWork, patient_ids: Collection[str], compartment: Compartment) -> set[Ref]:
+    """Resources (other than Patients) in the compartment of any of these Patients."""
+    ref = sp_reference.c
+    found: set[Ref] = set()
+    for chunk in _chunks(patient_ids):
+        rows = uow.conn.execute(
+            select(ref.res_type, ref.res_id, ref.param).where(ref.target_type == "Patient", ref.target_id.in_(chunk))
+        )
+        for row in rows:
+            if row.res_type != "Patient" and row.param in compartment.params.get(row.res_type, ()):
+                found.add((row.res_type, row.res_id))
+    return found
+
+
+def _referrers(
+    uow: UnitOfWork, target_type: str, target_ids: Collection[str], source_types: Collection[str]
+) -> set[Ref]:
+    ref = sp_reference.c
+    found: set[Ref] = set()
+    for chunk in _chunks(target_ids):
+        rows = uow.conn.execute(
+            select(ref.res_type, ref.res_id).where(
+                ref.target_type == target_type, ref.target_id.in_(chunk), ref.res_type.in_(list(source_types))
+            )
+        )
+        found.update((r.res_type, r.res_id) for r in rows)
+    return found
+
+
+def _targets(uow: UnitOfWork, sources: Collection[Ref], params: Collection[str] | None = None) -> set[Ref]:
+    """What these resources refer to (literal, local references), optionally through named params only."""
+    ref = sp_reference.c
+    wanted = set(sources)
+    found: set[Ref] = set()
+    for chunk in _chunks({rid for _, rid in wanted}):
+        stmt = select(ref.res_type, ref.res_id, ref.target_type, ref.target_id).where(ref.res_id.in_(chunk))
+        if params is not None:
+            stmt = stmt.where(ref.param.in_(list(params)))
+        for row in uow.conn.execute(stmt):
+            if (row.res_type, row.res_id) in wanted and row.target_type and row.target_id:
+                found.add((row.target_type, row.target_id))
+    return found
+
+
+def provenance_refs(uow: UnitOfWork, targets: Collection[Ref]) -> set[Ref]:
+    """Provenance resources whose `target` is one of these resources."""
+    ref = sp_reference.c
+    wanted = set(targets)
+    found: set[Ref] = set()
+    for chunk in _chunks({rid for _, rid in wanted}):
+        rows = uow.conn.execute(
+            select(ref.res_id, ref.target_type, ref.target_id).where(
+                ref.res_type == "Provenance", ref.param == "target", ref.target_id.in_(chunk)
+            )
+        )
+        found.update(("Provenance", r.res_id) for r in rows if (r.target_type, r.target_id) in wanted)
+    return found
+
+
+def care_dates(uow: UnitOfWork, refs: Collection[Ref]) -> dict[Ref, list[tuple[datetime, datetime]]]:
+    """The indexed care-date ranges of each resource whose type has one (see CLINICAL_DATE_PARAMS)."""
+    dated = {r for r in refs if r[0] in CLINICAL_DATE_PARAMS}
+    d = sp_date.c
+    found: dict[Ref, list[tuple[datetime, datetime]]] = {}
+    for chunk in _chunks({rid for _, rid in dated}):
+        rows = uow.conn.execute(select(d.res_type, d.res_id, d.param, d.low, d.high).where(d.res_id.in_(chunk)))
+        for row in rows:
+            key = (row.res_type, row.res_id)
+            if key in dated and CLINICAL_DATE_PARAMS[row.res_type] == row.param:
+                found.setdefault(key, []).append((row.low, row.high))
+    return found
+
+
+# -- pure steps ------------------------------------------------------------------------------------
+
+
+def _overlaps(ranges: list[tuple[datetime, datetime]], start: datetime | None, end: datetime | None) -> bool:
+    return any((end is None or low <= end) and (start is None or high >= start) for low, high in ranges)
+
+
+def _business_keys(stored: StoredResource) -> set[str]:
+    if stored.content is None:
+        return set()
+    body = orjson.loads(stored.content)
+    return {
+        f"{i['system']}|{i['value']}"
+        for i in body.get("identifier") or []
+        if isinstance(i, dict) and i.get("system") and i.get("value")
+    }
+
+
+def deduplicate(rows: list[StoredResource]) -> list[StoredResource]:
+    """One copy of each fact: same type and a shared identifier (system|value) -> keep the newest.
+
+    Patients are kept whole (each source's record of the person belongs in the answer).
+    """
+    claimed: set[tuple[str, str]] = set()
+    kept: set[Ref] = set()
+    for stored in sorted(rows, key=lambda s: (s.last_updated, s.id), reverse=True):
+        keys = set() if stored.type == "Patient" else {(stored.type, k) for k in _business_keys(stored)}
+        if keys & claimed:
+            continue
+        claimed |= keys
+        kept.add((stored.type, stored.id))
+    return [s for s in rows if (s.type, s.id) in kept]
+
+
+def _order(rows: Iterable[StoredResource], first: list[Ref]) -> list[StoredResource]:
+    """Leading refs in the order given, then everything else by type and id (stable across pages)."""
+    rank = {r: i for i, r in enumerate(first)}
+    unique = {(s.type, s.id): s for s in rows}
+    return sorted(unique.values(), key=lambda s: (rank.get((s.type, s.id), len(rank)), s.type, s.id))
+
+
+def _supporting_types(compartment: Compartment) -> Callable[[str], bool]:
+    """Types that are not about a patient (not compartment members): safe to pull in by reference."""
+    return lambda rtype: not compartment.is_member_type(rtype)
+
+
+# -- the two record views ------------------------------------------------------------------------
+
+
+def _complete(
+    uow: UnitOfWork,
+    core: list[StoredResource],
+    params: EverythingParams,
+    visible: Visible,
+    compartment: Compartment,
+) -> list[StoredResource]:
+    """Consent, de-duplication, then Provenance and supporting resources of what is kept."""
+    kept = deduplicate(visible(uow, core))
+    kept_refs = {(s.type, s.id) for s in kept}
+    extra_refs = provenance_refs(uow, kept_refs)
+    supporting = _supporting_types(compartment)
+    extra_refs |= {t for t in _targets(uow, kept_refs | extra_refs) if supporting(t[0])}
+    extra_refs = {r for r in extra_refs - kept_refs if params.wants(r[0])}
+    extra = [s for s in uow.fetch_many(sorted(extra_refs)) if params.since is None or s.last_updated >= params.since]
+    return [*kept, *visible(uow, extra)]
+
+
+def _visible_focus(uow: UnitOfWork, rtype: str, rid: str, visible: Visible) -> StoredResource:
+    stored = uow.read(rtype, rid)  # not-found 404 / gone 410
+    if not visible(uow, [stored]):
+        raise not_found(f"{rtype}/{rid}")  # hidden looks like absent: no oracle
+    return stored
+
+
+def patient_everything(
+    uow: UnitOfWork,
+    patient_id: str,
+    params: EverythingParams,
+    visible: Visible,
+    *,
+    compartment: Compartment | None = None,
+) -> list[StoredResource]:
+    """The whole unified record of one person, ordered (asked-for Patient, linked Patients, the rest).
+
+    Raises FhirError not-found / gone when the Patient is absent, deleted or hidden from the caller.
+    """
+    compartment = compartment or default_compartment()
+    _visible_focus(uow, "Patient", patient_id, visible)
+    patient_ids = linked_patient_ids(uow, patient_id)
+    refs = {r for r in compartment_refs(uow, patient_ids, compartment) if params.wants(r[0])}
+    if params.start is not None or params.end is not None:
+        dates = care_dates(uow, refs)
+        refs = {r for r in refs if r not in dates or _overlaps(dates[r], params.start, params.end)}
+    wanted = [("Patient", p) for p in patient_ids if params.wants("Patient")] + sorted(refs)
+    core = [s for s in uow.fetch_many(wanted) if params.since is None or s.last_updated >= params.since]
+    rows = _complete(uow, core, params, visible, compartment)
+    return _order(rows, [("Patient", p) for p in patient_ids])
+
+
+def _period(episode: StoredResource) -> tuple[datetime | None, datetime | None]:
+    period = orjson.loads(episode.content or b"{}").get("period") or {}
+    try:
+        start = date_range(period["start"])[0] if period.get("start") else None
+        end = date_range(period["end"])[1] if period.get("end") else None
+    except ValueError:
+        return None, None
+    return start, end
+
+
+def episode_everything(
+    uow: UnitOfWork,
+    episode_id: str,
+    params: EverythingParams,
+    visible: Visible,
+    *,
+    compartment: Compartment | None = None,
+) -> list[StoredResource]:
+    """One episode of case management: the episode, its person, care manager, teams and their members,
+    and the CarePlans / Encounters / Tasks / Communications / QuestionnaireResponses that refer to
+    the episode or (dated within the episode's period) to the person.
+
+    Raises FhirError not-found / gone when the episode is absent, deleted or hidden from the caller.
+    """
+    compartment = compartment or default_compartment()
+    episode = _visible_focus(uow, "EpisodeOfCare", episode_id, visible)
+    body = episode.json()
+    patient = ref_id((body.get("patient") or {}).get("reference"))
+    patient_ids = linked_patient_ids(uow, patient) if patient else []
+    people = _targets(uow, [("EpisodeOfCare", episode_id)], ("care-manager", "team", "organization"))
+    teams = {r for r in people if r[0] == "CareTeam"}
+    members = {
+        t for t in _targets(uow, teams, ("participant", "organization")) if t[0] != "Patient" or t[1] in patient_ids
+    }
+    by_episode = _referrers(uow, "EpisodeOfCare", [episode_id], EPISODE_MEMBER_TYPES)
+    about_person = {r for r in compartment_refs(uow, patient_ids, compartment) if r[0] in EPISODE_MEMBER_TYPES}
+    start, end = _period(episode)
+    dates = care_dates(uow, about_person - by_episode)
+    in_period = {r for r in about_person - by_episode if r in dates and _overlaps(dates[r], start, end)}
+    refs = {("EpisodeOfCare", episode_id)} | {("Patient", p) for p in patient_ids} | people | members
+    refs = {r for r in refs | by_episode | in_period if params.wants(r[0])}
+    core = [s for s in uow.fetch_many(sorted(refs)) if params.since is None or s.last_updated >= params.since]
+    rows = _complete(uow, core, params, visible, compartment)
+    return _order(rows, [("EpisodeOfCare", episode_id), *(("Patient", p) for p in patient_ids)])
