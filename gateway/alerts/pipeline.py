@@ -1,0 +1,395 @@
+"""The virtual-ward alert pipeline: a bus consumer that turns committed writes into alerts and topic events.
+
+Per committed write (read from the store by the version the event names):
+
+- `EpisodeOfCare`: keep the case-managed registry in step; when the person stops being case-managed,
+  end the Flags raised under that episode; publish `episode-of-care-changed`.
+- `CarePlan`: publish `care-plan-changed`.
+- `Encounter`: classify this version against the previous one (`rules.detect_presentation`); for a
+  presentation, find the person across linked Patient records (`identity_links`), ask the registry,
+  and if case-managed write the Flag, the Communication (with why it fired) and, on admission, the
+  discharge-planning Task in ONE transaction under ids derived from the encounter's dedupe key.
+  A resource already there is left alone (unless it was retracted), so repeated or updated
+  messages of one visit alert nobody twice; a new visit is a new key and alerts again. A
+  retraction takes the alert back (`content.retract`).
+- `Communication` (presentation-alert): publish `case-managed-person-presented`. Publishing from
+  the Communication's own committed write, not from the Encounter handler, means the outbox
+  carries it: an alert written is an alert notified, even if this process dies in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import UTC, datetime
+
+import structlog
+
+from gateway.alerts.content import alert_ids, build_alert, end_flag, retract
+from gateway.alerts.identity_links import LinkedPatients, linked_patients
+from gateway.alerts.reasoning import EXT_ALERT_REASONING, build_reasoning, from_extension
+from gateway.alerts.registry import CaseManagedEntry, CaseManagedRegistry, ref_id, relative_ref
+from gateway.alerts.rules import PRESENTATION_KEY_SYSTEM, Presentation, Retraction, detect_presentation
+from gateway.alerts.subscription_service import EventLike, SubscriptionService
+from gateway.alerts.subscriptions import EventFocus
+from gateway.codes import (
+    ALERT_CODE_SYSTEM,
+    PRESENTATION_ALERT,
+    TOPIC_CARE_PLAN_CHANGED,
+    TOPIC_EPISODE_CHANGED,
+    TOPIC_PRESENTED,
+)
+from gateway.fhir.errors import FhirError
+from gateway.store.api import Store, StoredResource, UnitOfWork
+from gateway.store.search.query import Criterion, SearchQuery
+from gateway.types import JSON
+
+log = structlog.get_logger(__name__)
+
+AUTHOR_REF = "Device/care-gateway"
+"""The gateway itself, as author of the alerts it raises."""
+EXT_MATCH_VIA = "match-via"
+"""Extra sub-extension of the reasoning extension: how the case-managed record was reached."""
+RETRACTED_STATUSES = frozenset({"entered-in-error", "cancelled"})
+_LOAD_LIMIT = 100_000
+_PEOPLE = ("Practitioner/", "PractitionerRole/")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json(stored: StoredResource | None) -> JSON | None:
+    if stored is None or stored.deleted or stored.content is None:
+        return None
+    return stored.json()
+
+
+def _split(reference: str) -> tuple[str, str]:
+    rtype, _, rid = reference.partition("/")
+    return rtype, rid
+
+
+def is_presentation_alert(resource: JSON) -> bool:
+    return any(
+        c.get("system") == ALERT_CODE_SYSTEM and c.get("code") == PRESENTATION_ALERT
+        for concept in resource.get("category") or []
+        for c in concept.get("coding") or []
+    )
+
+
+def _alert_refs(key: str) -> list[tuple[str, str]]:
+    ids = alert_ids(key)
+    return [("Flag", ids.flag), ("Communication", ids.communication), ("Task", ids.task)]
+
+
+def _ward_values(ward_id: str | None) -> list[str]:
+    return [f"Location/{ward_id}", ward_id] if ward_id else []
+
+
+def presented_filter_values(communication: JSON, episode: JSON | None) -> dict[str, list[str]]:
+    """Filter values of a presentation alert: both people records, both organisations, manager, ward.
+
+    The presenting organisation's own subscription (`organization=<presenting org>`) and the case
+    manager's side (`organization=<managing org>`, `care-manager=…`, `ward=…`) all match.
+    """
+    reasoning = from_extension(communication)
+    recipients = [r for x in communication.get("recipient") or [] if (r := relative_ref(x.get("reference")))]
+    patients = [relative_ref((communication.get("subject") or {}).get("reference"))]
+    organisations = [relative_ref((communication.get("sender") or {}).get("reference"))]
+    organisations += [r for r in recipients if r.startswith("Organization/")]
+    if episode is not None:
+        organisations.append(relative_ref((episode.get("managingOrganization") or {}).get("reference")))
+    if reasoning is not None:
+        patients.append(relative_ref(reasoning.presenting_patient))
+    return {
+        "patient": [p for p in patients if p],
+        "organization": [o for o in organisations if o],
+        "care-manager": [r for r in recipients if r.startswith(_PEOPLE)],
+        "ward": _ward_values(reasoning.ward if reasoning else None),
+    }
+
+
+def _add_match_via(communication: JSON, how: str) -> None:
+    for ext in communication.get("extension") or []:
+        if ext.get("url") == EXT_ALERT_REASONING:
+            ext.setdefault("extension", []).append({"url": EXT_MATCH_VIA, "valueString": how})
+
+
+class AlertPipeline:
+    """Bus consumer for EpisodeOfCare, CarePlan, Encounter and presentation-alert Communication writes."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: CaseManagedRegistry,
+        subscriptions: SubscriptionService,
+        *,
+        author_ref: str = AUTHOR_REF,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.subscriptions = subscriptions
+        self._author = author_ref
+        self._clock = clock
+        self._last_seq = 0
+
+    async def load_registry(self) -> int:
+        """Rebuild the registry from every active EpisodeOfCare (start-up); returns how many case-manage."""
+        episodes = await asyncio.to_thread(self._active_episodes)
+        held = 0
+        for episode in episodes:
+            if await self.registry.apply_episode(episode) is not None:
+                held += 1
+        log.info("alerts.registry_loaded", episodes=len(episodes), case_managed=held)
+        return held
+
+    def _active_episodes(self) -> list[JSON]:
+        param = self.store.registry.get("EpisodeOfCare", "status")
+        criteria = (Criterion(param, ("active",)),) if param is not None else ()
+        with self.store.reader() as uow:
+            page = uow.search(SearchQuery("EpisodeOfCare", criteria, count=_LOAD_LIMIT, total="none"))
+        return [row.json() for row in page.rows]
+
+    async def handle(self, event: EventLike) -> None:
+        """Consumer entry point; events at or below the last seq handled are repeats and are skipped."""
+        if event.seq <= self._last_seq:
+            return
+        handler = {
+            "EpisodeOfCare": self._episode,
+            "CarePlan": self._care_plan,
+            "Encounter": self._encounter,
+            "Communication": self._communication,
+        }.get(event.res_type)
+        if handler is not None:
+            await handler(event)
+        self._last_seq = event.seq
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def _version(self, event: EventLike) -> JSON | None:
+        with self.store.reader() as uow:
+            return self._vread(uow, event.res_type, event.res_id, event.version_id)
+
+    @staticmethod
+    def _vread(uow: UnitOfWork, rtype: str, rid: str, version: int) -> JSON | None:
+        if version < 1:
+            return None
+        try:
+            return uow.vread(rtype, rid, version).json()
+        except FhirError:  # not found / gone (tombstone)
+            return None
+
+    # --- EpisodeOfCare and CarePlan ------------------------------------------------------------------
+
+    async def _episode(self, event: EventLike) -> None:
+        episode = None if event.method == "DELETE" else await asyncio.to_thread(self._version, event)
+        if episode is None:
+            await self.registry.remove_episode(event.res_id)
+            entry = None
+        else:
+            entry = await self.registry.apply_episode(episode)
+        if entry is None:
+            ended = await asyncio.to_thread(self._end_flags, event.res_id)
+            if ended:
+                log.info("alerts.flags_ended", episode=event.res_id, flags=ended)
+        values = self._episode_values(episode or {}, entry)
+        await self.subscriptions.publish(TOPIC_EPISODE_CHANGED, self._focus(event, episode), values)
+
+    @staticmethod
+    def _episode_values(episode: JSON, entry: CaseManagedEntry | None) -> dict[str, list[str]]:
+        refs = {
+            "patient": relative_ref((episode.get("patient") or {}).get("reference")),
+            "organization": relative_ref((episode.get("managingOrganization") or {}).get("reference")),
+            "care-manager": relative_ref((episode.get("careManager") or {}).get("reference")),
+        }
+        values = {k: [v] if v else [] for k, v in refs.items()}
+        values["ward"] = _ward_values(entry.ward_id if entry else None)
+        return values
+
+    def _end_flags(self, episode_id: str) -> int:
+        """Flags raised under this episode (found through its alerts' Communications) become inactive."""
+        param = self.store.registry.get("Communication", "about")
+        if param is None:
+            return 0
+        query = SearchQuery(
+            "Communication", (Criterion(param, (f"EpisodeOfCare/{episode_id}",)),), count=_LOAD_LIMIT, total="none"
+        )
+        now = self._clock()
+        ended = 0
+        with self.store.writer() as uow:
+            keys = [
+                i["value"]
+                for row in uow.search(query).rows
+                for i in row.json().get("identifier") or []
+                if i.get("system") == PRESENTATION_KEY_SYSTEM and i.get("value")
+            ]
+            for flag in uow.fetch_many(("Flag", alert_ids(k).flag) for k in keys):
+                current = flag.json()
+                if current.get("status") == "active":
+                    uow.update(end_flag(current, now=now))
+                    ended += 1
+        return ended
+
+    async def _care_plan(self, event: EventLike) -> None:
+        plan = None if event.method == "DELETE" else await asyncio.to_thread(self._version, event)
+        plan = plan or {}
+        patient = relative_ref((plan.get("subject") or {}).get("reference"))
+        author = relative_ref((plan.get("author") or {}).get("reference"))
+        values: dict[str, list[str]] = {
+            "patient": [patient] if patient else [],
+            "care-team": [r for t in plan.get("careTeam") or [] if (r := relative_ref(t.get("reference")))],
+            "organization": [author] if author and author.startswith("Organization/") else [],
+            "care-manager": [author] if author and author.startswith(_PEOPLE) else [],
+            "ward": [],
+        }
+        if patient:  # the plan's person's episodes say which ward and manager it belongs to
+            for entry in await self.registry.lookup([str(ref_id(patient))]):
+                values["care-manager"].append(entry.care_manager)
+                values["ward"] += _ward_values(entry.ward_id)
+                if entry.managing_organization:
+                    values["organization"].append(entry.managing_organization)
+        await self.subscriptions.publish(TOPIC_CARE_PLAN_CHANGED, self._focus(event, plan or None), values)
+
+    # --- Encounter -----------------------------------------------------------------------------------
+
+    async def _encounter(self, event: EventLike) -> None:
+        if event.method == "DELETE":
+            return
+        found = await asyncio.to_thread(self._classify, event)
+        if found is None:
+            return
+        detection, linked = found
+        if isinstance(detection, Retraction):
+            retracted = await asyncio.to_thread(self._retract, detection)
+            if retracted:
+                log.info("alerts.retracted", encounter=detection.encounter_ref, reason=detection.reason)
+            return
+        entries = await self.registry.lookup(linked.ids) if linked is not None else []
+        if not entries or linked is None:
+            return
+        entry = entries[0]  # one alert per visit, under the first episode (ordered by patient, episode)
+        written = await asyncio.to_thread(self._write_alert, entry, detection, linked, event.version_id)
+        log.info(
+            "alerts.presentation",
+            encounter=detection.encounter_ref,
+            rule=detection.rule,
+            episode=entry.episode_id,
+            written=written,
+        )
+
+    def _classify(self, event: EventLike) -> tuple[Presentation | Retraction, LinkedPatients | None] | None:
+        with self.store.reader() as uow:
+            encounter = self._vread(uow, "Encounter", event.res_id, event.version_id)
+            if encounter is None:
+                return None
+            previous = self._vread(uow, "Encounter", event.res_id, event.version_id - 1)
+            detection = detect_presentation(encounter, previous)
+            if detection is None:
+                return None
+            if isinstance(detection, Retraction):
+                return detection, None
+            subject = relative_ref(detection.subject_ref)
+            if not subject or not subject.startswith("Patient/"):
+                return None
+            return detection, linked_patients(uow, str(ref_id(subject)))
+
+    def _write_alert(
+        self, entry: CaseManagedEntry, presentation: Presentation, linked: LinkedPatients, version: int
+    ) -> list[str]:
+        """Write whatever of the alert is missing (or was retracted), in one transaction; returns refs written."""
+        for attempt in range(2):
+            try:
+                with self.store.writer() as uow:
+                    return self._write_alert_in(uow, entry, presentation, linked, version)
+            except FhirError as exc:  # two workers creating the same alert at once: the loser retries
+                if attempt or exc.status != 409:
+                    raise
+        return []  # pragma: no cover
+
+    def _write_alert_in(
+        self,
+        uow: UnitOfWork,
+        entry: CaseManagedEntry,
+        presentation: Presentation,
+        linked: LinkedPatients,
+        version: int,
+    ) -> list[str]:
+        existing = {s.type: s.json() for s in uow.fetch_many(_alert_refs(presentation.dedupe_key))}
+        now = self._clock()
+        sent = (existing.get("Communication") or {}).get("sent")
+        if sent:  # the alert keeps the time it was first raised, so rewriting it stays idempotent
+            with suppress(ValueError):
+                now = datetime.fromisoformat(str(sent).replace("Z", "+00:00"))
+        care_manager = _json(uow.get(*_split(entry.care_manager)))
+        team = _json(uow.get(*_split(entry.teams[0]))) if entry.teams else None
+        reasoning = build_reasoning(presentation, entry, match_grade="certain", resource_version=str(version))
+        resources = build_alert(
+            entry, presentation, care_manager, author_ref=self._author, now=now, team=team, reasoning=reasoning
+        )
+        written: list[str] = []
+        for resource in resources:
+            if resource["resourceType"] == "Communication":
+                _add_match_via(resource, linked.how(entry.patient_id))
+            old = existing.get(resource["resourceType"])
+            if old is not None and old.get("status") not in RETRACTED_STATUSES:
+                continue
+            stored, _ = uow.update(resource)
+            written.append(stored.reference)
+        return written
+
+    def _retract(self, retraction: Retraction) -> list[str]:
+        with self.store.writer() as uow:
+            existing = [s.json() for s in uow.fetch_many(_alert_refs(retraction.dedupe_key))]
+            written: list[str] = []
+            for resource in retract(existing, reason=retraction.reason, now=self._clock()):
+                stored, _ = uow.update(resource)
+                written.append(stored.reference)
+            return written
+
+    # --- Communication -> presented topic ---------------------------------------------------------------
+
+    async def _communication(self, event: EventLike) -> None:
+        if event.method == "DELETE":
+            return
+        found = await asyncio.to_thread(self._alert_with_context, event)
+        if found is None:
+            return
+        communication, episode, included = found
+        values = presented_filter_values(communication, episode)
+        focus = EventFocus(
+            res_type="Communication",
+            res_id=event.res_id,
+            version=event.version_id,
+            interaction="create" if event.version_id == 1 else "update",
+            context=tuple(f"{r['resourceType']}/{r['id']}" for r in included),
+            resource=communication,
+            included=tuple(included),
+        )
+        await self.subscriptions.publish(TOPIC_PRESENTED, focus, values)
+
+    def _alert_with_context(self, event: EventLike) -> tuple[JSON, JSON | None, list[JSON]] | None:
+        with self.store.reader() as uow:
+            communication = self._vread(uow, "Communication", event.res_id, event.version_id)
+            if communication is None or not is_presentation_alert(communication):
+                return None
+            about = [r for a in communication.get("about") or [] if (r := relative_ref(a.get("reference")))]
+            episode_ref = next((r for r in about if r.startswith("EpisodeOfCare/")), None)
+            episode = _json(uow.get(*_split(episode_ref))) if episode_ref else None
+            keys = [
+                i["value"]
+                for i in communication.get("identifier") or []
+                if i.get("system") == PRESENTATION_KEY_SYSTEM and i.get("value")
+            ]
+            refs: list[tuple[str, str]] = [_split(r) for r in about if r.startswith("Encounter/")]
+            for key in keys[:1]:
+                refs += [("Flag", alert_ids(key).flag), ("Task", alert_ids(key).task)]
+            included = [s.json() for s in uow.fetch_many(refs)]
+        return communication, episode, included
+
+    @staticmethod
+    def _focus(event: EventLike, resource: JSON | None) -> EventFocus:
+        interaction = {"POST": "create", "DELETE": "delete"}.get(event.method, "update")
+        return EventFocus(event.res_type, event.res_id, event.version_id, interaction, resource=resource)

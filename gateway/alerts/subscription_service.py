@@ -1,0 +1,285 @@
+"""Subscriptions as stored FHIR resources, kept in step with delivery state, and topic publishing.
+
+A client writes a `Subscription` like any resource (REST, Bundle). Three steps make it live:
+
+1. `check` runs before every Subscription write (`Store.before_write`): a bad one is refused
+   with the parser's 400, and the server owns the status, so a client write always stores
+   `requested` (or `off`).
+2. After commit, `handle` (a bus consumer) registers it and starts the handshake in the
+   background, so a slow or dead endpoint never holds up the bus; the outcome (`active` /
+   `error`) is written back to the resource. That write-back comes round as an event too: it is
+   recognised because the stored status already equals the delivery state, so nothing loops.
+3. `publish` numbers and logs a topic event for every matching subscription (the durable step),
+   then a per-subscription flush task delivers it; the timer (`flush_pending`, heartbeats, once
+   a second) recovers anything a crash or a dead receiver left behind.
+
+Specs are cached in this process and refreshed from Subscription events and at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+
+from gateway.alerts.subscriptions import (
+    Deliverer,
+    EventFocus,
+    SubscriptionSpec,
+    SubscriptionStateRepository,
+    Topic,
+    matches,
+    parse_subscription,
+    utcnow,
+)
+from gateway.fhir.errors import FhirError
+from gateway.store.api import Store
+from gateway.store.search.query import SearchQuery
+from gateway.types import JSON
+
+log = structlog.get_logger(__name__)
+
+_SERVER_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("subscription_server_write", default=False)
+TICK_SECONDS = 1.0
+_LOAD_LIMIT = 10_000
+
+
+class EventLike(Protocol):
+    """The fields of `gateway.events.Event` a consumer reads."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def res_type(self) -> str: ...
+    @property
+    def res_id(self) -> str: ...
+    @property
+    def version_id(self) -> int: ...
+    @property
+    def method(self) -> str: ...
+
+
+@contextmanager
+def server_write() -> Iterator[None]:
+    """Mark writes in this context as the server's own status write-back (not a client request)."""
+    token = _SERVER_WRITE.set(True)
+    try:
+        yield
+    finally:
+        _SERVER_WRITE.reset(token)
+
+
+class SubscriptionService:
+    """Owns the Subscription lifecycle and topic publishing for one gateway process."""
+
+    def __init__(
+        self,
+        store: Store,
+        deliverer: Deliverer,
+        repo: SubscriptionStateRepository,
+        topics: Mapping[str, Topic],
+        *,
+        require_https: bool = False,
+        clock: Callable[[], datetime] = utcnow,
+        tick_seconds: float = TICK_SECONDS,
+    ) -> None:
+        self.store = store
+        self.deliverer = deliverer
+        self.repo = repo
+        self.topics = topics
+        self._require_https = require_https
+        self._clock = clock
+        self._tick_seconds = tick_seconds
+        self.specs: dict[str, SubscriptionSpec] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._flushing: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._timer: asyncio.Task[None] | None = None
+        self._last_seq = 0
+
+    # --- before write ---------------------------------------------------------------------------
+
+    def check(self, resource: JSON) -> JSON:
+        """`Store.before_write` hook: validate (FhirError 400) and take the status out of the client's hands."""
+        spec = self.parse(resource)
+        if _SERVER_WRITE.get():
+            return resource
+        resource = dict(resource)
+        resource["status"] = "off" if spec.status == "off" else "requested"
+        return resource
+
+    def parse(self, resource: JSON) -> SubscriptionSpec:
+        return parse_subscription(resource, self.topics, require_https=self._require_https)
+
+    # --- after commit ---------------------------------------------------------------------------
+
+    async def handle(self, event: EventLike) -> None:
+        """Bus consumer: keep specs, delivery state and the stored status in step with Subscription writes."""
+        if event.res_type != "Subscription" or event.seq <= self._last_seq:
+            return
+        self._last_seq = event.seq
+        if event.method == "DELETE":
+            await self.forget(event.res_id)
+            return
+        stored = await asyncio.to_thread(self._current, event.res_id)
+        if stored is None:
+            await self.forget(event.res_id)
+            return
+        await self.adopt(stored)
+
+    async def adopt(self, resource: JSON) -> None:
+        """Cache the spec and, unless this is our own status write-back, register and handshake."""
+        try:
+            spec = self.parse(resource)
+        except FhirError:
+            log.warning("subscription.unparseable", subscription=resource.get("id"))
+            return
+        self.specs[spec.id] = spec
+        state = await asyncio.to_thread(self.repo.get, spec.id)
+        if state is not None and resource.get("status") == state.status and state.status in ("active", "error"):
+            return
+        self._spawn(self._activate(spec))
+
+    async def forget(self, sub_id: str) -> None:
+        self.specs.pop(sub_id, None)
+        await asyncio.to_thread(self.repo.remove, sub_id)
+
+    async def _activate(self, spec: SubscriptionSpec) -> None:
+        state = await self.deliverer.activate(spec)
+        await asyncio.to_thread(self._write_status, spec.id, state.status)
+
+    def _current(self, sub_id: str) -> JSON | None:
+        with self.store.reader() as uow:
+            stored = uow.get("Subscription", sub_id)
+        if stored is None or stored.deleted:
+            return None
+        return stored.json()
+
+    def _write_status(self, sub_id: str, status: str) -> None:
+        """Store the delivery status on the resource; a concurrent client write wins (If-Match)."""
+        with server_write(), self.store.writer() as uow:
+            current = uow.get("Subscription", sub_id, for_update=True)
+            if current is None or current.deleted:
+                return
+            resource = current.json()
+            if resource.get("status") == status:
+                return
+            resource["status"] = status
+            with suppress(FhirError):
+                uow.update(resource, if_match=current.version_id)
+
+    # --- start-up and timers ----------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read every stored Subscription; handshake those still `requested` (e.g. written while down)."""
+        resources = await asyncio.to_thread(self._all)
+        for resource in resources:
+            try:
+                spec = self.parse(resource)
+            except FhirError:
+                log.warning("subscription.unparseable", subscription=resource.get("id"))
+                continue
+            self.specs[spec.id] = spec
+            state = await asyncio.to_thread(self.repo.get, spec.id)
+            if state is None or resource.get("status") == "requested":
+                self._spawn(self._activate(spec))
+
+    def _all(self) -> list[JSON]:
+        with self.store.reader() as uow:
+            page = uow.search(SearchQuery("Subscription", count=_LOAD_LIMIT, total="none"))
+        return [row.json() for row in page.rows]
+
+    def start(self) -> None:
+        if self._timer is None:
+            self._timer = asyncio.create_task(self._tick_forever())
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._timer
+            self._timer = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def tick(self) -> None:
+        """One timer round: retry what is pending, send due heartbeats."""
+        await self.deliverer.flush_pending(self.specs)
+        await self.deliverer.send_due_heartbeats(self.specs)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # a bad round must not stop the timer; the next one retries
+                log.exception("subscription.tick_failed")
+            await asyncio.sleep(self._tick_seconds)
+
+    # --- publishing ---------------------------------------------------------------------------------
+
+    async def publish(self, topic: str, focus: EventFocus, values: Mapping[str, Iterable[str]]) -> dict[str, int]:
+        """Number and log `focus` for every subscription on `topic` whose filters pass; returns numbers.
+
+        Delivery follows in a per-subscription background flush, so one slow receiver delays nobody else.
+        """
+        numbers: dict[str, int] = {}
+        for spec in [s for s in self.specs.values() if s.topic == topic and s.status != "off"]:
+            if not matches(spec, values):
+                continue
+            number = await asyncio.to_thread(self._record, spec, focus)
+            if number is not None:
+                numbers[spec.id] = number
+                self._kick(spec.id)
+        if numbers:
+            log.info("subscription.published", topic=topic, focus=focus.reference, events=numbers)
+        return numbers
+
+    def _record(self, spec: SubscriptionSpec, focus: EventFocus) -> int | None:
+        now = self._clock()
+        state = self.repo.get(spec.id)
+        if state is None:
+            state = self.repo.register(spec.id, spec.topic, now=now, heartbeat_period=spec.heartbeat_period)
+        if state.status == "off":
+            return None
+        return self.repo.record_event(spec.id, focus, topic=spec.topic, now=now)
+
+    def _kick(self, sub_id: str) -> None:
+        if sub_id in self._flushing:
+            self._again.add(sub_id)
+            return
+        task = self._spawn(self._flush_loop(sub_id))
+        self._flushing[sub_id] = task
+
+    async def _flush_loop(self, sub_id: str) -> None:
+        try:
+            while True:
+                self._again.discard(sub_id)
+                spec = self.specs.get(sub_id)
+                if spec is not None:
+                    await self.deliverer.flush(spec)
+                if sub_id not in self._again:
+                    return
+        finally:
+            self._flushing.pop(sub_id, None)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("subscription.task_failed", error=type(task.exception()).__name__)
+
+    async def idle(self) -> None:
+        """Wait until every background handshake and flush has finished (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
