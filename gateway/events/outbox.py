@@ -1,0 +1,102 @@
+"""Claiming undispatched outbox rows, and marking them dispatched once published.
+
+PostgreSQL (several gateway processes): the batch is claimed with `FOR UPDATE SKIP LOCKED` and the
+row locks are held until the mark commits, so two relays never publish the same row at the same
+time, and a relay that dies mid-publish just drops its connection: its rows unlock and another
+process takes them.
+
+SQLite (one process): rows are read in a short read transaction and marked in a short
+`store.writer()` (BEGIN IMMEDIATE) afterwards. Holding the write lock while publishing would
+deadlock an in-process consumer that itself writes to the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, RootTransaction, func, select, update
+
+from gateway.events.model import Event
+from gateway.store.api import Store, utcnow
+from gateway.store.engine import is_sqlite
+from gateway.store.schema import outbox
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        seq=int(row.seq),
+        res_type=row.res_type,
+        res_id=row.res_id,
+        version_id=int(row.version_id),
+        method=row.method,
+        created_at=row.created_at,
+    )
+
+
+def _pending(limit: int) -> Any:
+    o = outbox.c
+    return select(outbox).where(o.dispatched_at.is_(None)).order_by(o.seq).limit(limit)
+
+
+class OutboxClaim:
+    """One claimed batch. Blocking calls: run them in a worker thread from async code."""
+
+    def __init__(self, store: Store, events: list[Event], conn: Connection | None, trans: RootTransaction | None):
+        self.store = store
+        self.events = events
+        self._conn = conn
+        self._trans = trans
+
+    def mark(self, seqs: Sequence[int]) -> None:
+        """Set `dispatched_at` on these rows (and end the claim)."""
+        if not seqs:
+            self.release()
+            return
+        stmt = (
+            update(outbox)
+            .where(outbox.c.seq.in_(list(seqs)), outbox.c.dispatched_at.is_(None))
+            .values(dispatched_at=utcnow())
+        )
+        if self._conn is not None and self._trans is not None:
+            self._conn.execute(stmt)
+            self._trans.commit()
+            self.release()
+            return
+        with self.store.writer() as uow:
+            uow.conn.execute(stmt)
+
+    def release(self) -> None:
+        """Give the batch back unmarked (rolls back a PostgreSQL claim). Safe to call twice."""
+        if self._trans is not None and self._trans.is_active:
+            self._trans.rollback()
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = self._trans = None
+
+
+def claim(store: Store, limit: int) -> OutboxClaim:
+    """The oldest undispatched rows (at most `limit`), held for this relay."""
+    if is_sqlite(store.engine):
+        with store.reader() as uow:
+            events = [_event(r) for r in uow.conn.execute(_pending(limit))]
+        return OutboxClaim(store, events, None, None)
+    conn = store.engine.connect()
+    try:
+        trans = conn.begin()
+        rows = conn.execute(_pending(limit).with_for_update(skip_locked=True))
+        events = [_event(r) for r in rows]
+    except BaseException:
+        conn.close()
+        raise
+    held = OutboxClaim(store, events, conn, trans)
+    if not events:
+        held.release()
+    return held
+
+
+def pending_count(store: Store) -> int:
+    """Rows not yet dispatched (for health checks and tests)."""
+    with store.reader() as uow:
+        stmt = select(func.count()).select_from(outbox).where(outbox.c.dispatched_at.is_(None))
+        return int(uow.conn.execute(stmt).scalar_one())

@@ -1,0 +1,178 @@
+"""Redis Streams bus: several gateway processes share delivery.
+
+The relay XADDs each event to one stream. Every consumer name ("alerts", "subscriptions") is a
+consumer group, and each process joins each group under its own consumer id, so an event goes to
+one process per group. A message is XACKed only after the handler returned; one that failed, or
+that a dead process had read, stays pending and is taken over with XAUTOCLAIM once it has been idle
+for `claim_idle_ms`. Groups start at the beginning of the stream, so a group created late still
+sees every event the stream holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from gateway.events.model import Consumer, Event, check_cancelled
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_STREAM = "gateway:events"
+
+
+def default_consumer_id() -> str:
+    """Unique per process run, so a restarted process never inherits a dead one's pending list."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStreamBus:
+    def __init__(
+        self,
+        redis: Redis,
+        consumers: Mapping[str, Consumer],
+        *,
+        stream: str = DEFAULT_STREAM,
+        maxlen: int = 1_000_000,
+        consumer_id: str | None = None,
+        batch: int = 100,
+        block_ms: int = 1000,
+        claim_idle_ms: int = 30_000,
+        claim_every: float = 5.0,
+        retry_base: float = 0.2,
+        retry_max: float = 30.0,
+        owns_client: bool = False,
+    ) -> None:
+        self.redis = redis
+        self.consumers = dict(consumers)
+        self.stream = stream
+        self.maxlen = maxlen
+        self.consumer_id = consumer_id or default_consumer_id()
+        self.batch = batch
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.claim_every = claim_every
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self._owns_client = owns_client
+        self._groups: set[str] = set()
+
+    @classmethod
+    def from_url(cls, url: str, consumers: Mapping[str, Consumer], **options: Any) -> RedisStreamBus:
+        return cls(Redis.from_url(url, decode_responses=True), consumers, owns_client=True, **options)
+
+    # -- producing ----------------------------------------------------------------------------
+
+    async def publish(self, events: Sequence[Event]) -> int:
+        """XADD all events in one round trip; all or (as far as the relay knows) nothing."""
+        if not events:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(self.stream, event.to_fields(), maxlen=self.maxlen, approximate=True)
+            await pipe.execute()
+        return len(events)
+
+    # -- consuming ----------------------------------------------------------------------------
+
+    async def ensure_group(self, group: str) -> None:
+        if group in self._groups:
+            return
+        try:
+            await self.redis.xgroup_create(self.stream, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups.add(group)
+
+    async def _handle(self, group: str, msg_id: Any, fields: Any) -> bool:
+        """Run the group's consumer on one message; XACK it only if the handler returned."""
+        if not fields:  # trimmed away before it was handled: nothing left to deliver
+            await self.redis.xack(self.stream, group, msg_id)
+            return True
+        event = Event.from_fields(fields)
+        try:
+            await self.consumers[group].handle(event)
+        except Exception:
+            log.exception("events.consumer_failed", consumer=group, seq=event.seq, ref=event.reference)
+            return False
+        await self.redis.xack(self.stream, group, msg_id)
+        return True
+
+    async def read(self, group: str, *, new: bool = True, block_ms: int | None = None) -> int:
+        """One XREADGROUP: new messages (`>`), or this consumer's own pending ones; the number handled."""
+        await self.ensure_group(group)
+        response = await self.redis.xreadgroup(
+            group,
+            self.consumer_id,
+            {self.stream: ">" if new else "0"},
+            count=self.batch,
+            block=block_ms if new else None,
+        )
+        handled = 0
+        for _stream, messages in response or []:
+            for msg_id, fields in messages:
+                handled += await self._handle(group, msg_id, fields)
+        return handled
+
+    async def reclaim(self, group: str) -> int:
+        """Take over messages idle longer than `claim_idle_ms` (a dead worker's, or failed ones) and handle them."""
+        await self.ensure_group(group)
+        handled = 0
+        start = "0-0"
+        while True:
+            response = await self.redis.xautoclaim(
+                self.stream, group, self.consumer_id, self.claim_idle_ms, start_id=start, count=self.batch
+            )
+            next_id, messages = _text(response[0]), response[1]
+            for msg_id, fields in messages:
+                handled += await self._handle(group, msg_id, fields)
+            if next_id == "0-0":
+                return handled
+            start = next_id
+
+    async def work(self, group: str) -> None:
+        """Consume `group` until cancelled; Redis outages are retried with backoff."""
+        failures = 0
+        next_claim = 0.0
+        recovered = False
+        while True:
+            check_cancelled()
+            try:
+                if not recovered:  # what this consumer id read but never acked (none for a fresh id)
+                    await self.read(group, new=False)
+                    recovered = True
+                if time.monotonic() >= next_claim:
+                    await self.reclaim(group)
+                    next_claim = time.monotonic() + self.claim_every
+                await self.read(group, block_ms=self.block_ms)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                log.exception("events.worker_failed", consumer=group, failures=failures)
+                self._groups.discard(group)  # the stream may have been lost with Redis
+                await asyncio.sleep(min(self.retry_max, self.retry_base * 2 ** (failures - 1)))
+
+    async def run(self) -> None:
+        """One worker per consumer group, until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            for group in self.consumers:
+                tasks.create_task(self.work(group), name=f"events-worker-{group}")
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self.redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5

@@ -1,0 +1,129 @@
+"""Moves committed writes from the outbox onto the bus, in seq order, marking each row only after
+the bus has it. The outbox is the source of truth: `store.on_commit` only wakes the relay early,
+and a timer poll finds what other processes (or a crashed run) left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import structlog
+
+from gateway.events.model import EventBus, check_cancelled
+from gateway.events.outbox import claim
+from gateway.store.api import Store, StoredResource
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    claimed: int
+    dispatched: int
+
+    @property
+    def complete(self) -> bool:
+        return self.dispatched == self.claimed
+
+
+class OutboxRelay:
+    """Claims undispatched outbox rows and publishes them on `bus`."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        *,
+        batch_size: int = 200,
+        poll_interval: float = 0.5,
+        retry_base: float = 0.2,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._halt = asyncio.Event()  # set by stop(); a plain Event binds to no loop until awaited
+        store.on_commit(self._on_commit)
+
+    def _on_commit(self, written: list[StoredResource]) -> None:
+        # Called in whichever thread committed; only a hint, so a closed loop is not an error.
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(wake.set)
+
+    async def dispatch_once(self) -> RelayResult:
+        """Claim one batch, publish it, mark what the bus took. Raises if the database fails."""
+        claiming = asyncio.ensure_future(asyncio.to_thread(claim, self.store, self.batch_size))
+        try:
+            held = await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # The claim runs on in its thread; wait for it so its row locks are given back.
+            (await claiming).release()
+            raise
+        try:
+            if not held.events:
+                return RelayResult(0, 0)
+            try:
+                done = await self.bus.publish(held.events)
+            except Exception:
+                log.exception("events.publish_failed", first_seq=held.events[0].seq, count=len(held.events))
+                done = 0
+            await asyncio.to_thread(held.mark, [e.seq for e in held.events[:done]])
+            return RelayResult(len(held.events), done)
+        finally:
+            await asyncio.to_thread(held.release)
+
+    async def drain(self) -> int:
+        """Dispatch until nothing is pending or a publish fails; the number dispatched."""
+        total = 0
+        while True:
+            result = await self.dispatch_once()
+            total += result.dispatched
+            if not result.complete or result.claimed < self.batch_size:
+                return total
+
+    def _delay(self, failures: int) -> float:
+        return float(min(self.retry_max, self.retry_base * 2 ** (failures - 1)))
+
+    def stop(self) -> None:
+        """Ask `run` to return after the batch in hand is marked (rather than cancelling it mid-way)."""
+        self._halt.set()
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until stopped or cancelled: after each commit hint, every `poll_interval`, with backoff on failure."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = wake = asyncio.Event()
+        failures = 0
+        try:
+            while not self._halt.is_set():
+                check_cancelled()
+                wake.clear()  # a commit during the claim below sets it again
+                try:
+                    result = await self.dispatch_once()
+                except Exception:
+                    log.exception("events.relay_failed")
+                    result = RelayResult(1, 0)
+                if not result.complete:
+                    failures += 1
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._halt.wait(), self._delay(failures))  # commits don't cut it short
+                    continue
+                failures = 0
+                if result.claimed >= self.batch_size:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.poll_interval)
+        finally:
+            self._loop = self._wake = None
+            self._halt.clear()
