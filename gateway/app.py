@@ -19,18 +19,40 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway import events
+from gateway.alerts import install as alerts_install
+from gateway.alerts import ward_list_push
+from gateway.audit.writer import BatchingAuditWriter
+from gateway.auth import (
+    ClientRepository,
+    JwksCache,
+    TokenEndpoint,
+    auth_router,
+    authenticator,
+    demo_clients,
+    load_signing_key,
+    replay_guard,
+    smart_configuration,
+    token_url,
+)
 from gateway.auth.context import AccessContext
+from gateway.consent.pdp import PolicyDecisionPoint
+from gateway.consent.policy import load_policy
+from gateway.fhir.access import ConsentGuard
 from gateway.fhir.app_errors import fhir_error_handler, http_error_handler, unexpected_error_handler
 from gateway.fhir.errors import FhirError
 from gateway.fhir.routes import fhir_routes
 from gateway.fhir.search.paging import PageSigner
 from gateway.fhir.services import Services
+from gateway.intake import web as intake_web
 from gateway.logging import configure_logging, get_logger
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.api import Store
 from gateway.store.engine import make_engine
 from gateway.store.schema import gateway_meta
+from gateway.web import case_management
+from gateway.web import ward_list as ward_list_web
 
 log = get_logger("gateway.app")
 
@@ -58,10 +80,61 @@ def build_services(settings: Settings) -> Services:
     migrate.upgrade(engine)
     store = Store(engine, fhir_base=settings.fhir_base)
     secret = settings.paging_secret.encode() if settings.paging_secret else _meta_secret(store, "paging_secret")
-    return Services(settings=settings, store=store, signer=PageSigner(secret), authenticate=_open_authenticator)
+    services = Services(settings=settings, store=store, signer=PageSigner(secret), authenticate=_open_authenticator)
+    if settings.auth_required:
+        _secure(services)
+    return services
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def _secure(services: Services) -> None:
+    """Tokens on every FHIR request, consent on every read, and an audit trail of both."""
+    settings, store = services.settings, services.store
+    key = load_signing_key(settings, jwk_json=settings.token_signing_key)
+    clients = ClientRepository(store.engine)
+    services.authenticate = authenticator(settings, key, client_active=clients.is_active)
+    policy = load_policy(settings.policy_file) if settings.policy_file else None
+    writer = BatchingAuditWriter(lambda events: write_audit_events(store, events))
+    services.extras["guard"] = ConsentGuard(store, PolicyDecisionPoint(policy), audit=writer)
+    services.extras["auth"] = TokenEndpoint(settings, clients, key, replay_guard(settings.redis_url), JwksCache())
+    services.extras.setdefault("shutdown", []).append(writer.aclose)
+
+
+def write_audit_events(store: Store, events: list[dict[str, Any]]) -> None:
+    with store.writer() as uow:
+        for event in events:
+            if event.get("id"):
+                uow.update(event)
+            else:
+                uow.create(event)
+
+
+def demo_credentials(services: Services) -> list[dict[str, Any]]:
+    """The ready-made demo clients (created once per database; same secrets on every start)."""
+    endpoint = services.extras.get("auth")
+    if endpoint is None:
+        return []
+    seed = _meta_secret(services.store, "demo_client_seed")
+    return demo_clients(ClientRepository(services.store.engine), seed=seed, token_endpoint=token_url(services.settings))
+
+
+def install_components(app: FastAPI, services: Services) -> None:
+    """Every stage that adds routes, listeners or workers to a serving gateway."""
+    endpoint = services.extras.get("auth")
+    if isinstance(endpoint, TokenEndpoint):
+        app.include_router(auth_router(endpoint))
+    intake_web.install(app, services, host=services.settings.mllp_host)
+    case_management.install(app, services)
+    ward_list_web.install(app, services)
+    if services.settings.ward_list_push_enabled:
+        ward_list_push.install(services)
+    consumers = alerts_install.install(app, services)
+    events.install(services, consumers)
+
+
+def create_app(
+    settings: Settings | None = None, services: Services | None = None, *, components: bool = True
+) -> FastAPI:
+    """The ASGI app. `components=False` serves the FHIR core alone (tests of one stage add theirs)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     services = services or build_services(settings)
@@ -76,7 +149,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app = FastAPI(title="care-gateway", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.services = services
+
+    @app.get("/fhir/.well-known/smart-configuration", include_in_schema=False)
+    async def smart_config() -> dict[str, Any]:
+        return smart_configuration(settings)
+
     app.router.routes.extend(fhir_routes())
+    if components:
+        install_components(app, services)
     app.add_exception_handler(FhirError, fhir_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)

@@ -15,7 +15,7 @@ Command = Callable[[argparse.Namespace, Settings], int]
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from gateway.app import build_services, create_app
+    from gateway.app import build_services, create_app, demo_credentials
     from gateway.demo.load import ensure_demo_loaded
 
     if args.mllp_port is not None:
@@ -25,6 +25,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     services = build_services(settings)
     if args.demo or settings.load_demo:
         ensure_demo_loaded(services, announce=print)
+        for client in demo_credentials(services):
+            print(
+                f"demo client {client['client_id']} ({client.get('organization')}, {client.get('role')}): "
+                f"secret {client['client_secret']}"
+            )
     app = create_app(settings, services)
     print(f"care-gateway serving FHIR R4 at {settings.fhir_base} (database: {services.store.engine.dialect.name})")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
@@ -103,8 +108,19 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    settings = Settings()
+    handler = getattr(args, "handler", None)
+    if handler is not None:  # sub-commands that work on the database directly (e.g. `client`)
+        from gateway.store import migrate
+        from gateway.store.engine import make_engine
+
+        settings.ensure_data_dir()
+        engine = make_engine(settings.effective_database_url)
+        migrate.upgrade(engine)
+        code: int = handler(args, settings, engine)
+        return code
     func: Command = args.func
-    return func(args, Settings())
+    return func(args, settings)
 
 
 if __name__ == "__main__":

@@ -7,4 +7,14 @@ from collections.abc import Callable
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-EXTENSIONS: list[Register] = []
+
+def _all() -> list[Register]:
+    from gateway.alerts.ward_list_cli import register as ward_list
+    from gateway.auth.cli import register_cli as client
+    from gateway.intake.cli import register_ingest, register_quarantine
+    from gateway.record.cli import register as record
+
+    return [register_ingest, register_quarantine, client, ward_list, record]
+
+
+EXTENSIONS: list[Register] = _all()

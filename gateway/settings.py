@@ -29,8 +29,22 @@ class Settings(BaseSettings):
     paging_secret: str | None = Field(
         default=None, description="HMAC key for page links; generated and kept in data_dir when unset"
     )
-    mllp_port: int = 2575
+    mllp_port: int = Field(default=2575, description="HL7 v2 MLLP port; 0 or less: no listener")
+    mllp_host: str = Field(default="127.0.0.1", description="interface the MLLP listener binds to")
     load_demo: bool = False
+    auth_required: bool = Field(
+        default=True, description="Require SMART bearer tokens and enforce consent on every FHIR request"
+    )
+    token_signing_key: str | None = Field(
+        default=None, description="JWK (JSON) the gateway signs access tokens with; default: a key file in data_dir"
+    )
+    policy_file: Path | None = Field(default=None, description="Sharing policy JSON; default profiles/policy/")
+    sources_file: Path | None = Field(default=None, description="Source systems JSON; default fixtures/intake/")
+    ward_list_push_time: str = Field(default="20:00", description="Local time (HH:MM) of the nightly ward-list push")
+    ward_list_timezone: str = "Europe/London"
+    ward_list_drop_dir: Path | None = Field(default=None, description="Drop folder; default data_dir/ward-lists")
+    ward_list_receivers: str = Field(default="", description="Organization/<id>,… that always get ward lists")
+    ward_list_push_enabled: bool = True
 
     @property
     def fhir_base(self) -> str:

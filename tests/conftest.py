@@ -62,6 +62,9 @@ def make_settings(tmp_path: Path, database_url: str, **extra: object) -> Setting
         "base_url": "http://testserver",
         "log_json": True,
         "log_level": "WARNING",
+        "auth_required": False,
+        "mllp_port": 0,
+        "ward_list_push_enabled": False,
         **extra,
     }
     return Settings(**values)  # type: ignore[arg-type]
@@ -81,7 +84,8 @@ def services(settings: Settings) -> Iterator[Services]:
 
 @pytest.fixture
 def app(settings: Settings, services: Services) -> FastAPI:
-    return create_app(settings, services)
+    """The FHIR core alone; tests of other stages install theirs (see the e2e tests for all)."""
+    return create_app(settings, services, components=False)
 
 
 @pytest.fixture
@@ -112,7 +116,7 @@ def live_server(tmp_path: Path, database: Database) -> Iterator[LiveServer]:
     base = f"http://127.0.0.1:{port}"
     settings = make_settings(tmp_path, database.url, base_url=base)
     services = build_services(settings)
-    app = create_app(settings, services)
+    app = create_app(settings, services, components=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -10,7 +10,11 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.interactions import bundle, capabilities, create, delete, history, read, search, update
 from gateway.fhir.operations import OPERATIONS, Operation
 from gateway.fhir.operations import patient_match as _patient_match  # noqa: F401  (registers)
+from gateway.fhir.operations import registry_imports as _record_ops  # noqa: F401  (registers)
 from gateway.fhir.operations import resource_validate as _resource_validate  # noqa: F401  (registers)
+from gateway.fhir.operations import subscription_events as _sub_events  # noqa: F401  (registers)
+from gateway.fhir.operations import subscription_status as _sub_status  # noqa: F401  (registers)
+from gateway.fhir.operations import subscription_ws_token as _sub_ws  # noqa: F401  (registers)
 
 
 def _find_operation(name: str, rtype: str | None, *, instance: bool) -> Operation:

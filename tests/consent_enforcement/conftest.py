@@ -56,7 +56,7 @@ def audit_sink() -> ListAuditSink:
 def guarded_app(settings: Settings, services: Services, audit_sink: ListAuditSink) -> FastAPI:
     services.authenticate = _authenticate
     services.extras["guard"] = ConsentGuard(services.store, audit=audit_sink)
-    return create_app(settings, services)
+    return create_app(settings, services, components=False)
 
 
 @pytest.fixture

@@ -175,7 +175,7 @@ def test_failed_commit_raises_so_no_ack_is_sent(services: Services, intake: Hl7I
 
 
 async def test_http_route_answers_with_the_ack(services: Services) -> None:
-    app = create_app(services.settings, services)
+    app = create_app(services.settings, services, components=False)
     install(app, services)
     assert "startup" not in services.extras  # mllp_port 0: no listener
     transport = httpx.ASGITransport(app=app)
@@ -193,7 +193,7 @@ async def test_install_runs_the_mllp_listener_in_the_app_lifespan(services: Serv
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     services.settings.mllp_port = port
-    app = create_app(services.settings, services)
+    app = create_app(services.settings, services, components=False)
     install(app, services, host="127.0.0.1")
     async with app.router.lifespan_context(app), MllpConnection("127.0.0.1", port, timeout=10) as conn:
         ack = await conn.send(EPIC_A04)

@@ -96,7 +96,7 @@ def test_unreadable_file_is_quarantined_whole(services: Services, intake: Social
 
 
 async def test_upload_route_returns_the_report(services: Services) -> None:
-    app = create_app(services.settings, services)
+    app = create_app(services.settings, services, components=False)
     install(app, services)
     data = (FIXTURES / "cld_records.json").read_bytes()
     transport = httpx.ASGITransport(app=app)
