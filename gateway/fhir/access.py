@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from gateway.audit.events import audit_read, audit_search
+from gateway.audit.events import audit_read, audit_search, audit_write
 from gateway.audit.writer import AuditSink
 from gateway.auth.context import AccessContext
 from gateway.auth.scopes import allows
@@ -102,6 +102,26 @@ class ConsentGuard:
         if result.obligations and self.on_obligations is not None:
             self.on_obligations(access, result)
         return [row for row, dec in zip(live, result.decisions, strict=True) if dec.permit]
+
+    def record_writes(self, access: AccessContext, written: list[StoredResource]) -> None:
+        if self.audit is None:
+            return
+        recorded = self.clock()
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        for stored in written:
+            patients = self.pdp.patients_for(stored.json()) if stored.content is not None else set()
+            interaction = {"POST": "create", "PUT": "update", "DELETE": "delete"}.get(stored.method, "update")
+            self.audit.record(
+                audit_write(
+                    event_id=str(uuid.uuid4()),
+                    recorded=recorded,
+                    ctx=access,
+                    interaction=interaction,
+                    resource_ref=stored.reference,
+                    patient_ids=sorted(patients),
+                    request_id=request_id,
+                )
+            )
 
     # -- inputs -----------------------------------------------------------------------------------
 

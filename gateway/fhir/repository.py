@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.auth.context import AccessContext
+from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM
 from gateway.store.api import Store, StoredResource, UnitOfWork
 
 
@@ -31,6 +32,9 @@ class Guard(Protocol):
         """The subset of `rows` the caller may see (each decision audited as `interaction`)."""
         ...
 
+    def record_writes(self, access: AccessContext, written: list[StoredResource]) -> None:
+        """Audit committed writes."""
+
 
 class OpenGuard:
     """No restriction: for internal use and for deployments that run without auth."""
@@ -48,6 +52,21 @@ class OpenGuard:
         query: str | None = None,
     ) -> list[StoredResource]:
         return rows
+
+    def record_writes(self, access: AccessContext, written: list[StoredResource]) -> None:
+        return None
+
+
+def stamp_source_organization(res: dict[str, Any], organization: str) -> dict[str, Any]:
+    """Tag what a client writes with the client's organisation (its source, for sharing agreements).
+
+    A client cannot claim another organisation: any existing source-organisation tag is replaced.
+    """
+    org_id = organization.split("/")[-1]
+    meta = dict(res.get("meta") or {})
+    tags = [t for t in meta.get("tag", []) if t.get("system") != SOURCE_ORGANIZATION_TAG_SYSTEM]
+    meta["tag"] = [*tags, {"system": SOURCE_ORGANIZATION_TAG_SYSTEM, "code": org_id}]
+    return {**res, "meta": meta}
 
 
 class Repository:
@@ -71,8 +90,13 @@ class Repository:
 
     @contextmanager
     def writer(self) -> Iterator[UnitOfWork]:
+        organization = self.access.organization
         with self.store.writer() as uow:
+            if organization and not self.access.is_system:
+                uow.prepare = lambda res: stamp_source_organization(res, organization)
             yield uow
+        if uow.written:
+            self.guard.record_writes(self.access, uow.written)
 
     @contextmanager
     def reader(self) -> Iterator[UnitOfWork]:

@@ -175,6 +175,8 @@ class UnitOfWork:
         self.conn = conn
         self.store = store
         self.written: list[StoredResource] = []
+        # Set by the caller's repository: completes each resource for who is writing it.
+        self.prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self._pending: dict[Table, list[dict[str, Any]]] = {}
         self._now = datetime.min
 
@@ -357,6 +359,8 @@ class UnitOfWork:
 
     def _write(self, res: dict[str, Any], version: int, method: str, *, exists: bool) -> StoredResource:
         rtype, rid = res["resourceType"], res["id"]
+        if self.prepare is not None:
+            res = self.prepare(res)
         for hook in self.store._before_write.get(rtype, ()):
             res = hook(res)
         now = self._tick()

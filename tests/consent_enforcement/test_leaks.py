@@ -188,3 +188,23 @@ async def test_reads_and_searches_are_audited(as_caller: Caller, audit_sink: Any
     outcomes = [e["outcome"] for e in events if e["action"] == "R"]
     assert "0" in outcomes and any(o != "0" for o in outcomes)
     assert any(e["action"] == "E" for e in events)
+
+
+async def test_writes_are_stamped_with_the_writers_organisation_and_audited(as_caller: Caller, audit_sink: Any) -> None:
+    await seed(as_caller("admin"))
+    trust = as_caller("trust")
+    claimed = {"system": "https://care-gateway.example.org/fhir/CodeSystem/source-organization", "code": "council-b"}
+    made = await trust.post("/Patient", json={"resourceType": "Patient", "meta": {"tag": [claimed]}})
+    assert made.status_code == 201
+    tags = made.json()["meta"]["tag"]
+    assert [t["code"] for t in tags if t["system"] == claimed["system"]] == ["trust-a"]  # no borrowed identity
+    assert any(e["action"] == "C" and e["outcome"] == "0" for e in audit_sink.events)
+
+
+async def test_an_organisation_sees_what_it_supplied_without_an_agreement(as_caller: Caller) -> None:
+    await seed(as_caller("admin"))
+    council = as_caller("council")
+    # council scopes are read/search only, so the admin writes on its behalf with its tag
+    tag = {"system": "https://care-gateway.example.org/fhir/CodeSystem/source-organization", "code": "council-b"}
+    await as_caller("admin").post("/Patient", json={"resourceType": "Patient", "meta": {"tag": [tag]}})
+    assert (await council.get("/Patient")).json()["total"] == 1
