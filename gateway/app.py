@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from gateway import events
 from gateway.alerts import install as alerts_install
 from gateway.alerts import ward_list_push
+from gateway.alerts.break_glass import BreakGlassNotifier
 from gateway.audit.writer import BatchingAuditWriter
 from gateway.auth import (
     ClientRepository,
@@ -94,7 +95,9 @@ def _secure(services: Services) -> None:
     services.authenticate = authenticator(settings, key, client_active=clients.is_active)
     policy = load_policy(settings.policy_file) if settings.policy_file else None
     writer = BatchingAuditWriter(lambda events: write_audit_events(store, events))
-    services.extras["guard"] = ConsentGuard(store, PolicyDecisionPoint(policy), audit=writer)
+    services.extras["guard"] = ConsentGuard(
+        store, PolicyDecisionPoint(policy), audit=writer, on_obligations=BreakGlassNotifier(store)
+    )
     services.extras["auth"] = TokenEndpoint(settings, clients, key, replay_guard(settings.redis_url), JwksCache())
     services.extras.setdefault("shutdown", []).append(writer.aclose)
 

@@ -21,6 +21,7 @@ ALERT_CODE_SYSTEM = f"{CANONICAL_BASE}/CodeSystem/alert"
 CASE_MANAGED_FLAG = "case-managed"
 PRESENTATION_ALERT = "presentation-alert"
 EARLY_DISCHARGE_PLANNING = "early-discharge-planning"
+BREAK_GLASS_ACCESS = "break-glass-access"
 
 # CodeSystem: service types for out-of-hours and NHS 111 contacts (presentations).
 SERVICE_TYPE_SYSTEM = f"{CANONICAL_BASE}/CodeSystem/service-type"

@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
 
+from gateway.alerts.break_glass import BreakGlassNotifier
 from gateway.app import create_app
 from gateway.audit.writer import ListAuditSink
 from gateway.auth.context import AccessContext, system_context
@@ -32,6 +33,14 @@ CALLERS = {
         organization="Organization/council-b",
         role="social-worker",
         scopes=frozenset({"system/*.rs"}),
+    ),
+    "btg": AccessContext(
+        client_id="ed-doctor",
+        organization="Organization/trust-a",
+        role="clinician",
+        scopes=frozenset({"system/*.rs"}),
+        purpose_of_use="BTG",
+        break_glass_reason="unconscious in resus, no history available",
     ),
     "trust-2": AccessContext(
         client_id="trust-other",
@@ -55,7 +64,9 @@ def audit_sink() -> ListAuditSink:
 @pytest.fixture
 def guarded_app(settings: Settings, services: Services, audit_sink: ListAuditSink) -> FastAPI:
     services.authenticate = _authenticate
-    services.extras["guard"] = ConsentGuard(services.store, audit=audit_sink)
+    services.extras["guard"] = ConsentGuard(
+        services.store, audit=audit_sink, on_obligations=BreakGlassNotifier(services.store)
+    )
     return create_app(settings, services, components=False)
 
 

@@ -18,7 +18,11 @@ Caller = Callable[[str], httpx.AsyncClient]
 
 def agreement_for_trust() -> dict[str, Any]:
     return build_agreement(
-        id="isa-trust", recipients=["Organization/trust-a"], purposes=["TREAT"], title="Trust direct care"
+        id="isa-trust",
+        recipients=["Organization/trust-a"],
+        purposes=["TREAT"],
+        title="Trust direct care",
+        break_glass=True,
     )
 
 
@@ -208,3 +212,27 @@ async def test_an_organisation_sees_what_it_supplied_without_an_agreement(as_cal
     tag = {"system": "https://care-gateway.example.org/fhir/CodeSystem/source-organization", "code": "council-b"}
     await as_caller("admin").post("/Patient", json={"resourceType": "Patient", "meta": {"tag": [tag]}})
     assert (await council.get("/Patient")).json()["total"] == 1
+
+
+async def test_break_glass_reveals_audits_and_notifies_the_case_manager(as_caller: Caller, audit_sink: Any) -> None:
+    admin = as_caller("admin")
+    ids = await seed(admin)
+    episode = {
+        "resourceType": "EpisodeOfCare",
+        "status": "active",
+        "patient": {"reference": f"Patient/{ids['hidden']}"},
+        "careManager": {"reference": "Practitioner/cm-1"},
+    }
+    assert (await admin.post("/EpisodeOfCare", json=episode)).status_code == 201
+    assert (await as_caller("trust").get(f"/Patient/{ids['hidden']}")).status_code == 404
+    opened = await as_caller("btg").get(f"/Patient/{ids['hidden']}")
+    assert opened.status_code == 200
+    alerts = [e for e in audit_sink.events if any(t.get("code") == "110113" for t in [e["type"]])]
+    assert alerts, "break-glass must be audited as a security alert"
+    notes = (await admin.get(f"/Communication?patient={ids['hidden']}")).json()
+    assert notes["total"] == 1
+    note = notes["entry"][0]["resource"]
+    assert note["recipient"] == [{"reference": "Practitioner/cm-1"}]
+    assert "unconscious" in note["payload"][0]["contentString"]
+    await as_caller("btg").get(f"/Patient/{ids['hidden']}")  # a second look in the same hour: no second note
+    assert (await admin.get(f"/Communication?patient={ids['hidden']}")).json()["total"] == 1
