@@ -39,7 +39,7 @@ from gateway.auth import (
 from gateway.auth.context import AccessContext
 from gateway.consent.pdp import PolicyDecisionPoint
 from gateway.consent.policy import load_policy
-from gateway.fhir.access import ConsentGuard
+from gateway.fhir.access import ConsentGuard, subscriber_visibility
 from gateway.fhir.app_errors import fhir_error_handler, http_error_handler, unexpected_error_handler
 from gateway.fhir.errors import FhirError
 from gateway.fhir.routes import fhir_routes
@@ -131,6 +131,9 @@ def install_components(app: FastAPI, services: Services) -> None:
     if services.settings.ward_list_push_enabled:
         ward_list_push.install(services)
     consumers = alerts_install.install(app, services)
+    guard = services.extras.get("guard")
+    if isinstance(guard, ConsentGuard):
+        alerts_install.runtime_of(services).service.may_see = subscriber_visibility(guard, services.store)
     events.install(services, consumers)
 
 

@@ -92,6 +92,9 @@ class SubscriptionService:
         self.deliverer = deliverer
         self.repo = repo
         self.topics = topics
+        # Who may be told about what: (subscription id, focus type, focus id) -> may this subscriber
+        # see it? Set by the wiring when consent is on; unset means every subscriber may.
+        self.may_see: Callable[[str, str, str], bool] | None = None
         self._require_https = require_https
         self._clock = clock
         self._tick_seconds = tick_seconds
@@ -232,6 +235,10 @@ class SubscriptionService:
         for spec in [s for s in self.specs.values() if s.topic == topic and s.status != "off"]:
             if not matches(spec, values):
                 continue
+            if self.may_see is not None and not await asyncio.to_thread(
+                self.may_see, spec.id, focus.res_type, focus.res_id
+            ):
+                continue  # a notification is a disclosure too: never about what the subscriber may not see
             number = await asyncio.to_thread(self._record, spec, focus)
             if number is not None:
                 numbers[spec.id] = number

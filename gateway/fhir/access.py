@@ -21,7 +21,14 @@ from gateway.audit.events import audit_read, audit_search, audit_write
 from gateway.audit.writer import AuditSink
 from gateway.auth.context import AccessContext
 from gateway.auth.scopes import allows
-from gateway.consent.agreements import AGREEMENT_CODE, AGREEMENT_CODE_SYSTEM, Agreement, AgreementError, parse_agreement
+from gateway.consent.agreements import (
+    AGREEMENT_CODE,
+    AGREEMENT_CODE_SYSTEM,
+    SOURCE_ORGANIZATION_TAG_SYSTEM,
+    Agreement,
+    AgreementError,
+    parse_agreement,
+)
 from gateway.consent.decision import FilterResult
 from gateway.consent.pdp import PolicyDecisionPoint
 from gateway.fhir.errors import forbidden
@@ -199,3 +206,32 @@ class ConsentGuard:
 
 
 __all__ = ["ConsentGuard"]
+
+
+def subscriber_visibility(guard: ConsentGuard, store: Store) -> Callable[[str, str, str], bool]:
+    """Decide a notification with the subscriber's own context: the organisation that created it.
+
+    Subscriptions written by a client carry that client's organisation as their source tag; one
+    written by the gateway itself (no tag) is internal and may see everything.
+    """
+
+    def may_see(sub_id: str, res_type: str, res_id: str) -> bool:
+        with store.reader() as uow:
+            sub = uow.get("Subscription", sub_id)
+            if sub is None or sub.content is None:
+                return False
+            tags = (sub.json().get("meta") or {}).get("tag", [])
+            org = next((t.get("code") for t in tags if t.get("system") == SOURCE_ORGANIZATION_TAG_SYSTEM), None)
+            if org is None:
+                return True
+            subscriber = AccessContext(
+                client_id=f"subscription:{sub_id}",
+                organization=f"Organization/{org}",
+                scopes=frozenset({"system/*.rs"}),
+            )
+            focus = uow.get(res_type, res_id)
+            if focus is None or focus.content is None:
+                return False
+            return bool(guard.visible(subscriber, uow, [focus], interaction="read"))
+
+    return may_see

@@ -58,10 +58,11 @@ def serve(app: Any, port: int) -> tuple[uvicorn.Server, threading.Thread]:
 class Webhook:
     url: str = ""
     bundles: list[dict[str, Any]] = field(default_factory=list)
+    others: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    def events(self) -> list[int]:
+    def events(self, name: str = "case") -> list[int]:
         numbers = []
-        for bundle in self.bundles:
+        for bundle in self.bundles if name == "case" else self.others.get(name, []):
             params = bundle["entry"][0]["resource"]["parameter"]
             if next(p["valueCode"] for p in params if p["name"] == "type") != "event-notification":
                 continue
@@ -76,11 +77,14 @@ def webhook() -> Iterator[Webhook]:
     hook = Webhook()
 
     async def receive(request: Request) -> Response:
-        hook.bundles.append(json.loads(await request.body()))
+        name = request.path_params.get("name", "case")
+        target = hook.bundles if name == "case" else hook.others.setdefault(name, [])
+        target.append(json.loads(await request.body()))
         return Response(status_code=200)
 
     port = free_port()
-    server, thread = serve(Starlette(routes=[Route("/hook", receive, methods=["POST"])]), port)
+    routes = [Route("/hook", receive, methods=["POST"]), Route("/hook/{name}", receive, methods=["POST"])]
+    server, thread = serve(Starlette(routes=routes), port)
     hook.url = f"http://127.0.0.1:{port}/hook"
     yield hook
     server.should_exit = True
@@ -115,7 +119,7 @@ def gateway(tmp_path: Path, database: Any) -> Iterator[Gateway]:
         ("setup", "Organization/case-mgmt", "case-manager", "system/*.cruds"),
         ("case-app", "Organization/case-mgmt", "case-manager", "system/*.rs system/Subscription.cruds"),
         ("hospital", "Organization/trust-rxx", "clinician", "system/*.rs system/Subscription.cruds"),
-        ("council", "Organization/la-e09", "social-worker", "system/*.rs"),
+        ("council", "Organization/la-e09", "social-worker", "system/*.rs system/Subscription.cruds"),
     ):
         secrets[cid] = f"secret-{cid}-0123456789"
         clients.add(client_id=cid, name=cid, organization=org, role=role, scopes=scope.split(), secret=secrets[cid])
@@ -221,6 +225,12 @@ def test_a04_over_mllp_alerts_the_case_manager_and_the_hospital_once(gateway: Ga
     sub_id = created.json()["id"]
     wait_for(lambda: case_app.get(f"/Subscription/{sub_id}").json()["status"] == "active")
 
+    # the council (no agreement) subscribes to the same person: it must never be told of the presentation
+    council = client_for(gw, "council")
+    nosy = {**sub, "channel": {**sub["channel"], "endpoint": webhook.url + "/council"}}
+    nosy_id = council.post("/Subscription", json=nosy).json()["id"]
+    wait_for(lambda: council.get(f"/Subscription/{nosy_id}").json()["status"] == "active")
+
     ws_sub = {**sub, "channel": {"type": "websocket", "payload": "application/fhir+json"}}
     ws_id = case_app.post("/Subscription", json=ws_sub).json()["id"]
     wait_for(lambda: case_app.get(f"/Subscription/{ws_id}").json()["status"] == "active")
@@ -275,7 +285,7 @@ def test_a04_over_mllp_alerts_the_case_manager_and_the_hospital_once(gateway: Ga
     assert webhook.events() == [1]
     assert hospital.get("/Flag", params={"patient": hosp["id"]}).json()["total"] == 1
 
-    # an organisation with no agreement sees nothing of this person
-    council = client_for(gw, "council")
+    # an organisation with no agreement sees nothing of this person, by search or by subscription
+    assert webhook.events("council") == []
     assert council.get("/Patient").json()["total"] == 0
     assert council.get("/Flag").json()["total"] == 0
