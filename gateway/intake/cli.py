@@ -1,4 +1,4 @@
-"""`care-gateway ingest social-care FILE…` and `care-gateway quarantine list|replay ID`.
+"""`care-gateway ingest social-care|community FILE…` and `care-gateway quarantine list|replay ID`.
 
 Register with `gateway.cli_extensions.EXTENSIONS` (`register_ingest`, `register_quarantine`).
 Reports go to stdout as JSON (one object per file); progress goes to stderr so stdout stays clean.
@@ -69,6 +69,41 @@ def _ingest_social_care(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def _ingest_community(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.app import build_services
+    from gateway.intake.web import community_intake_of
+    from gateway.mappings.community import UnreadableRecords
+
+    services = build_services(settings)
+    try:
+        intake = community_intake_of(services)
+        source = None
+        if args.source:
+            source = intake.sources.get(args.source)
+            if source is None:
+                print(f"unknown source {args.source!r}", file=sys.stderr)
+                return 2
+        failed = False
+        for path in args.files:
+            file = Path(path)
+            try:
+                report = intake.ingest(file.read_bytes(), filename=file.name, source=source)
+            except UnreadableRecords as exc:
+                print(f"{file.name}: unreadable, quarantined: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            print(json.dumps(report if args.rows else {k: v for k, v in report.items() if k != "records"}))
+            totals = report["totals"]
+            print(
+                f"{file.name}: {totals['records']} records, {totals['accepted']} accepted, "
+                f"{totals['rejected']} rejected",
+                file=sys.stderr,
+            )
+        return 1 if failed else 0
+    finally:
+        services.store.engine.dispose()
+
+
 def register_ingest(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ingest = subparsers.add_parser("ingest", help="load source extracts")
     kinds = ingest.add_subparsers(dest="ingest_kind", required=True)
@@ -78,6 +113,11 @@ def register_ingest(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     care.add_argument("--rows", action="store_true", help="print every row's result, not just the totals")
     care.add_argument("--report-dir", help="also write each file's full report as JSON here")
     care.set_defaults(func=_ingest_social_care)
+    community = kinds.add_parser("community", help="community-provider JSON records or FHIR Bundles")
+    community.add_argument("files", nargs="+", metavar="FILE")
+    community.add_argument("--source", help="source id of the provider (default: the only community source)")
+    community.add_argument("--rows", action="store_true", help="print every record's result, not just the totals")
+    community.set_defaults(func=_ingest_community)
 
 
 def _quarantine(args: argparse.Namespace, settings: Settings) -> int:

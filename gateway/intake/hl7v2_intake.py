@@ -18,6 +18,7 @@ import structlog
 
 from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
+from gateway.identity.patient_index import PatientIndex
 from gateway.intake.locks import KeyedLocks
 from gateway.intake.receipts import (
     add_quarantine,
@@ -28,7 +29,7 @@ from gateway.intake.receipts import (
     mark_replayed,
 )
 from gateway.intake.sources import SourceRegistry
-from gateway.intake.writes import AmbiguousMatch, find_one, merge_links, token, upsert_by_identifier, upsert_patient
+from gateway.intake.writes import AmbiguousMatch, PersonResolver, find_one, merge_links, token, upsert_by_identifier
 from gateway.mappings.hl7v2 import (
     AdtHeader,
     AdtMapping,
@@ -69,10 +70,18 @@ class _Rejection:
 
 
 class Hl7Intake:
-    def __init__(self, store: Store, sources: SourceRegistry, *, now: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sources: SourceRegistry,
+        *,
+        now: Callable[[], datetime] = _utc_now,
+        index: PatientIndex | None = None,
+    ) -> None:
         self.store = store
         self.sources = sources
         self.now = now
+        self.index = index or PatientIndex(store)
         self._locks = KeyedLocks()
 
     # -- the one entry point -----------------------------------------------------------------
@@ -177,7 +186,7 @@ class Hl7Intake:
                 seen = find_receipt(uow.conn, source_id, key)
                 if seen is not None:
                     return seen.ack
-            targets = _apply_mapping(uow, mapping)
+            targets = _apply_mapping(uow, mapping, PersonResolver(self.index, now=now))
             provenance = copy.deepcopy(mapping.provenance)
             provenance["target"] = [{"reference": f"{s.reference}/_history/{s.version_id}"} for s in targets]
             uow.create(provenance)
@@ -203,11 +212,18 @@ class Hl7Intake:
 # -- applying a mapping (inside the transaction) -----------------------------------------------
 
 
-def _upsert_patient(uow: UnitOfWork, mapping: AdtMapping) -> StoredResource:
+def _resolve_patient(uow: UnitOfWork, mapping: AdtMapping, resolver: PersonResolver) -> list[StoredResource]:
+    """The Patient (first), and a review Task when it was linked provisionally by demographics.
+
+    A merge (A40) names its records explicitly, so it is not second-guessed by the matcher.
+    """
     keys = [mapping.patient_identifier]
     if mapping.nhs_number:
         keys.append({"system": NHS_NUMBER_SYSTEM, "value": mapping.nhs_number})
-    return upsert_patient(uow, mapping.patient, keys)
+    linked = resolver.resolve(uow, mapping.patient, keys, match=mapping.action != "merge")
+    if linked.how in ("certain", "probable"):
+        log.info("intake.hl7v2.demographic_link", how=linked.how, patient=linked.patient.id)
+    return list(linked.written)
 
 
 def _upsert_encounter(uow: UnitOfWork, encounter: JSON, patient_id: str) -> StoredResource:
@@ -244,12 +260,12 @@ def _merge(uow: UnitOfWork, mapping: AdtMapping, survivor: StoredResource) -> li
     return written
 
 
-def _apply_mapping(uow: UnitOfWork, mapping: AdtMapping) -> list[StoredResource]:
-    """Write what the mapping means; returns the versions the Provenance names."""
-    patient = _upsert_patient(uow, mapping)
+def _apply_mapping(uow: UnitOfWork, mapping: AdtMapping, resolver: PersonResolver) -> list[StoredResource]:
+    """Write what the mapping means; returns the versions the Provenance names (Patient first)."""
+    patient, *task = _resolve_patient(uow, mapping, resolver)
     targets = [patient]
     if mapping.action == "merge":
         targets = _merge(uow, mapping, patient)
     if mapping.encounter is not None:
         targets.append(_upsert_encounter(uow, mapping.encounter, targets[0].id))
-    return targets
+    return targets + task

@@ -9,7 +9,6 @@ file sent again is answered from it without touching anything.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,9 +19,10 @@ import structlog
 
 from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
+from gateway.identity.patient_index import PatientIndex
 from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key, find_receipt
 from gateway.intake.sources import SourceRegistry
-from gateway.intake.writes import AmbiguousMatch, find_one, token, upsert_by_identifier, upsert_patient
+from gateway.intake.writes import AmbiguousMatch, PersonResolver, resolve_patient_refs, token, upsert_by_identifier
 from gateway.mappings.social_care import (
     Accepted,
     Rejected,
@@ -63,16 +63,31 @@ class _RowFailure(Rejected):
 
 
 class SocialCareIntake:
-    def __init__(self, store: Store, sources: SourceRegistry, *, now: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sources: SourceRegistry,
+        *,
+        now: Callable[[], datetime] = _utc_now,
+        index: PatientIndex | None = None,
+    ) -> None:
         self.store = store
         self.sources = sources
         self.now = now
+        self.index = index or PatientIndex(store)
 
     def default_source(self) -> SourceSystem:
         councils = [s for s in self.sources.all() if s.kind == KIND]
         if len(councils) != 1:
             raise ValueError("name the council's source id: the registry has no single social-care source")
         return councils[0]
+
+    def count_rows(self, data: bytes, *, filename: str = "extract.csv") -> int:
+        """How many rows the extract holds (to decide whether it is answered now or as a job).
+
+        Raises `UnreadableExtract` when it cannot be read at all.
+        """
+        return sum(1 for _ in _reader(filename, data)(data))
 
     def ingest(
         self,
@@ -131,8 +146,9 @@ class SocialCareIntake:
         results = [map_row(row, source=source) for row in rows]
         try:
             with self.store.writer() as uow:
+                resolver = PersonResolver(self.index, now=now)
                 for row, result in zip(rows, results, strict=True):
-                    self._write_one(uow, row, result, source, key, now)
+                    self._write_one(uow, resolver, row, result, source, key, now)
             return results
         except (AmbiguousMatch, FhirError) as exc:
             if isinstance(exc, FhirError) and exc.status == 409:
@@ -142,7 +158,7 @@ class SocialCareIntake:
         for row, result in zip(rows, results, strict=True):
             try:
                 with self.store.writer() as uow:
-                    self._write_one(uow, row, result, source, key, now)
+                    self._write_one(uow, PersonResolver(self.index, now=now), row, result, source, key, now)
                 final.append(result)
             except (AmbiguousMatch, FhirError) as exc:
                 if isinstance(exc, FhirError) and exc.status == 409:
@@ -154,13 +170,20 @@ class SocialCareIntake:
         return final
 
     def _write_one(
-        self, uow: UnitOfWork, row: SourceRow, result: RowResult, source: SourceSystem, key: str, now: datetime
+        self,
+        uow: UnitOfWork,
+        resolver: PersonResolver,
+        row: SourceRow,
+        result: RowResult,
+        source: SourceSystem,
+        key: str,
+        now: datetime,
     ) -> None:
         if isinstance(result, Rejected):
             self._quarantine_row(uow, row, source, "; ".join(str(r) for r in result.reasons), now)
             return
         before = len(uow.written)
-        _write_resources(uow, result)
+        _write_resources(uow, resolver, result)
         changed = uow.written[before:]
         if changed:
             uow.create(_provenance(source, key, result.row_number, changed, now))
@@ -202,40 +225,15 @@ def _entry(result: RowResult) -> JSON:
     return report_entry(result)
 
 
-def _write_resources(uow: UnitOfWork, result: Accepted) -> None:
-    """The row's Patient first (found by council id, then NHS number), then the rest, linked to it."""
+def _write_resources(uow: UnitOfWork, resolver: PersonResolver, result: Accepted) -> None:
+    """The row's Patient first (council id, NHS number, then demographics), then the rest, linked to it."""
     patient, *rest = result.resources
     identifiers = patient.get("identifier") or []
     keys = identifiers[:1] + [i for i in identifiers[1:] if i.get("system") == NHS_NUMBER_SYSTEM]
-    stored = upsert_patient(uow, patient, keys)
+    stored = resolver.resolve(uow, patient, keys).patient
     known = {token(identifiers[0]): stored.id} if identifiers else {}
     for res in rest:
-        upsert_by_identifier(uow, _resolve_people(uow, res, known))
-
-
-def _resolve_people(uow: UnitOfWork, res: JSON, known: dict[str, str]) -> JSON:
-    """Logical Patient references ({"type": "Patient", "identifier": …}) gain `Patient/<id>` when known."""
-    out: JSON = copy.deepcopy(res)
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            ident = node.get("identifier")
-            if node.get("type") == "Patient" and isinstance(ident, dict) and "reference" not in node:
-                key = token(ident)
-                if key not in known:
-                    found = find_one(uow, "Patient", ident)
-                    if found is not None:
-                        known[key] = found.id
-                if key in known:
-                    node["reference"] = f"Patient/{known[key]}"
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(out)
-    return out
+        upsert_by_identifier(uow, resolve_patient_refs(uow, res, known))
 
 
 def _provenance(

@@ -1,4 +1,7 @@
-"""Wiring the intake to the outside: the MLLP listener, `POST /intake/hl7v2`, and app hooks.
+"""Wiring the intake to the outside: the MLLP listener, the HTTP intake routes, and app hooks.
+
+Routes: `POST /intake/hl7v2`, `POST /intake/social-care` (200 with the report, or 202 + Location
+for a large extract), `POST /intake/community`, `GET /intake/jobs/<id>` and its `report.csv`.
 
 The intake itself is synchronous (one database transaction per message); here it runs in a
 worker thread so the event loop keeps reading other connections while a message commits.
@@ -17,10 +20,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.fhir.services import Services, services_of
+from gateway.identity.patient_index import PatientIndex
+from gateway.intake.community_intake import CommunityIntake
 from gateway.intake.hl7v2_intake import Hl7Intake
+from gateway.intake.jobs import DONE, IntakeJobs, JobLimits, report_csv
 from gateway.intake.mllp import start_mllp_server
 from gateway.intake.social_care_intake import SocialCareIntake
 from gateway.intake.sources import SourceRegistry
+from gateway.mappings.community import UnreadableRecords
 from gateway.mappings.social_care import UnreadableExtract
 
 log = structlog.get_logger(__name__)
@@ -29,6 +36,10 @@ HL7_MEDIA_TYPE = "x-application/hl7-v2+er7"
 EXTRA_KEY = "hl7_intake"
 SOCIAL_CARE_KEY = "social_care_intake"
 SOURCES_KEY = "intake_sources"
+COMMUNITY_KEY = "community_intake"
+JOBS_KEY = "intake_jobs"
+JOB_LIMITS_KEY = "intake_job_limits"  # a JobLimits here overrides the settings (tests, deployments)
+JOBS_PATH = "/intake/jobs"
 
 
 def mllp_handler(intake: Hl7Intake) -> Callable[[bytes], Awaitable[bytes]]:
@@ -44,17 +55,22 @@ def sources_of(services: Services) -> SourceRegistry:
     """The registered sources (default file until a setting names another; set the extra to override)."""
     sources = services.extras.get(SOURCES_KEY)
     if sources is None:
-        sources = SourceRegistry.load(base_url=services.settings.base_url)
+        sources = SourceRegistry.load(services.settings.sources_file, base_url=services.settings.base_url)
         services.extras[SOURCES_KEY] = sources
     assert isinstance(sources, SourceRegistry)
     return sources
+
+
+def _index(services: Services) -> PatientIndex:
+    """The process's one candidate index, shared with `Patient/$match`."""
+    return PatientIndex.shared(services.store, services.extras)
 
 
 def hl7_intake_of(services: Services) -> Hl7Intake:
     """The process's HL7 intake, built on first use (one per process: it holds the patient locks)."""
     intake = services.extras.get(EXTRA_KEY)
     if intake is None:
-        intake = Hl7Intake(services.store, sources_of(services))
+        intake = Hl7Intake(services.store, sources_of(services), index=_index(services))
         services.extras[EXTRA_KEY] = intake
     assert isinstance(intake, Hl7Intake)
     return intake
@@ -63,10 +79,34 @@ def hl7_intake_of(services: Services) -> Hl7Intake:
 def social_care_intake_of(services: Services) -> SocialCareIntake:
     intake = services.extras.get(SOCIAL_CARE_KEY)
     if intake is None:
-        intake = SocialCareIntake(services.store, sources_of(services))
+        intake = SocialCareIntake(services.store, sources_of(services), index=_index(services))
         services.extras[SOCIAL_CARE_KEY] = intake
     assert isinstance(intake, SocialCareIntake)
     return intake
+
+
+def community_intake_of(services: Services) -> CommunityIntake:
+    intake = services.extras.get(COMMUNITY_KEY)
+    if intake is None:
+        intake = CommunityIntake(services.store, sources_of(services), index=_index(services))
+        services.extras[COMMUNITY_KEY] = intake
+    assert isinstance(intake, CommunityIntake)
+    return intake
+
+
+def jobs_of(services: Services) -> IntakeJobs:
+    """The process's job runner (one per process: it owns the worker threads)."""
+    jobs = services.extras.get(JOBS_KEY)
+    if jobs is None:
+        jobs = IntakeJobs(services.store, social_care_intake_of(services))
+        services.extras[JOBS_KEY] = jobs
+    assert isinstance(jobs, IntakeJobs)
+    return jobs
+
+
+def job_limits_of(services: Services) -> JobLimits:
+    limits = services.extras.get(JOB_LIMITS_KEY)
+    return limits if isinstance(limits, JobLimits) else JobLimits.from_settings(services.settings)
 
 
 async def post_hl7v2(request: Request) -> Response:
@@ -94,6 +134,20 @@ async def post_social_care(request: Request) -> Response:
         if source is None:
             return JSONResponse({"error": f"unknown source {source_id!r}"}, status_code=400)
     try:
+        source = source or intake.default_source()
+        limits = job_limits_of(services)
+        wants_async = "respond-async" in request.headers.get("prefer", "")
+        large = wants_async or limits.too_big_to_read(len(data))
+        rows = None
+        if not large:
+            rows = await asyncio.to_thread(intake.count_rows, data, filename=filename)
+            large = limits.is_large(len(data), rows)
+        if large:
+            job = await asyncio.to_thread(
+                jobs_of(services).submit, data, filename=filename, source_id=source.source_id, rows_total=rows
+            )
+            location = f"{JOBS_PATH}/{job.id}"
+            return JSONResponse(job.view(location), status_code=202, headers={"Location": location})
         report = await asyncio.to_thread(intake.ingest, data, filename=filename, source=source)
     except UnreadableExtract as exc:
         return JSONResponse({"error": str(exc), "quarantined": True}, status_code=422)
@@ -102,16 +156,78 @@ async def post_social_care(request: Request) -> Response:
     return JSONResponse(report)
 
 
+async def get_job(request: Request) -> Response:
+    """`GET /intake/jobs/<id>`: status, progress and (when done) the report."""
+    job_id = request.path_params["job_id"]
+    job = await asyncio.to_thread(jobs_of(services_of(request)).get, job_id)
+    if job is None:
+        return JSONResponse({"error": f"no intake job {job_id}"}, status_code=404)
+    return JSONResponse(job.view(f"{JOBS_PATH}/{job.id}"))
+
+
+async def get_job_report_csv(request: Request) -> Response:
+    """`GET /intake/jobs/<id>/report.csv`: the per-row report, once the job is done (409 before)."""
+    job_id = request.path_params["job_id"]
+    job = await asyncio.to_thread(jobs_of(services_of(request)).get, job_id)
+    if job is None:
+        return JSONResponse({"error": f"no intake job {job_id}"}, status_code=404)
+    if job.status != DONE or job.report is None:
+        return JSONResponse({"error": f"job is {job.status}; the report comes when it is done"}, status_code=409)
+    headers = {"Content-Disposition": f'attachment; filename="{job.id}-report.csv"'}
+    return Response(report_csv(job.report), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+async def post_community(request: Request) -> Response:
+    """`POST /intake/community`: JSON records or a FHIR Bundle as the body (or multipart field
+    `file`); `?source=<id>` names the provider. 200 with the per-record report."""
+    services = services_of(request)
+    intake = community_intake_of(services)
+    filename = "records.json"
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        async with request.form() as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                return JSONResponse({"error": "send the records as multipart/form-data field 'file'"}, status_code=400)
+            data = await upload.read()
+            filename = upload.filename or filename
+    else:
+        data = await request.body()
+    if len(data) > services.settings.max_body_bytes:
+        return JSONResponse({"error": "the upload is larger than the gateway accepts"}, status_code=413)
+    source = None
+    source_id = request.query_params.get("source")
+    if source_id:
+        source = intake.sources.get(source_id)
+        if source is None:
+            return JSONResponse({"error": f"unknown source {source_id!r}"}, status_code=400)
+    try:
+        report = await asyncio.to_thread(intake.ingest, data, filename=filename, source=source)
+    except UnreadableRecords as exc:
+        return JSONResponse({"error": str(exc), "quarantined": True}, status_code=422)
+    except ValueError as exc:  # no single default provider
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse(report)
+
+
 def intake_routes() -> list[Route]:
     return [
         Route("/intake/hl7v2", post_hl7v2, methods=["POST"]),
         Route("/intake/social-care", post_social_care, methods=["POST"]),
+        Route("/intake/community", post_community, methods=["POST"]),
+        Route(JOBS_PATH + "/{job_id}", get_job, methods=["GET"]),
+        Route(JOBS_PATH + "/{job_id}/report.csv", get_job_report_csv, methods=["GET"]),
     ]
 
 
 def install(app: Any, services: Services, *, host: str = "0.0.0.0") -> None:
-    """Add the intake routes and, unless `settings.mllp_port` <= 0, run the MLLP listener."""
+    """Add the intake routes, resume interrupted jobs on start-up and, unless `settings.mllp_port`
+    <= 0, run the MLLP listener."""
     app.router.routes.extend(intake_routes())
+
+    async def resume_jobs() -> None:
+        await asyncio.to_thread(jobs_of(services).resume)
+
+    services.extras.setdefault("startup", []).append(resume_jobs)
     port = services.settings.mllp_port
     if port <= 0:
         return

@@ -1,18 +1,29 @@
-"""Store writes the intakes share: find-by-identifier, conditional upsert, Patient merge-in.
+"""Store writes the intakes share: find-by-identifier, conditional upsert, Patient merge-in,
+and the one place a newly arrived person is resolved to a Patient.
 
 One person should have one Patient whichever source named them first, so a Patient is found by
 any of its keys (the source's own number first, then a valid NHS number) and what a source sends
 is laid over what is already known: fields it sends replace, identifiers and links accumulate,
-and nothing another source said is dropped.
+and nothing another source said is dropped. When no key finds anyone (an ambulance record with
+no NHS number, a council's first return), the demographic matcher decides: certain → the same
+Patient; probable → a new Patient linked `seealso` to the candidate plus a review Task, in the
+same transaction; otherwise a new Patient.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from gateway.fhir.interactions.conditional import matching_ids
-from gateway.store.api import StoredResource, UnitOfWork
+from gateway.identity.blocking import InMemoryCandidateIndex
+from gateway.identity.linking import LinkAction, decide_link, review_task
+from gateway.identity.matcher import MatchResult
+from gateway.identity.patient_index import PatientIndex
+from gateway.identity.person import PersonRecord
+from gateway.store.api import StoredResource, UnitOfWork, new_id
 from gateway.types import JSON
 
 
@@ -99,3 +110,163 @@ def upsert_by_identifier(uow: UnitOfWork, res: JSON) -> StoredResource:
         return uow.create(new)
     new["id"] = current.id
     return uow.update(new)[0]
+
+
+def resolve_patient_refs(uow: UnitOfWork, res: JSON, known: dict[str, str]) -> JSON:
+    """Logical Patient references ({"type": "Patient", "identifier": …}) gain `Patient/<id>` when found.
+
+    `known` caches identifier token → Patient id across the resources of one record.
+    """
+    out: JSON = copy.deepcopy(res)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            ident = node.get("identifier")
+            if node.get("type") == "Patient" and isinstance(ident, dict) and "reference" not in node:
+                key = token(ident)
+                if key not in known:
+                    found = find_one(uow, "Patient", ident)
+                    if found is not None:
+                        known[key] = found.id
+                if key in known:
+                    node["reference"] = f"Patient/{known[key]}"
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(out)
+    return out
+
+
+# -- one person, one record ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonLink:
+    """How an incoming person record was resolved.
+
+    `how`: "identifier" (a key found the Patient), "certain" (demographics, linked automatically),
+    "probable" (new Patient linked `seealso` + review `task`), "new" (no one matched).
+    `written` lists every version written (Patient, and the Task when there is one).
+    """
+
+    patient: StoredResource
+    how: str
+    written: tuple[StoredResource, ...]
+    task: StoredResource | None = None
+    candidate_id: str | None = None
+
+
+def _link_into(old: JSON, new: JSON) -> JSON:
+    """A demographic link adds what `new` knows to `old` without overwriting what `old` says:
+    identifiers, links and source tags accumulate; a field only `new` has is filled in. (A typo
+    from an ambulance crew must not replace the name the hospital registered.)"""
+    merged: dict[str, Any] = copy.deepcopy(old)
+    for field, value in new.items():
+        if field not in merged and field not in ("id", "meta", "identifier", "link"):
+            merged[field] = copy.deepcopy(value)
+    merged["identifier"] = merge_identifiers(old.get("identifier") or [], new.get("identifier") or [])
+    links = merge_links(old.get("link") or [], new.get("link") or [])
+    if links:
+        merged["link"] = links
+    tags = _merge_tags(old, new)
+    if tags:
+        merged["meta"] = {"tag": tags}
+    return merged
+
+
+def _conflicting_key(candidate: JSON, key: JSON) -> bool:
+    """The candidate holds another number in the same system: the source itself says two people."""
+    return any(
+        i.get("system") == key.get("system") and i.get("value") != key.get("value")
+        for i in candidate.get("identifier") or []
+    )
+
+
+def _live(res: JSON) -> bool:
+    return res.get("active", True) is not False and not replaced(res)
+
+
+class PersonResolver:
+    """Resolves the person records of one transaction to Patients (make one per transaction).
+
+    The shared `PatientIndex` is synced once, on first need, so it holds everything committed
+    before this transaction; Patients written inside the transaction (an earlier row of the same
+    chunk) are matched from a small index of their own, since no other connection can see them yet.
+    """
+
+    def __init__(self, index: PatientIndex, *, now: datetime) -> None:
+        self.index = index
+        self.now = now
+        self._synced = False
+        self._local = InMemoryCandidateIndex()
+        self._touched: set[str] = set()  # Patients written here: the shared index has them stale
+
+    def _candidates(self, query: PersonRecord) -> list[MatchResult]:
+        if not self._synced:
+            self.index.sync()
+            self._synced = True
+        matcher = self.index.matcher
+        local = matcher.match(query, self._local, limit=10)
+        shared = matcher.match(query, self.index.index, limit=10, exclude=self._touched)
+        return sorted(local + shared, key=lambda r: (-r.grade.rank, -r.score, r.record_id))[:10]
+
+    def _remember(self, stored: StoredResource) -> None:
+        patient = stored.json()
+        self._touched.add(stored.id)
+        self._local.remove(stored.id)
+        if _live(patient):
+            self._local.add(stored.id, PersonRecord.from_patient(patient))
+
+    def resolve(self, uow: UnitOfWork, patient: JSON, keys: list[JSON], *, match: bool = True) -> PersonLink:
+        """Find the Patient by the first key that matches (and merge `patient` in), else by
+        demographics (when `match`), else create it. Raises `AmbiguousMatch` like `find_one`."""
+        for key in keys:
+            current = find_one(uow, "Patient", key)
+            if current is not None:
+                stored = uow.update(overlay_patient(current.json(), patient))[0]
+                self._remember(stored)
+                return PersonLink(stored, "identifier", (stored,))
+        if match:
+            linked = self._by_demographics(uow, patient, keys)
+            if linked is not None:
+                return linked
+        stored = uow.create(copy.deepcopy(patient))
+        self._remember(stored)
+        return PersonLink(stored, "new", (stored,))
+
+    def _by_demographics(self, uow: UnitOfWork, patient: JSON, keys: list[JSON]) -> PersonLink | None:
+        results = self._candidates(PersonRecord.from_patient(patient))
+        if not results:
+            return None
+        rid = new_id()
+        decision = decide_link(f"Patient/{rid}", results, now=self.now)
+        if decision.action is LinkAction.NEW_PERSON or decision.person_id is None or decision.match is None:
+            return None
+        current = uow.get("Patient", decision.person_id)
+        if current is None or current.deleted or not _live(current.json()):
+            return None  # the index ran ahead of a merge or delete: safer to make a new record
+        candidate = current.json()
+        task = decision.review_task
+        if decision.action is LinkAction.LINK and keys and _conflicting_key(candidate, keys[0]):
+            task = review_task(
+                f"Patient/{rid}",
+                decision.match,
+                [],
+                reason="certain demographic match, but the source holds the candidate under another number",
+                now=self.now,
+            )
+        if task is None:
+            stored = uow.update(_link_into(candidate, patient))[0]
+            self._remember(stored)
+            return PersonLink(stored, "certain", (stored,), candidate_id=current.id)
+        new = copy.deepcopy(patient)
+        new["link"] = merge_links(
+            new.get("link") or [], [{"other": {"reference": f"Patient/{current.id}"}, "type": "seealso"}]
+        )
+        stored = uow.create(new, rid=rid)
+        self._remember(stored)
+        written_task = uow.create(task)
+        return PersonLink(stored, "probable", (stored, written_task), written_task, current.id)

@@ -279,3 +279,26 @@ intake_quarantine = Table(
     Column("status", String(16), nullable=False),  # open | replayed
 )
 Index("ix_intake_quarantine_status", intake_quarantine.c.status, intake_quarantine.c.received_at)
+
+# --- intake jobs ---
+# Large uploads processed in the background (gateway/intake/jobs.py). The upload is kept byte for
+# byte so a job a crash interrupted is run again on start-up (the writes are conditional, so a
+# re-run changes nothing already done); the finished report stays for the API to serve.
+intake_job = Table(
+    "intake_job",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),  # social-care
+    Column("source_id", String(64), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("status", String(16), nullable=False),  # queued | running | done | failed
+    Column("rows_done", Integer, nullable=False, default=0),
+    Column("rows_total", Integer, nullable=True),
+    Column("raw", LargeBinary, nullable=False),
+    Column("report", LargeBinary, nullable=True),  # JSON, when done
+    Column("error", Text, nullable=True),  # when failed (no personal data)
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("finished_at", DateTime, nullable=True),
+)
+Index("ix_intake_job_status", intake_job.c.status)
