@@ -40,6 +40,7 @@ from gateway.codes import (
     TOPIC_EPISODE_CHANGED,
     TOPIC_PRESENTED,
 )
+from gateway.events.dedupe import RecentSeqs
 from gateway.fhir.errors import FhirError
 from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.search.query import Criterion, SearchQuery
@@ -134,7 +135,7 @@ class AlertPipeline:
         self.subscriptions = subscriptions
         self._author = author_ref
         self._clock = clock
-        self._last_seq = 0
+        self._handled = RecentSeqs()
 
     async def load_registry(self) -> int:
         """Rebuild the registry from every active EpisodeOfCare (start-up); returns how many case-manage."""
@@ -154,8 +155,8 @@ class AlertPipeline:
         return [row.json() for row in page.rows]
 
     async def handle(self, event: EventLike) -> None:
-        """Consumer entry point; events at or below the last seq handled are repeats and are skipped."""
-        if event.seq <= self._last_seq:
+        """Consumer entry point; events already handled here are repeats and are skipped."""
+        if event.seq in self._handled:
             return
         handler = {
             "EpisodeOfCare": self._episode,
@@ -165,7 +166,7 @@ class AlertPipeline:
         }.get(event.res_type)
         if handler is not None:
             await handler(event)
-        self._last_seq = event.seq
+        self._handled.add(event.seq)
 
     # --- reading ----------------------------------------------------------------------------------
 

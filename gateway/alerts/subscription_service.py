@@ -22,10 +22,12 @@ import asyncio
 import contextvars
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import orjson
 import structlog
+from sqlalchemy import select
 
 from gateway.alerts.subscriptions import (
     Deliverer,
@@ -37,8 +39,10 @@ from gateway.alerts.subscriptions import (
     parse_subscription,
     utcnow,
 )
+from gateway.events.dedupe import RecentSeqs
 from gateway.fhir.errors import FhirError
 from gateway.store.api import Store
+from gateway.store.schema import resource as resource_table
 from gateway.store.search.query import SearchQuery
 from gateway.types import JSON
 
@@ -47,6 +51,7 @@ log = structlog.get_logger(__name__)
 _SERVER_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("subscription_server_write", default=False)
 TICK_SECONDS = 1.0
 _LOAD_LIMIT = 10_000
+_REFRESH_OVERLAP = timedelta(seconds=5)  # a late-committing write is never missed
 
 
 class EventLike(Protocol):
@@ -103,7 +108,8 @@ class SubscriptionService:
         self._flushing: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._timer: asyncio.Task[None] | None = None
-        self._last_seq = 0
+        self._handled = RecentSeqs()
+        self._watermark = datetime.min
 
     # --- before write ---------------------------------------------------------------------------
 
@@ -123,9 +129,9 @@ class SubscriptionService:
 
     async def handle(self, event: EventLike) -> None:
         """Bus consumer: keep specs, delivery state and the stored status in step with Subscription writes."""
-        if event.res_type != "Subscription" or event.seq <= self._last_seq:
+        if event.res_type != "Subscription" or event.seq in self._handled:
             return
-        self._last_seq = event.seq
+        self._handled.add(event.seq)
         if event.method == "DELETE":
             await self.forget(event.res_id)
             return
@@ -211,8 +217,37 @@ class SubscriptionService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def refresh(self) -> None:
+        """Pick up Subscriptions another process handled (each process caches the specs it publishes to)."""
+        for sub_id, resource in await asyncio.to_thread(self._changed):
+            if resource is None:
+                self.specs.pop(sub_id, None)
+                continue
+            try:
+                self.specs[sub_id] = self.parse(resource)
+            except FhirError:
+                self.specs.pop(sub_id, None)
+
+    def _changed(self) -> list[tuple[str, JSON | None]]:
+        r = resource_table.c
+        since = (
+            self._watermark - _REFRESH_OVERLAP if self._watermark > datetime.min + _REFRESH_OVERLAP else datetime.min
+        )
+        with self.store.reader() as uow:
+            rows = uow.conn.execute(
+                select(r.res_id, r.deleted, r.content, r.last_updated)
+                .where(r.res_type == "Subscription", r.last_updated > since)
+                .order_by(r.last_updated)
+            ).all()
+        out: list[tuple[str, JSON | None]] = []
+        for row in rows:
+            self._watermark = max(self._watermark, row.last_updated)
+            out.append((row.res_id, None if row.deleted or row.content is None else orjson.loads(row.content)))
+        return out
+
     async def tick(self) -> None:
-        """One timer round: retry what is pending, send due heartbeats."""
+        """One timer round: learn of new Subscriptions, retry what is pending, send due heartbeats."""
+        await self.refresh()
         await self.deliverer.flush_pending(self.specs)
         await self.deliverer.send_due_heartbeats(self.specs)
 
@@ -254,7 +289,7 @@ class SubscriptionService:
             state = self.repo.register(spec.id, spec.topic, now=now, heartbeat_period=spec.heartbeat_period)
         if state.status == "off":
             return None
-        return self.repo.record_event(spec.id, focus, topic=spec.topic, now=now)
+        return self.repo.record_event(spec.id, focus, topic=spec.topic, now=now, once_per_version=True)
 
     def _kick(self, sub_id: str) -> None:
         if sub_id in self._flushing:

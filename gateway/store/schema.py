@@ -302,3 +302,13 @@ intake_job = Table(
     Column("finished_at", DateTime, nullable=True),
 )
 Index("ix_intake_job_status", intake_job.c.status)
+
+# --- subscription event focus ---
+# Finding the number an already-notified focus version got, so a redelivery keeps its number.
+Index(
+    "ix_subscription_event_focus",
+    subscription_event.c.sub_id,
+    subscription_event.c.focus_type,
+    subscription_event.c.focus_id,
+    subscription_event.c.focus_version,
+)

@@ -136,14 +136,33 @@ class SubscriptionStateRepository:
     # --- events -----------------------------------------------------------------------------
 
     def record_event(
-        self, sub_id: str, focus: EventFocus, *, topic: str | None = None, now: datetime, conn: Connection | None = None
+        self,
+        sub_id: str,
+        focus: EventFocus,
+        *,
+        topic: str | None = None,
+        now: datetime,
+        conn: Connection | None = None,
+        once_per_version: bool = False,
     ) -> int:
         """Allocate the next event number for `sub_id` and log the event; returns the number.
 
         Raises `FhirError` (not-found) for an unregistered subscription. Pass `conn` to write in the
-        caller's transaction.
+        caller's transaction. With `once_per_version`, a focus version already logged for this
+        subscription (a redelivered event) keeps the number it got, so duplicates stay detectable.
         """
         with self._write(conn) as c:
+            if once_per_version and focus.version is not None:
+                known = c.execute(
+                    select(ev.c.event_number).where(
+                        ev.c.sub_id == sub_id,
+                        ev.c.focus_type == focus.res_type,
+                        ev.c.focus_id == focus.res_id,
+                        ev.c.focus_version == focus.version,
+                    )
+                ).first()
+                if known is not None:
+                    return int(known.event_number)
             bumped = c.execute(
                 update(st)
                 .where(st.c.sub_id == sub_id)

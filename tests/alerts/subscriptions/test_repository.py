@@ -148,3 +148,13 @@ def test_concurrent_writers_on_postgres(pg_url: str) -> None:
         assert state is not None and state.events_since_start == 80
     finally:
         engine.dispose()
+
+
+def test_a_redelivered_focus_version_keeps_its_number(repo: SubscriptionStateRepository) -> None:
+    repo.register("s1", TOPIC_PRESENTED, now=NOW)
+    first = repo.record_event("s1", FOCUS, now=NOW, once_per_version=True)
+    again = repo.record_event("s1", FOCUS, now=NOW, once_per_version=True)
+    newer = EventFocus("Communication", "c1", version=2, interaction="update")
+    assert (first, again, repo.record_event("s1", newer, now=NOW, once_per_version=True)) == (1, 1, 2)
+    state = repo.get("s1")
+    assert state is not None and state.events_since_start == 2

@@ -1,0 +1,44 @@
+"""Several gateway processes: each learns of Subscriptions another process handled (no restart needed)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from gateway.alerts.install import install, runtime_of
+from gateway.alerts.subscriptions.backport import EXT_PAYLOAD_CONTENT
+from gateway.app import build_services
+from gateway.codes import TOPIC_PRESENTED
+from gateway.fhir.services import Services
+from gateway.settings import Settings
+
+
+async def test_a_second_process_picks_up_a_subscription_written_by_the_first(
+    settings: Settings, services: Services
+) -> None:
+    other = build_services(settings)  # a second process on the same database
+    try:
+        install(FastAPI(), services)
+        install(FastAPI(), other)
+        sub = {
+            "resourceType": "Subscription",
+            "status": "requested",
+            "reason": "test",
+            "criteria": TOPIC_PRESENTED,
+            "channel": {
+                "type": "rest-hook",
+                "endpoint": "http://127.0.0.1:9/hook",
+                "payload": "application/fhir+json",
+                "_payload": {"extension": [{"url": EXT_PAYLOAD_CONTENT, "valueCode": "id-only"}]},
+            },
+        }
+        stored = services.store.create(sub)
+        second = runtime_of(other).service
+        assert stored.id not in second.specs
+        await second.refresh()
+        assert second.specs[stored.id].topic == TOPIC_PRESENTED
+        with services.store.writer() as uow:
+            uow.delete("Subscription", stored.id)
+        await second.refresh()
+        assert stored.id not in second.specs
+    finally:
+        other.store.engine.dispose()
