@@ -30,7 +30,13 @@ from gateway.alerts.content import alert_ids, build_alert, end_flag, retract
 from gateway.alerts.identity_links import LinkedPatients, linked_patients
 from gateway.alerts.reasoning import EXT_ALERT_REASONING, build_reasoning, from_extension
 from gateway.alerts.registry import CaseManagedEntry, CaseManagedRegistry, ref_id, relative_ref
-from gateway.alerts.rules import PRESENTATION_KEY_SYSTEM, Presentation, Retraction, detect_presentation
+from gateway.alerts.rules import (
+    PRESENTATION_KEY_SYSTEM,
+    Presentation,
+    Retraction,
+    detect_presentation,
+    during_episode,
+)
 from gateway.alerts.subscription_service import EventLike, SubscriptionService
 from gateway.alerts.subscriptions import EventFocus
 from gateway.codes import (
@@ -269,6 +275,7 @@ class AlertPipeline:
                 log.info("alerts.retracted", encounter=detection.encounter_ref, reason=detection.reason)
             return
         entries = await self.registry.lookup(linked.ids) if linked is not None else []
+        entries = [e for e in entries if during_episode(detection.time, e.since)]
         if not entries or linked is None:
             return
         entry = entries[0]  # one alert per visit, under the first episode (ordered by patient, episode)

@@ -178,3 +178,19 @@ def detect_presentation(
         encounter_class=cls,
         source_event=event,
     )
+
+
+def during_episode(presentation_time: str | None, episode_since: str | None) -> bool:
+    """Whether a presentation happened while the person was case-managed.
+
+    History loaded after enrolment (an old A&E visit arriving from a backlog) must not alert:
+    only presentations on or after the episode's start do. Unknown times count as during.
+    """
+    if not presentation_time or not episode_since:
+        return True
+    from gateway.store.search.kinds import date_range
+
+    try:
+        return date_range(presentation_time)[1] >= date_range(episode_since)[0]
+    except ValueError:
+        return True

@@ -145,3 +145,12 @@ def test_a13_cancel_discharge_is_not_a_retraction() -> None:
 
 def test_finished_encounter_is_not_a_new_presentation() -> None:
     assert detect_presentation(encounter(status="finished")) is None
+
+
+def test_only_presentations_during_the_episode_alert() -> None:
+    from gateway.alerts.rules import during_episode
+
+    assert during_episode("2026-11-20T09:30:00+00:00", "2026-11-01")
+    assert during_episode("2026-11-01T00:10:00+00:00", "2026-11-01")
+    assert not during_episode("2026-08-15T10:00:00+01:00", "2026-09-01")  # history loaded after enrolment
+    assert during_episode(None, "2026-09-01") and during_episode("2026-08-15", None)

@@ -196,7 +196,7 @@ def test_a04_over_mllp_alerts_the_case_manager_and_the_hospital_once(gateway: Ga
         "type": [{"coding": [{"system": EPISODE_TYPE_SYSTEM, "code": VIRTUAL_WARD}], "text": "Northtown virtual ward"}],
         "patient": {"reference": f"Patient/{master['id']}"},
         "managingOrganization": {"reference": "Organization/case-mgmt"},
-        "period": {"start": "2026-11-01"},
+        "period": {"start": "2026-07-01"},  # before the A04 in the fixture (2026-07-14)
         "careManager": {"reference": "Practitioner/cm-okafor"},
         "team": [{"reference": f"CareTeam/{team['id']}"}],
     }
