@@ -16,7 +16,8 @@ Factors (points are data: `RiskWeights`, overridable by configuration):
 | factor                  | where it comes from                                                        |
 |-------------------------|----------------------------------------------------------------------------|
 | emergency admissions    | Encounters in the past 12 months with an inpatient class (IMP/ACUTE/NONAC/ |
-|                         | SS) and priority EM/UR (v3-ActPriority) or admitSource `emd`               |
+|                         | SS) and priority EM/UR (v3-ActPriority), admitSource `emd`, or an HL7 v2   |
+|                         | admission type (PV1-4, v2-0007) of E/A/U                                   |
 | A&E attendances         | Encounters in the past 12 months with class EMER                           |
 | long-term conditions    | distinct active Conditions coded in `LONG_TERM_CONDITIONS` (SNOMED CT)     |
 | age                     | Patient.birthDate, banded                                                  |
@@ -74,6 +75,9 @@ LONG_TERM_CONDITIONS: dict[str, str] = {
 
 INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC", "SS"})
 EMERGENCY_PRIORITIES = frozenset({"EM", "UR"})
+# HL7 v2 feeds carry the admission type (PV1-4, table 0007) as Encounter.type, per the V2-to-FHIR IG.
+V2_ADMISSION_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0007"
+EMERGENCY_ADMISSION_TYPES = frozenset({"E", "A", "U"})  # emergency, accident, urgent
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
 VOID_STATUSES = frozenset({"cancelled", "entered-in-error"})
 
@@ -153,7 +157,8 @@ def _is_emergency_admission(encounter: JSON) -> bool:
         return False
     urgent = _codes(encounter.get("priority"), V3_ACT_PRIORITY) & EMERGENCY_PRIORITIES
     from_ae = "emd" in _codes((encounter.get("hospitalization") or {}).get("admitSource"), ADMIT_SOURCE)
-    return bool(urgent or from_ae)
+    v2_type = any(_codes(t, V2_ADMISSION_TYPE) & EMERGENCY_ADMISSION_TYPES for t in encounter.get("type") or [])
+    return bool(urgent or from_ae or v2_type)
 
 
 def _is_ae_attendance(encounter: JSON) -> bool:

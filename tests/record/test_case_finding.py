@@ -169,3 +169,17 @@ def test_worklist_ranks_uncase_managed_people_above_threshold() -> None:
 def test_worklist_is_stable_on_ties() -> None:
     items = worklist([s("z", 10), s("y", 10)], case_managed_ids=(), threshold=10)
     assert [i.patient_id for i in items] == ["y", "z"]
+
+
+def test_an_hl7_v2_emergency_admission_counts() -> None:
+    from gateway.record.case_finding import _is_emergency_admission
+
+    encounter = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0007", "code": "E"}]}],
+    }
+    assert _is_emergency_admission(encounter)
+    encounter["type"][0]["coding"][0]["code"] = "C"  # elective
+    assert not _is_emergency_admission(encounter)
