@@ -189,6 +189,10 @@ def bench_settings(database_url: str, data_dir: Path, port: int) -> Settings:
         base_url=f"http://127.0.0.1:{port}",
         log_level="WARNING",
         paging_secret="bench-paging-secret",
+        # The FHIR core alone: consent costs are measured by bench/consent_overhead.py.
+        auth_required=False,
+        mllp_port=0,
+        ward_list_push_enabled=False,
     )
 
 
@@ -199,7 +203,7 @@ def serve(database_url: str, data_dir: str, port: int) -> None:
     from gateway.app import build_services, create_app
 
     settings = bench_settings(database_url, Path(data_dir), port)
-    app = create_app(settings, build_services(settings))
+    app = create_app(settings, build_services(settings), components=False)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
