@@ -134,7 +134,16 @@ def install_components(app: FastAPI, services: Services) -> None:
     guard = services.extras.get("guard")
     if isinstance(guard, ConsentGuard):
         alerts_install.runtime_of(services).service.may_see = subscriber_visibility(guard, services.store)
-    events.install(services, consumers)
+    events.install(
+        services,
+        consumers,
+        bus_options={
+            "stream": services.settings.redis_stream,
+            "claim_idle_ms": services.settings.redis_claim_idle_ms,
+        }
+        if services.settings.redis_url
+        else None,
+    )
 
 
 def create_app(

@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default is a SQLite file in data_dir")
     base_url: str = Field(default="http://127.0.0.1:8080", description="Public base URL of the gateway")
     redis_url: str | None = Field(default=None, description="Redis URL; unset = single-process mode")
+    redis_stream: str = Field(default="gateway:events", description="Redis stream carrying outbox events")
+    redis_claim_idle_ms: int = Field(
+        default=30_000, description="Take over events a dead worker read but never acknowledged after this long"
+    )
+    intake_async_rows: int = Field(default=5000, description="Uploads with more rows are processed as a job (202)")
+    intake_async_bytes: int | None = Field(default=None, description="Uploads larger than this are a job (202)")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, description="Largest accepted request body")
     default_page_size: int = 50
     max_page_size: int = 1000
