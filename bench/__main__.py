@@ -21,12 +21,26 @@ BENCHES: dict[str, tuple[str, str]] = {
         "FHIR store + REST: create throughput, read and token-search p50/p95 on SQLite and PostgreSQL",
     ),
     "identity": ("bench.identity_match", "identity matching: precision/recall vs a baseline, $match latency"),
+    "mllp-ingest": (
+        "bench.mllp_ingest",
+        "ADT over MLLP: messages/s (ACK received), 1 and 8 senders, SQLite and PostgreSQL",
+    ),
+    "social-care-ingest": (
+        "bench.social_care_ingest",
+        "social-care CSV extract ingest: rows/s and resources/s in-process (100k rows) and over HTTP upload",
+    ),
+    "alert-latency": (
+        "bench.alert_latency",
+        "ADT/Encounter accepted -> webhook notified: p50/p99/p99.9 at 100 presentations/s, 5k ward in 100k",
+    ),
+    "record-everything": ("bench.record_everything", "Patient/$everything p50/p95 with consent on, 500 resources"),
+    "consent-overhead": ("bench.consent_overhead", "search and $everything p95 with consent enforcement on vs off"),
 }
 
 
 def usage() -> str:
     lines = ["usage: python -m bench <bench> [options]   (python -m bench <bench> --help for its options)", ""]
-    lines += [f"  {name:<10} {about}" for name, (_, about) in BENCHES.items()]
+    lines += [f"  {name:<18} {about}" for name, (_, about) in BENCHES.items()]
     return "\n".join(lines)
 
 

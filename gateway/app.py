@@ -159,7 +159,7 @@ def create_app(
         for hook in services.extras.get("startup", []):
             await hook()
         yield
-        for hook in services.extras.get("shutdown", []):
+        for hook in reversed(services.extras.get("shutdown", [])):  # last started, first stopped
             await hook()
 
     app = FastAPI(title="care-gateway", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)

@@ -9,6 +9,7 @@ record is idempotent.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from gateway.identity.blocking import InMemoryCandidateIndex
 from gateway.identity.matcher import Matcher
 from gateway.identity.person import PersonRecord
-from gateway.store.api import Store
+from gateway.store.api import Store, StoredResource
 from gateway.store.schema import resource
 
 _OVERLAP = timedelta(seconds=5)
@@ -33,6 +34,25 @@ class PatientIndex:
         self._watermark = datetime.min
         self._applied: dict[str, int] = {}  # version applied per id: the overlap re-reads cost no JSON
         self._lock = threading.Lock()
+        self._synced_at = 0.0
+        # This process's own commits go into the index at once; other processes' are read by sync().
+        store.on_commit(self._note)
+
+    def _note(self, written: list[StoredResource]) -> None:
+        with self._lock:
+            for stored in written:
+                if stored.type == "Patient":
+                    self._apply(stored.id, stored.version_id, stored.deleted, stored.content)
+
+    def _apply(self, rid: str, version: int, deleted: bool, content: str | bytes | None) -> None:
+        if self._applied.get(rid) == version:
+            return
+        self.index.remove(rid)
+        if not deleted and content is not None:
+            patient = orjson.loads(content)
+            if patient.get("active", True) is not False:
+                self.index.add(rid, PersonRecord.from_patient(patient))
+        self._applied[rid] = version
 
     @classmethod
     def shared(cls, store: Store, extras: dict[str, Any]) -> PatientIndex:
@@ -43,9 +63,16 @@ class PatientIndex:
         assert isinstance(index, PatientIndex)
         return index
 
-    def sync(self) -> int:
-        """Apply Patients changed since the last sync; returns how many rows were read."""
+    def sync(self, *, max_age: float = 0.0) -> int:
+        """Apply Patients changed since the last sync; returns how many rows were read.
+
+        `max_age`: skip the read when the last sync is younger than this many seconds (the
+        intake's hot path: this process's own writes are in the index already via on_commit).
+        """
+        if max_age and time.monotonic() - self._synced_at < max_age:
+            return 0
         with self._lock:
+            self._synced_at = time.monotonic()
             since = self._watermark - _OVERLAP if self._watermark > datetime.min + _OVERLAP else datetime.min
             r = resource.c
             with self.store.reader() as uow:
@@ -67,12 +94,7 @@ class PatientIndex:
                         )
                     )
             for row in content.values():
-                self.index.remove(row.res_id)
-                if not row.deleted and row.content is not None:
-                    patient = orjson.loads(row.content)
-                    if patient.get("active", True) is not False:
-                        self.index.add(row.res_id, PersonRecord.from_patient(patient))
-                self._applied[row.res_id] = row.version_id
+                self._apply(row.res_id, row.version_id, row.deleted, row.content)
             for row in rows:
                 self._watermark = max(self._watermark, row.last_updated)
             return len(rows)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.fhir.interactions.conditional import matching_ids
 from gateway.identity.blocking import InMemoryCandidateIndex
 from gateway.identity.linking import LinkAction, decide_link, review_task
 from gateway.identity.matcher import MatchResult
@@ -25,6 +24,9 @@ from gateway.identity.patient_index import PatientIndex
 from gateway.identity.person import PersonRecord
 from gateway.store.api import StoredResource, UnitOfWork, new_id
 from gateway.types import JSON
+
+# Other processes' new Patients reach this process's matcher within this many seconds.
+SYNC_MAX_AGE = 1.0
 
 
 class AmbiguousMatch(ValueError):
@@ -41,7 +43,7 @@ def replaced(res: JSON) -> bool:
 
 def find_one(uow: UnitOfWork, rtype: str, identifier: JSON, *, exclude: str | None = None) -> StoredResource | None:
     """The one live resource holding `identifier`; a record merged away loses to its survivor."""
-    ids = matching_ids(uow, rtype, [("identifier", token(identifier))])
+    ids = uow.ids_by_token(rtype, "identifier", identifier.get("system"), str(identifier.get("value")))
     found = [s for s in uow.fetch_many((rtype, i) for i in ids) if s.id != exclude]
     if len(found) > 1:
         found = [s for s in found if not replaced(s.json())] or found
@@ -206,7 +208,7 @@ class PersonResolver:
 
     def _candidates(self, query: PersonRecord) -> list[MatchResult]:
         if not self._synced:
-            self.index.sync()
+            self.index.sync(max_age=SYNC_MAX_AGE)
             self._synced = True
         matcher = self.index.matcher
         local = matcher.match(query, self._local, limit=10)

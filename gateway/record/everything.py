@@ -67,6 +67,9 @@ CLINICAL_DATE_PARAMS: dict[str, str] = {
 EPISODE_MEMBER_TYPES = ("CarePlan", "Encounter", "Task", "Communication", "QuestionnaireResponse")
 
 
+NOT_CARE_RECORD = frozenset({"AuditEvent"})
+
+
 @dataclass(frozen=True)
 class EverythingParams:
     """Filters of `$everything`, already parsed; all times naive UTC."""
@@ -100,7 +103,11 @@ class EverythingParams:
         )
 
     def wants(self, rtype: str) -> bool:
-        return self.types is None or rtype in self.types
+        if self.types is None:
+            # The gateway's own access log is not part of the care record (and grows with every
+            # read); ask for it with _type=AuditEvent.
+            return rtype not in NOT_CARE_RECORD
+        return rtype in self.types
 
 
 # -- index queries -------------------------------------------------------------------------------

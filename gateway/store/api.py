@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.fhir.errors import conflict, gone, not_found, precondition_failed
 from gateway.store.engine import is_sqlite
-from gateway.store.schema import INDEX_TABLES, outbox, resource, resource_version
+from gateway.store.schema import INDEX_TABLES, outbox, resource, resource_version, sp_token
 from gateway.store.search.index import index_rows
 from gateway.store.search.kinds import IndexContext
 from gateway.store.search.query import (
@@ -39,6 +39,8 @@ from gateway.store.search.query import (
 from gateway.store.search.registry import SearchRegistry, default_registry
 
 _INDEX_TABLES: tuple[Table, ...] = tuple(dict.fromkeys(INDEX_TABLES.values()))
+# Types no consumer reacts to: their writes put no event in the outbox (audit volume stays off the bus).
+SILENT_TYPES = frozenset({"AuditEvent"})
 _COPY_THRESHOLD = 50  # below this many rows a multi-row INSERT is as quick as COPY
 
 
@@ -366,6 +368,21 @@ class UnitOfWork:
         already = {(q.resource_type, i) for i in ids}
         return self.fetch_many(t for t in targets if t not in already)
 
+    def ids_by_token(self, rtype: str, param: str, system: str | None, code: str) -> list[str]:
+        """Live ids with a token (system|code) under `param`: the intake's identifier lookup, one query."""
+        self.flush()
+        t = sp_token.c
+        r = resource.c
+        conds = [t.res_type == rtype, t.param == param, t.code == code]
+        conds.append(t.system == system if system is not None else t.system.is_(None))
+        rows = self.conn.execute(
+            select(t.res_id)
+            .join(resource, (r.res_type == t.res_type) & (r.res_id == t.res_id))
+            .where(*conds, r.deleted == false())
+            .distinct()
+        )
+        return [row.res_id for row in rows]
+
     def find_ids(self, q: SearchQuery) -> list[str]:
         """Ids matching a (conditional-operation) search, at most `q.count + 1` of them."""
         page = self.search(replace(q, total="none"))
@@ -424,7 +441,8 @@ class UnitOfWork:
         )
         for table, rows in index_rows(res, self.store.registry, self.store.index_ctx).items():
             self._queue(table, rows)
-        self._queue(outbox, [dict(created_at=now, res_type=rtype, res_id=rid, version_id=version, method=method)])
+        if rtype not in SILENT_TYPES:
+            self._queue(outbox, [dict(created_at=now, res_type=rtype, res_id=rid, version_id=version, method=method)])
         stored = StoredResource(rtype, rid, version, now, False, content, method)
         self.written.append(stored)
         return stored

@@ -1,0 +1,143 @@
+"""Consent overhead bench: search and `$everything` latency with consent enforcement on vs off.
+
+Same data, same process type, one run: the record bench's data set (a person with three linked
+records and 500 resources across three sources, among other people of the same shape; see
+`bench/record_everything.py`) is loaded once, then two `care-gateway serve` children run on that
+one database: one with `GATEWAY_AUTH_REQUIRED=true` (SMART token checked, consent decided on
+every resource, audit written), one with it false (open embedded mode). Requests alternate
+on / off, one at a time, so both see the same machine state; the added time is p95(on) / p95(off).
+
+Requests (each must return what the data set holds):
+- `GET /fhir/Observation?patient=<hospital record>&_count=50` (compartment search, 120 match);
+- `GET /fhir/Patient?identifier=<NHS system>|<number>` (token search: the person's 3 records);
+- `GET /fhir/Patient/<hospital record>/$everything?_count=1000&_type=<the record's 7 types>` (503
+  resources; `_type` leaves out the AuditEvents that consent-on reads keep adding to the record).
+
+    .venv/bin/python -m bench consent-overhead            # 100 other people, 500 samples each
+    .venv/bin/python -m bench consent-overhead --quick    # 10 other people, 100 samples each
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from bench.fhir_core import Result, percentile  # noqa: E402
+from bench.mllp_ingest import add_common, backends, database, gateway_processes, log, render  # noqa: E402
+from bench.record_everything import RECORD_TYPES, RESOURCES_PER_PERSON, Person, client_token, prepare  # noqa: E402
+from gateway.codes import NHS_NUMBER_SYSTEM  # noqa: E402
+
+GOAL_ADDED = 0.20  # at most 20 % added at p95
+# `_type` (RECORD_TYPES) keeps the answer at the 503 loaded resources: with consent on, every read
+# writes an AuditEvent naming the patient, and `$everything` would return those too, so the "on"
+# answer would grow call by call while the "off" one (no audit) stays put.
+
+
+def requests_for(person: Person) -> list[tuple[str, str, dict[str, str], int]]:
+    """(label, path, params, entries expected at least)."""
+    return [
+        (
+            "search Observation?patient= (_count=50)",
+            "/Observation",
+            {"patient": person.hospital_id, "_count": "50"},
+            50,
+        ),
+        ("search Patient?identifier= (NHS number)", "/Patient", {"identifier": f"{NHS_NUMBER_SYSTEM}|{person.nhs}"}, 3),
+        (
+            "Patient/$everything (_count=1000, _type=the record's types)",
+            f"/Patient/{person.hospital_id}/$everything",
+            {"_count": "1000", "_type": RECORD_TYPES},
+            RESOURCES_PER_PERSON + 3,
+        ),
+    ]
+
+
+def caller(client: httpx.Client, path: str, params: dict[str, str], expect: int) -> Callable[[], float]:
+    def call() -> float:
+        t0 = time.perf_counter()
+        resp = client.get(path, params=params)
+        ms = (time.perf_counter() - t0) * 1000
+        if resp.status_code != 200:
+            raise RuntimeError(f"{path} returned {resp.status_code}: {resp.text[:300]}")
+        got = len(resp.json().get("entry") or [])
+        if got < expect:
+            raise RuntimeError(f"{path} returned {got} entries, expected at least {expect}")
+        return ms
+
+    return call
+
+
+def run_backend(backend: str, others: int, samples: int, seed: int, postgres_url: str) -> Result:
+    result = Result(backend)
+    with database(backend, postgres_url) as (url, tmp):
+        data_dir = tmp / "data"
+        person, _ = prepare(url, data_dir, others, seed)
+        with (
+            gateway_processes(url, data_dir, auth=True) as (on_ep,),
+            gateway_processes(url, data_dir, auth=False) as (off_ep,),
+        ):
+            headers = {"Authorization": f"Bearer {client_token(on_ep.base)}"}
+            with (
+                httpx.Client(base_url=on_ep.fhir, headers=headers, timeout=60) as on_client,
+                httpx.Client(base_url=off_ep.fhir, timeout=60) as off_client,
+            ):
+                for label, path, params, expect in requests_for(person):
+                    on_call = caller(on_client, path, params, expect)
+                    off_call = caller(off_client, path, params, expect)
+                    for _ in range(20):  # warm-up
+                        on_call(), off_call()
+                    log(f"{backend}: {samples} × {label}, on and off alternately")
+                    on_ms: list[float] = []
+                    off_ms: list[float] = []
+                    for i in range(samples):
+                        first, second = (on_call, off_call) if i % 2 == 0 else (off_call, on_call)
+                        a, b = first(), second()
+                        on_ms.append(a if first is on_call else b)
+                        off_ms.append(b if first is on_call else a)
+                    on95, off95 = percentile(on_ms, 0.95), percentile(off_ms, 0.95)
+                    added = on95 / off95 - 1
+                    result.add(
+                        label,
+                        f"on p50 {percentile(on_ms, 0.5):.1f} / p95 {on95:.1f} ms · off p50 "
+                        f"{percentile(off_ms, 0.5):.1f} / p95 {off95:.1f} ms · **{added:+.0%}** at p95",
+                        f"≤ +{GOAL_ADDED:.0%} at p95",
+                        added <= GOAL_ADDED,
+                    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench consent-overhead",
+        description="Search and $everything p95 with consent enforcement on vs off, same data, one run.",
+    )
+    parser.add_argument("--others", type=int, help="other people stored (default 100; quick 10)")
+    parser.add_argument("--samples", type=int, help="timed calls per request and mode (default 500; quick 100)")
+    parser.add_argument("--quick", action="store_true")
+    add_common(parser)
+    args = parser.parse_args(argv)
+    others = args.others if args.others is not None else (10 if args.quick else 100)
+    samples = args.samples or (100 if args.quick else 500)
+    results = [run_backend(b, others, samples, args.seed, args.postgres_url) for b in backends(args.backend)]
+    command = ("python -m bench consent-overhead " + " ".join(argv)).strip()
+    footer = [
+        "Two `care-gateway serve` children on one database: consent on (GATEWAY_AUTH_REQUIRED=true, real "
+        "client-credentials token of the case-management organisation, agreement over all three sources) and off "
+        "(open mode). One client, requests alternating on/off, one at a time.",
+    ]
+    print(render(f"Consent overhead bench — `{command}`", results, footer))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
