@@ -375,11 +375,11 @@ class UnitOfWork:
         r = resource.c
         conds = [t.res_type == rtype, t.param == param, t.code == code]
         conds.append(t.system == system if system is not None else t.system.is_(None))
+        # IN (subquery) keeps SQLite on the (type, param, code, system) index without statistics.
         rows = self.conn.execute(
-            select(t.res_id)
-            .join(resource, (r.res_type == t.res_type) & (r.res_id == t.res_id))
-            .where(*conds, r.deleted == false())
-            .distinct()
+            select(r.res_id).where(
+                r.res_type == rtype, r.deleted == false(), r.res_id.in_(select(t.res_id).where(*conds))
+            )
         )
         return [row.res_id for row in rows]
 
