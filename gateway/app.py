@@ -46,6 +46,7 @@ from gateway.fhir.routes import fhir_routes
 from gateway.fhir.search.paging import PageSigner
 from gateway.fhir.services import Services
 from gateway.intake import web as intake_web
+from gateway.intake.sources import source_organization_stamp
 from gateway.logging import configure_logging, get_logger
 from gateway.settings import Settings
 from gateway.store import migrate
@@ -82,6 +83,7 @@ def build_services(settings: Settings) -> Services:
     store = Store(engine, fhir_base=settings.fhir_base)
     secret = settings.paging_secret.encode() if settings.paging_secret else _meta_secret(store, "paging_secret")
     services = Services(settings=settings, store=store, signer=PageSigner(secret), authenticate=_open_authenticator)
+    store.before_write("*", source_organization_stamp(intake_web.sources_of(services)))
     if settings.auth_required:
         _secure(services)
     return services

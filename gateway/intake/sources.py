@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from gateway.mappings.source import SourceSystem
+from gateway.types import JSON
 
 log = structlog.get_logger(__name__)
 
@@ -98,3 +100,23 @@ class SourceRegistry:
             kind="hospital",
             base_url=self.base_url,
         )
+
+
+def source_organization_stamp(sources: SourceRegistry) -> Callable[[JSON], JSON]:
+    """A store hook: data tagged with a registered source system also carries that source's
+    organisation, which is what information-sharing agreements restrict by."""
+    from gateway.codes import SOURCE_TAG_SYSTEM
+    from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM
+
+    def stamp(res: JSON) -> JSON:
+        tags = (res.get("meta") or {}).get("tag") or []
+        if any(t.get("system") == SOURCE_ORGANIZATION_TAG_SYSTEM for t in tags):
+            return res
+        source_id = next((t.get("code") for t in tags if t.get("system") == SOURCE_TAG_SYSTEM), None)
+        source = sources.get(source_id) if source_id else None
+        if source is None or not source.organization:
+            return res
+        org = {"system": SOURCE_ORGANIZATION_TAG_SYSTEM, "code": source.organization.split("/")[-1]}
+        return {**res, "meta": {**(res.get("meta") or {}), "tag": [*tags, org]}}
+
+    return stamp

@@ -121,7 +121,7 @@ class Store:
         self._before_write: dict[str, list[Callable[[dict[str, Any]], dict[str, Any]]]] = {}
 
     def before_write(self, rtype: str, hook: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        """Run `hook` on every `rtype` about to be stored (any path: REST, bundles, intake).
+        """Run `hook` on every `rtype` ("*": every type) about to be stored (any path: REST, bundles, intake).
 
         The hook returns the resource to store (possibly changed, e.g. a server-set status) or
         raises FhirError to refuse the write; it runs inside the writing transaction.
@@ -392,10 +392,6 @@ class UnitOfWork:
 
     def _write(self, res: dict[str, Any], version: int, method: str, *, exists: bool) -> StoredResource:
         rtype, rid = res["resourceType"], res["id"]
-        if self.prepare is not None:
-            res = self.prepare(res)
-        for hook in self.store._before_write.get(rtype, ()):
-            res = hook(res)
         now = self._tick()
         meta = dict(res.get("meta") or {})
         meta["versionId"] = str(version)
@@ -447,6 +443,19 @@ class UnitOfWork:
         self.written.append(stored)
         return stored
 
+    def _prepared(self, res: dict[str, Any]) -> dict[str, Any]:
+        """The resource as it will be stored: completed for its writer, then by the store's hooks.
+
+        Runs before the no-change comparison, so a re-sent resource that the hooks complete the same
+        way writes nothing.
+        """
+        if self.prepare is not None:
+            res = self.prepare(res)
+        rtype = res["resourceType"]
+        for hook in (*self.store._before_write.get(rtype, ()), *self.store._before_write.get("*", ())):
+            res = hook(res)
+        return res
+
     def _drop_index(self, rtype: str, rid: str) -> None:
         for table in _INDEX_TABLES:
             self.conn.execute(delete(table).where(table.c.res_type == rtype, table.c.res_id == rid))
@@ -455,7 +464,7 @@ class UnitOfWork:
         """Store a new resource with a server-assigned (or given) id, as version 1."""
         res = dict(res)
         res["id"] = rid or new_id()
-        return self._write(res, 1, "POST", exists=False)
+        return self._write(self._prepared(res), 1, "POST", exists=False)
 
     def update(self, res: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
         """Store a new version (or create with the client's id); returns (stored, created).
@@ -464,6 +473,7 @@ class UnitOfWork:
         current version, so re-sent data never makes new versions or events.
         """
         rtype, rid = res["resourceType"], res["id"]
+        res = self._prepared(dict(res))
         current = self.get(rtype, rid, for_update=True)
         if if_match is not None:
             if current is None or current.deleted or current.version_id != if_match:
