@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway.codes import NHS_NUMBER_SYSTEM
-from gateway.intake.writes import upsert_by_identifier, upsert_patient
+from gateway.intake.writes import source_provenance, upsert_by_identifier, upsert_patient
 from gateway.mappings.community import Accepted, map_records, read_records
 from gateway.mappings.source import SourceSystem
-from gateway.store.api import Store, StoredResource, instant
+from gateway.store.api import Store, instant
 from gateway.types import JSON
 
 
@@ -49,7 +49,16 @@ def ingest_community(
             fresh = uow.written[before:]
             if fresh:
                 report.changed += 1
-                uow.create(_provenance(source, result.record_number, fresh, at))
+                uow.create(
+                    source_provenance(
+                        source,
+                        fresh,
+                        recorded=at,
+                        entity_kind="record",
+                        entity_value=str(result.record_number),
+                        display=f"Community record {result.record_number}",
+                    )
+                )
     return report
 
 
@@ -61,31 +70,3 @@ def _point_at(res: JSON, person_ref: str) -> JSON:
         if isinstance(ref, dict) and "reference" not in ref and isinstance(ref.get("identifier"), dict):
             out[key] = {**ref, "reference": person_ref}
     return out
-
-
-def _provenance(source: SourceSystem, record_number: int, targets: list[StoredResource], at: str) -> JSON:
-    agent: JSON = {
-        "type": {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author"}
-            ]
-        },
-        "who": {"reference": source.device_reference, "type": "Device", "display": source.name},
-    }
-    if source.organization:
-        agent["onBehalfOf"] = {"reference": source.organization}
-    return {
-        "resourceType": "Provenance",
-        "target": [{"reference": f"{t.reference}/_history/{t.version_id}"} for t in targets],
-        "recorded": at,
-        "agent": [agent],
-        "entity": [
-            {
-                "role": "source",
-                "what": {
-                    "identifier": {"system": source.identifier_system("record"), "value": str(record_number)},
-                    "display": f"Community record {record_number}",
-                },
-            }
-        ],
-    }

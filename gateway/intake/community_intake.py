@@ -30,6 +30,7 @@ from gateway.intake.writes import (
     PersonResolver,
     find_one,
     resolve_patient_refs,
+    source_provenance,
     token,
     upsert_by_identifier,
 )
@@ -43,7 +44,7 @@ from gateway.mappings.community import (
     read_records,
 )
 from gateway.mappings.source import SourceSystem
-from gateway.store.api import Store, StoredResource, UnitOfWork, instant
+from gateway.store.api import Store, UnitOfWork, instant
 from gateway.types import JSON
 
 log = structlog.get_logger(__name__)
@@ -150,7 +151,16 @@ class CommunityIntake:
                 start = self._write_record(uow, PersonResolver(self.index, now=now), result)
                 changed = uow.written[start:]
                 if changed:
-                    uow.create(_provenance(source, f"{key}#{number}", f"Community record {number}", changed, now))
+                    uow.create(
+                        source_provenance(
+                            source,
+                            changed,
+                            recorded=instant(_naive(now)),
+                            entity_kind="community-record",
+                            entity_value=f"{key}#{number}",
+                            display=f"Community record {number}",
+                        )
+                    )
         except (AmbiguousMatch, FhirError) as exc:
             if _retryable(exc):
                 raise
@@ -231,7 +241,16 @@ class CommunityIntake:
                 res["id"] = rid
                 uow.update(res)
             if uow.written:
-                uow.create(_provenance(source, key, "Community provider Bundle", list(uow.written), now))
+                uow.create(
+                    source_provenance(
+                        source,
+                        list(uow.written),
+                        recorded=instant(_naive(now)),
+                        entity_kind="community-record",
+                        entity_value=key,
+                        display="Community provider Bundle",
+                    )
+                )
 
     def _plan_id(self, uow: UnitOfWork, entry: JSON, index: int, source: SourceSystem, key: str) -> str:
         """The stored id an entry is written under: the resource already holding its first
@@ -315,31 +334,3 @@ def _rewrite_refs(res: JSON, ids: dict[str, str]) -> JSON:
 
     walk(out)
     return out
-
-
-def _provenance(source: SourceSystem, what: str, display: str, targets: list[StoredResource], now: datetime) -> JSON:
-    agent: JSON = {
-        "type": {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author"}
-            ]
-        },
-        "who": {"reference": source.device_reference, "type": "Device", "display": source.name},
-    }
-    if source.organization:
-        agent["onBehalfOf"] = {"reference": source.organization}
-    return {
-        "resourceType": "Provenance",
-        "target": [{"reference": f"{t.reference}/_history/{t.version_id}"} for t in targets],
-        "recorded": instant(_naive(now)),
-        "agent": [agent],
-        "entity": [
-            {
-                "role": "source",
-                "what": {
-                    "identifier": {"system": source.identifier_system("community-record"), "value": what},
-                    "display": display,
-                },
-            }
-        ],
-    }

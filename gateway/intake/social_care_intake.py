@@ -22,7 +22,14 @@ from gateway.fhir.errors import FhirError
 from gateway.identity.patient_index import PatientIndex
 from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key, find_receipt
 from gateway.intake.sources import SourceRegistry
-from gateway.intake.writes import AmbiguousMatch, PersonResolver, resolve_patient_refs, token, upsert_by_identifier
+from gateway.intake.writes import (
+    AmbiguousMatch,
+    PersonResolver,
+    resolve_patient_refs,
+    source_provenance,
+    token,
+    upsert_by_identifier,
+)
 from gateway.mappings.social_care import (
     Accepted,
     Rejected,
@@ -36,7 +43,7 @@ from gateway.mappings.social_care import (
     totals,
 )
 from gateway.mappings.source import SourceSystem
-from gateway.store.api import Store, StoredResource, UnitOfWork, instant
+from gateway.store.api import Store, UnitOfWork, instant
 from gateway.types import JSON
 
 log = structlog.get_logger(__name__)
@@ -186,7 +193,16 @@ class SocialCareIntake:
         _write_resources(uow, resolver, result)
         changed = uow.written[before:]
         if changed:
-            uow.create(_provenance(source, key, result.row_number, changed, now))
+            uow.create(
+                source_provenance(
+                    source,
+                    changed,
+                    recorded=instant(_naive(now)),
+                    entity_kind="extract-row",
+                    entity_value=f"{key}#{result.row_number}",
+                    display=f"Adult social care extract row {result.row_number}",
+                )
+            )
 
     def _quarantine_row(
         self, uow: UnitOfWork, row: SourceRow, source: SourceSystem, reason: str, now: datetime
@@ -234,36 +250,3 @@ def _write_resources(uow: UnitOfWork, resolver: PersonResolver, result: Accepted
     known = {token(identifiers[0]): stored.id} if identifiers else {}
     for res in rest:
         upsert_by_identifier(uow, resolve_patient_refs(uow, res, known))
-
-
-def _provenance(
-    source: SourceSystem, file_key: str, row_number: int, targets: list[StoredResource], now: datetime
-) -> JSON:
-    agent: JSON = {
-        "type": {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author"}
-            ]
-        },
-        "who": {"reference": source.device_reference, "type": "Device", "display": source.name},
-    }
-    if source.organization:
-        agent["onBehalfOf"] = {"reference": source.organization}
-    return {
-        "resourceType": "Provenance",
-        "target": [{"reference": f"{t.reference}/_history/{t.version_id}"} for t in targets],
-        "recorded": instant(_naive(now)),
-        "agent": [agent],
-        "entity": [
-            {
-                "role": "source",
-                "what": {
-                    "identifier": {
-                        "system": source.identifier_system("extract-row"),
-                        "value": f"{file_key}#{row_number}",
-                    },
-                    "display": f"Adult social care extract row {row_number}",
-                },
-            }
-        ],
-    }

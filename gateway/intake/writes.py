@@ -22,6 +22,7 @@ from gateway.identity.linking import LinkAction, decide_link, review_task
 from gateway.identity.matcher import MatchResult
 from gateway.identity.patient_index import PatientIndex
 from gateway.identity.person import PersonRecord
+from gateway.mappings.source import SourceSystem
 from gateway.store.api import StoredResource, UnitOfWork, new_id
 from gateway.types import JSON
 
@@ -272,3 +273,41 @@ class PersonResolver:
         self._remember(stored)
         written_task = uow.create(task)
         return PersonLink(stored, "probable", (stored, written_task), written_task, current.id)
+
+
+def source_provenance(
+    source: SourceSystem,
+    targets: list[StoredResource],
+    *,
+    recorded: str,
+    entity_kind: str,
+    entity_value: str,
+    display: str,
+) -> JSON:
+    """The Provenance of what one source record (a row, a contact, a Bundle) wrote: the sending
+    system as author on behalf of its organisation, the exact versions, and the input it came from."""
+    agent: JSON = {
+        "type": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author"}
+            ]
+        },
+        "who": {"reference": source.device_reference, "type": "Device", "display": source.name},
+    }
+    if source.organization:
+        agent["onBehalfOf"] = {"reference": source.organization}
+    return {
+        "resourceType": "Provenance",
+        "target": [{"reference": f"{t.reference}/_history/{t.version_id}"} for t in targets],
+        "recorded": recorded,
+        "agent": [agent],
+        "entity": [
+            {
+                "role": "source",
+                "what": {
+                    "identifier": {"system": source.identifier_system(entity_kind), "value": entity_value},
+                    "display": display,
+                },
+            }
+        ],
+    }
