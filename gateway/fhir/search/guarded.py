@@ -53,8 +53,8 @@ def _safe_criterion(uow: UnitOfWork, repo: Repository, rtype: str, crit: Criteri
 def guarded_search(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text: str) -> SearchPage:
     """The page of `q` as this caller may see it."""
     q = replace(q, criteria=tuple(_safe_criterion(uow, repo, q.resource_type, c, query_text) for c in q.criteria))
-    total = _visible_total(uow, repo, q, query_text) if q.total != "none" else None
     if q.count == 0:
+        total = _visible_total(uow, repo, q, query_text) if q.total != "none" else None
         return SearchPage([], total, None, None, False, False)
     backwards = q.cursor.backwards if q.cursor else False
     batch = max(q.count * 2, 50)
@@ -79,6 +79,11 @@ def guarded_search(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text
         if cursor is None:
             more = False
     extra = len(rows) > q.count
+    total = None
+    if q.total != "none":
+        # A first page that saw every match already knows the visible total; otherwise count it.
+        complete = q.cursor is None and not more
+        total = len(rows) if complete else _visible_total(uow, repo, q, query_text)
     if backwards:
         rows, keys = rows[-q.count :], keys[-q.count :]
     else:
