@@ -60,6 +60,8 @@ from gateway.consent.policy import PolicyConfig, default_policy
 from gateway.consent.refs import normalise, self_reference
 from gateway.types import JSON
 
+_MEMO_SIZE = 100_000  # stored versions whose patients are remembered
+
 PatientInput = JSON | Iterable[JSON] | None
 
 
@@ -81,6 +83,7 @@ class PolicyDecisionPoint:
     def __init__(self, policy: PolicyConfig | None = None, compartment: Compartment | None = None) -> None:
         self.policy = policy or default_policy()
         self.compartment = compartment or default_compartment()
+        self._patients_memo: dict[tuple[str, Any, Any], frozenset[str]] = {}
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -143,10 +146,22 @@ class PolicyDecisionPoint:
         )
 
     def patients_for(self, resource: JSON) -> set[str]:
-        """The Patient ids whose policy governs this resource (what the caller must fetch Consents for)."""
+        """The Patient ids whose policy governs this resource (what the caller must fetch Consents for).
+
+        A stored version never changes, so the answer is remembered per (type, id, versionId).
+        """
         rtype = str(resource.get("resourceType", ""))
+        version = (resource.get("meta") or {}).get("versionId")
+        key = (rtype, resource.get("id"), version) if version is not None and resource.get("id") else None
+        if key is not None and key in self._patients_memo:
+            return set(self._patients_memo[key])
         found = self.compartment.patients_of(resource) if self.compartment.is_member_type(rtype) else set()
-        return found or patients_referenced(resource)
+        result = found or patients_referenced(resource)
+        if key is not None:
+            if len(self._patients_memo) >= _MEMO_SIZE:
+                self._patients_memo.clear()
+            self._patients_memo[key] = frozenset(result)
+        return set(result)
 
     # -- rules ----------------------------------------------------------------------------------
 
