@@ -49,6 +49,7 @@ from gateway.codes import (
 from gateway.events.dedupe import RecentSeqs
 from gateway.fhir.errors import FhirError
 from gateway.store.api import Store, StoredResource, UnitOfWork
+from gateway.store.schema import sp_reference
 from gateway.store.search.query import Criterion, SearchQuery
 from gateway.types import JSON
 
@@ -294,7 +295,8 @@ class AlertPipeline:
             if encounter is None:
                 return None
             previous = self._vread(uow, "Encounter", event.res_id, event.version_id - 1)
-            detection = detect_presentation(encounter, previous)
+            trigger = hl7_trigger(uow, event.res_id, event.version_id)
+            detection = detect_presentation(encounter, previous, source_event=trigger)
             if detection is None:
                 return None
             if isinstance(detection, Retraction):
@@ -401,3 +403,29 @@ class AlertPipeline:
     def _focus(event: EventLike, resource: JSON | None) -> EventFocus:
         interaction = {"POST": "create", "DELETE": "delete"}.get(event.method, "update")
         return EventFocus(event.res_type, event.res_id, event.version_id, interaction, resource=resource)
+
+
+_V2_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0003"
+
+
+def hl7_trigger(uow: UnitOfWork, encounter_id: str, version: int) -> str | None:
+    """The HL7 v2 trigger (A04, A01, A05 …) that wrote this Encounter version, from its Provenance.
+
+    The intake writes the Provenance in the same transaction as the Encounter, naming the exact
+    version as target and the trigger as activity; Encounters from other sources have none.
+    """
+    ref = sp_reference.c
+    ids = uow.conn.execute(
+        sp_reference.select()
+        .with_only_columns(ref.res_id)
+        .where(ref.res_type == "Provenance", ref.param == "target", ref.target_type == "Encounter")
+        .where(ref.target_id == encounter_id)
+    ).scalars()
+    wanted = f"Encounter/{encounter_id}/_history/{version}"
+    for stored in uow.fetch_many(("Provenance", pid) for pid in set(ids)):
+        prov = stored.json()
+        if any(str(t.get("reference", "")).endswith(wanted) for t in prov.get("target", [])):
+            for coding in (prov.get("activity") or {}).get("coding", []):
+                if coding.get("system") == _V2_EVENT_TYPE and coding.get("code"):
+                    return str(coding["code"])
+    return None

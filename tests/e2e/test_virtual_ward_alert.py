@@ -289,3 +289,35 @@ def test_a04_over_mllp_alerts_the_case_manager_and_the_hospital_once(gateway: Ga
     assert webhook.events("council") == []
     assert council.get("/Patient").json()["total"] == 0
     assert council.get("/Flag").json()["total"] == 0
+
+
+def test_the_hl7_trigger_is_recorded_in_why_the_alert_fired(gateway: Gateway, webhook: Webhook) -> None:
+    """The reasoning names the ADT trigger (from the intake's Provenance), not just the class."""
+    gw = gateway
+    setup = client_for(gw, "setup")
+    agreement = build_agreement(id="isa-ward", recipients=["Organization/case-mgmt"], purposes=["TREAT"])
+    setup.put("/Basic/isa-ward", json=agreement)
+    master = setup.post(
+        "/Patient",
+        json={"resourceType": "Patient", "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": "9990000018"}]},
+    ).json()
+    episode = {
+        "resourceType": "EpisodeOfCare",
+        "status": "active",
+        "type": [{"coding": [{"system": EPISODE_TYPE_SYSTEM, "code": VIRTUAL_WARD}]}],
+        "patient": {"reference": f"Patient/{master['id']}"},
+        "period": {"start": "2026-07-01"},
+        "careManager": {"reference": "Practitioner/cm-okafor"},
+        "team": [{"reference": "CareTeam/t1"}],
+    }
+    setup.post("/EpisodeOfCare", json=episode)
+    time.sleep(0.5)  # the registry learns of the episode from the event bus
+    message = (FIXTURES_DIR / "hl7v2" / "adt_a04_epic_v24_enhanced.hl7").read_bytes()
+    asyncio.run(send_mllp("127.0.0.1", gw.mllp_port, message, timeout=10))
+
+    def alerted() -> bool:
+        return bool(setup.get("/Communication", params={"patient": master["id"]}).json().get("entry"))
+
+    wait_for(alerted)
+    note = setup.get("/Communication", params={"patient": master["id"]}).json()["entry"][0]["resource"]
+    assert "A04" in json.dumps(note)
