@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from starlette.datastructures import UploadFile
@@ -66,32 +66,41 @@ def _index(services: Services) -> PatientIndex:
     return PatientIndex.shared(services.store, services.extras)
 
 
+T = TypeVar("T")
+
+
+def _one_per_process(services: Services, key: str, kind: type[T], build: Callable[[], T]) -> T:
+    """The process's one instance of an intake component, built on first use and kept in extras."""
+    found = services.extras.get(key)
+    if found is None:
+        found = services.extras[key] = build()
+    assert isinstance(found, kind)
+    return found
+
+
 def hl7_intake_of(services: Services) -> Hl7Intake:
-    """The process's HL7 intake, built on first use (one per process: it holds the patient locks)."""
-    intake = services.extras.get(EXTRA_KEY)
-    if intake is None:
-        intake = Hl7Intake(services.store, sources_of(services), index=_index(services))
-        services.extras[EXTRA_KEY] = intake
-    assert isinstance(intake, Hl7Intake)
-    return intake
+    """The process's HL7 intake (one per process: it holds the patient locks)."""
+    return _one_per_process(
+        services, EXTRA_KEY, Hl7Intake, lambda: Hl7Intake(services.store, sources_of(services), index=_index(services))
+    )
 
 
 def social_care_intake_of(services: Services) -> SocialCareIntake:
-    intake = services.extras.get(SOCIAL_CARE_KEY)
-    if intake is None:
-        intake = SocialCareIntake(services.store, sources_of(services), index=_index(services))
-        services.extras[SOCIAL_CARE_KEY] = intake
-    assert isinstance(intake, SocialCareIntake)
-    return intake
+    return _one_per_process(
+        services,
+        SOCIAL_CARE_KEY,
+        SocialCareIntake,
+        lambda: SocialCareIntake(services.store, sources_of(services), index=_index(services)),
+    )
 
 
 def community_intake_of(services: Services) -> CommunityIntake:
-    intake = services.extras.get(COMMUNITY_KEY)
-    if intake is None:
-        intake = CommunityIntake(services.store, sources_of(services), index=_index(services))
-        services.extras[COMMUNITY_KEY] = intake
-    assert isinstance(intake, CommunityIntake)
-    return intake
+    return _one_per_process(
+        services,
+        COMMUNITY_KEY,
+        CommunityIntake,
+        lambda: CommunityIntake(services.store, sources_of(services), index=_index(services)),
+    )
 
 
 def jobs_of(services: Services) -> IntakeJobs:
