@@ -10,8 +10,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
+from gateway.intake.base import SourceIntake
+from gateway.mappings.source import SourceSystem
 from gateway.settings import Settings
 
 
@@ -32,6 +34,17 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _named_source(intake: SourceIntake, name: str | None) -> SourceSystem | Literal[False] | None:
+    """The source `--source` names (None: the intake's default); False, reported, when unknown."""
+    if not name:
+        return None
+    source = intake.sources.get(name)
+    if source is None:
+        print(f"unknown source {name!r}", file=sys.stderr)
+        return False
+    return source
+
+
 def _ingest_social_care(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.app import build_services
     from gateway.intake.web import social_care_intake_of
@@ -39,12 +52,9 @@ def _ingest_social_care(args: argparse.Namespace, settings: Settings) -> int:
 
     services = build_services(settings)
     intake = social_care_intake_of(services)
-    source = None
-    if args.source:
-        source = intake.sources.get(args.source)
-        if source is None:
-            print(f"unknown source {args.source!r}", file=sys.stderr)
-            return 2
+    source = _named_source(intake, args.source)
+    if source is False:
+        return 2
     failed = False
     for path in args.files:
         file = Path(path)
@@ -77,12 +87,9 @@ def _ingest_community(args: argparse.Namespace, settings: Settings) -> int:
     services = build_services(settings)
     try:
         intake = community_intake_of(services)
-        source = None
-        if args.source:
-            source = intake.sources.get(args.source)
-            if source is None:
-                print(f"unknown source {args.source!r}", file=sys.stderr)
-                return 2
+        source = _named_source(intake, args.source)
+        if source is False:
+            return 2
         failed = False
         for path in args.files:
             file = Path(path)

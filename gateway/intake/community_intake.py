@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,9 +21,8 @@ import structlog
 
 from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
-from gateway.identity.patient_index import PatientIndex
+from gateway.intake.base import SourceIntake
 from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key, find_receipt
-from gateway.intake.sources import SourceRegistry
 from gateway.intake.writes import (
     AmbiguousMatch,
     PersonResolver,
@@ -44,17 +42,13 @@ from gateway.mappings.community import (
     read_records,
 )
 from gateway.mappings.source import SourceSystem
-from gateway.store.api import Store, UnitOfWork, instant
+from gateway.store.api import UnitOfWork, instant
 from gateway.types import JSON
 
 log = structlog.get_logger(__name__)
 
 KIND = "community"
 _IDS = uuid.UUID("6f1f4c2e-5d0a-4d38-9a55-0c7b3f1e2a10")  # namespace of ids derived from source + entry
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _naive(moment: datetime) -> datetime:
@@ -65,25 +59,9 @@ def _retryable(exc: Exception) -> bool:
     return isinstance(exc, FhirError) and exc.status == 409
 
 
-class CommunityIntake:
-    def __init__(
-        self,
-        store: Store,
-        sources: SourceRegistry,
-        *,
-        now: Callable[[], datetime] = _utc_now,
-        index: PatientIndex | None = None,
-    ) -> None:
-        self.store = store
-        self.sources = sources
-        self.now = now
-        self.index = index or PatientIndex(store)
-
-    def default_source(self) -> SourceSystem:
-        providers = [s for s in self.sources.all() if s.kind == KIND]
-        if len(providers) != 1:
-            raise ValueError("name the provider's source id: the registry has no single community source")
-        return providers[0]
+class CommunityIntake(SourceIntake):
+    kind = KIND
+    sender = "provider"
 
     def ingest(self, data: bytes, *, filename: str = "records.json", source: SourceSystem | None = None) -> JSON:
         """The per-record report ({"file", "source_id", "format", "totals", "records": [...]}).

@@ -19,6 +19,7 @@ import structlog
 from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
 from gateway.identity.patient_index import PatientIndex
+from gateway.intake.base import SourceIntake, utc_now
 from gateway.intake.locks import KeyedLocks
 from gateway.intake.receipts import (
     add_quarantine,
@@ -50,10 +51,6 @@ KIND = "hl7v2"
 UNIDENTIFIED_SOURCE = "unidentified"  # receipts/quarantine of bytes whose MSH could not be read
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
@@ -69,19 +66,18 @@ class _Rejection:
     ack: bytes
 
 
-class Hl7Intake:
+class Hl7Intake(SourceIntake):
+    kind = "hospital"
+
     def __init__(
         self,
         store: Store,
         sources: SourceRegistry,
         *,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utc_now,
         index: PatientIndex | None = None,
     ) -> None:
-        self.store = store
-        self.sources = sources
-        self.now = now
-        self.index = index or PatientIndex(store)
+        super().__init__(store, sources, now=now, index=index)
         self._locks = KeyedLocks()
 
     # -- the one entry point -----------------------------------------------------------------

@@ -19,9 +19,8 @@ import structlog
 
 from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
-from gateway.identity.patient_index import PatientIndex
+from gateway.intake.base import SourceIntake
 from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key, find_receipt
-from gateway.intake.sources import SourceRegistry
 from gateway.intake.writes import (
     AmbiguousMatch,
     PersonResolver,
@@ -43,7 +42,7 @@ from gateway.mappings.social_care import (
     totals,
 )
 from gateway.mappings.source import SourceSystem
-from gateway.store.api import Store, UnitOfWork, instant
+from gateway.store.api import UnitOfWork, instant
 from gateway.types import JSON
 
 log = structlog.get_logger(__name__)
@@ -52,10 +51,6 @@ KIND = "social-care"
 CHUNK_ROWS = 200
 _PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 Progress = Callable[[int, int], None]  # (rows done, rows in the extract)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _naive(moment: datetime) -> datetime:
@@ -69,25 +64,9 @@ class _RowFailure(Rejected):
     detail: str = ""
 
 
-class SocialCareIntake:
-    def __init__(
-        self,
-        store: Store,
-        sources: SourceRegistry,
-        *,
-        now: Callable[[], datetime] = _utc_now,
-        index: PatientIndex | None = None,
-    ) -> None:
-        self.store = store
-        self.sources = sources
-        self.now = now
-        self.index = index or PatientIndex(store)
-
-    def default_source(self) -> SourceSystem:
-        councils = [s for s in self.sources.all() if s.kind == KIND]
-        if len(councils) != 1:
-            raise ValueError("name the council's source id: the registry has no single social-care source")
-        return councils[0]
+class SocialCareIntake(SourceIntake):
+    kind = KIND
+    sender = "council"
 
     def count_rows(self, data: bytes, *, filename: str = "extract.csv") -> int:
         """How many rows the extract holds (to decide whether it is answered now or as a job).
