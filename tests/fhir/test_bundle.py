@@ -110,3 +110,14 @@ async def test_bad_bundles(client: httpx.AsyncClient) -> None:
     assert (await client.post("", json={"resourceType": "Bundle", "type": "collection"})).status_code == 400
     missing = tx([{"resource": {"resourceType": "Patient"}, "request": {"method": "POST"}}])
     assert (await client.post("", json=missing)).status_code == 400
+
+
+async def test_batch_search_entry_is_a_searchset(client: httpx.AsyncClient) -> None:
+    await client.post("/Patient", json={"resourceType": "Patient", "gender": "female"})
+    await client.post("/Patient", json={"resourceType": "Patient", "gender": "male"})
+    result = (
+        await client.post("", json=tx([{"request": {"method": "GET", "url": "Patient?gender=female"}}], "batch"))
+    ).json()
+    found = result["entry"][0]["resource"]
+    assert found["type"] == "searchset" and found["total"] == 1
+    assert found["entry"][0]["resource"]["gender"] == "female"

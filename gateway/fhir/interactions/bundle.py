@@ -17,12 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.fhir.body import check_type, parse_json, read_body
+from gateway.fhir.bundles import searchset
 from gateway.fhir.errors import FhirError, invalid
 from gateway.fhir.interactions.common import in_thread, repository
 from gateway.fhir.interactions.conditional import matching_ids, multiple_matches, parse_if_match
 from gateway.fhir.interactions.update import conditional_update_in, update_in
 from gateway.fhir.repository import Repository
 from gateway.fhir.responses import Prefer, json_response
+from gateway.fhir.search.guarded import search_as
 from gateway.fhir.services import services_of
 from gateway.fhir.validate import validation_issues
 from gateway.store.api import StoredResource, UnitOfWork, instant, new_id
@@ -113,16 +115,10 @@ def _read_entry(uow: UnitOfWork, repo: Repository, e: Entry, fhir_base: str) -> 
         parsed = parse_search(
             uow.store.registry, e.rtype, parse_qsl(e.query), strict=True, default_count=50, max_count=1000
         )
-        page = uow.search(parsed.query)
-        rows = repo.visible(uow, page.rows)
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "total": len(rows) if page.total is not None and len(rows) < len(page.rows) else page.total,
-            "entry": [
-                {"fullUrl": f"{fhir_base}/{r.reference}", "resource": orjson.Fragment(r.content or b"{}")} for r in rows
-            ],
-        }
+        page = search_as(uow, repo, parsed.query, e.query)
+        bundle = orjson.Fragment(
+            searchset(fhir_base, page.rows, page.included, total=page.total, links={}, issues=parsed.issues)
+        )
         return {"response": {"status": "200 OK"}, "resource": bundle}
     stored = uow.read(e.rtype, e.rid)
     if not repo.visible(uow, [stored]):

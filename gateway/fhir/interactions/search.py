@@ -18,7 +18,7 @@ from gateway.fhir.bundles import elements_filter, searchset, summary_data
 from gateway.fhir.errors import invalid
 from gateway.fhir.interactions.common import in_thread, parse_request_search, repository
 from gateway.fhir.responses import Prefer, json_response
-from gateway.fhir.search.guarded import guarded_search
+from gateway.fhir.search.guarded import search_as
 from gateway.fhir.search.paging import page_url, search_scope
 from gateway.fhir.services import services_of
 from gateway.store.search.query import Cursor
@@ -59,10 +59,7 @@ async def _search(request: Request, *, post: bool) -> Response:
 
     def work() -> Any:
         with repo.reader() as uow:
-            if repo.is_open:
-                page = uow.search(query)
-                return page, page.rows, page.included
-            page = guarded_search(uow, repo, query, query_text)
+            page = search_as(uow, repo, query, query_text)
             return page, page.rows, page.included
 
     page, matches, included = await in_thread(work)
