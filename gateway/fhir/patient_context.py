@@ -12,7 +12,9 @@ scope sees, of that type:
 
 Everything else is dropped before the consent engine sees it, so it answers exactly like a
 missing resource. Writes under a `patient/` scope must stay inside the context too, both the new
-content and the version it replaces (403 otherwise, and nothing is committed).
+content and the version it replaces (403 otherwise, and nothing is committed). A Subscription
+cannot be written under a `patient/` scope at all: its notifications are decided for the
+subscriber's organisation, which would reach beyond the patient in context.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class PatientContext:
         for stored in written:
             if not self.confines(_WRITE_OF.get(stored.method, "update"), stored.type):
                 continue
+            if stored.type == "Subscription":
+                raise forbidden("subscriptions need a system/ or user/ scope, not a patient/ one")
             if stored.content is not None and not in_context(stored.json(), self.patients(uow), self.compartment):
                 raise forbidden(f"{stored.type} is outside the patient context of this token")
             if stored.version_id > 1:

@@ -91,7 +91,13 @@ async def gw(tmp_path: Any, database: Any, rsa_key: Any, kit: Any) -> AsyncItera
     clients = ClientRepository(services.store.engine)
     jwks = kit.jwks(rsa_key)
     common = {"organization": ORG, "role": "patient-app", "jwks": jwks}
-    clients.add(client_id="pa", name="A's app", scopes="patient/*.rs patient/Encounter.c", patient=ids["a"], **common)
+    clients.add(
+        client_id="pa",
+        name="A's app",
+        scopes="patient/*.rs patient/Encounter.c patient/Subscription.c",
+        patient=ids["a"],
+        **common,
+    )
     clients.add(client_id="pa-sys", name="A mixed", scopes="patient/*.rs system/Patient.rs", patient=ids["a"], **common)
     clients.add(client_id="sys", name="System", scopes="system/*.rs", **common)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=kit.base_url) as http:
@@ -172,6 +178,15 @@ async def test_writes_stay_inside_the_context(gw: Gw) -> None:
         rows = uow.search(SearchQuery("Encounter", count=100)).rows
     from_b = [r for r in rows if r.json()["subject"]["reference"].endswith(gw.ids["b"])]
     assert len(from_b) == 1  # nothing was committed
+    sub = {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "alerts",
+        "criteria": "http://example.org/topic",
+        "channel": {"type": "rest-hook", "endpoint": "https://hook.example/x", "payload": "application/fhir+json"},
+    }
+    refused = await http.post("/fhir/Subscription", json=sub)
+    assert refused.status_code == 403 and "patient/ one" in refused.text
 
 
 async def test_a_wider_scope_is_not_confined(gw: Gw) -> None:
