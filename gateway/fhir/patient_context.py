@@ -19,17 +19,21 @@ subscriber's organisation, which would reach beyond the patient in context.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from gateway.auth.context import AccessContext
 from gateway.auth.scopes import patient_confined
 from gateway.consent.compartment import Compartment, default_compartment, patients_referenced
 from gateway.fhir.errors import FhirError, forbidden
-from gateway.record.everything import linked_patient_ids
+from gateway.record.everything import compartment_refs, linked_patient_ids
 from gateway.store.api import StoredResource, UnitOfWork
+from gateway.store.search.query import Criterion, SearchQuery
 from gateway.types import JSON
 
 # Repository.visible's interaction -> the scope letter that grants it.
 _SCOPE_OF = {"search": "search", "count": "search"}
 _WRITE_OF = {"POST": "create", "PUT": "update", "DELETE": "delete"}
+_NOTHING = "__none__"
 
 
 def in_context(resource: JSON, patients: frozenset[str], compartment: Compartment | None = None) -> bool:
@@ -73,6 +77,22 @@ class PatientContext:
             or not self.confines(wanted, row.type)
             or in_context(row.json(), self.patients(uow), self.compartment)
         ]
+
+    def narrow(self, uow: UnitOfWork, q: SearchQuery) -> SearchQuery:
+        """`q` cut down to the person's resources by id, so a search costs the size of one record
+        rather than of the whole type. Only an optimisation: `filter` still decides every row."""
+        rtype = q.resource_type
+        if not self.confines("search", rtype) or not (rtype == "Patient" or self.compartment.is_member_type(rtype)):
+            return q
+        param = uow.store.registry.get(rtype, "_id")
+        if param is None:
+            return q
+        patients = self.patients(uow)
+        if rtype == "Patient":
+            ids = sorted(patients)
+        else:
+            ids = sorted(rid for t, rid in compartment_refs(uow, patients, self.compartment) if t == rtype)
+        return replace(q, criteria=(*q.criteria, Criterion(param, tuple(ids) or (_NOTHING,))))
 
     def check_writes(self, uow: UnitOfWork, written: list[StoredResource]) -> None:
         """Raise FhirError 403 when a write under a `patient/` scope leaves the context."""

@@ -15,6 +15,7 @@ from gateway.auth.context import AccessContext
 from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM
 from gateway.fhir.patient_context import PatientContext
 from gateway.store.api import Store, StoredResource, UnitOfWork
+from gateway.store.search.query import SearchQuery
 
 
 class Guard(Protocol):
@@ -86,6 +87,10 @@ class Repository:
         if self.patient_context is not None:
             return False
         return self.access.is_system or isinstance(self.guard, OpenGuard)
+
+    def narrow(self, uow: UnitOfWork, q: SearchQuery) -> SearchQuery:
+        """The query as far as the caller's scopes reach (the patient context, when there is one)."""
+        return q if self.patient_context is None else self.patient_context.narrow(uow, q)
 
     def visible(
         self, uow: UnitOfWork, rows: list[StoredResource], *, interaction: str = "read", query: str | None = None

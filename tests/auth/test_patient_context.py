@@ -193,3 +193,23 @@ async def test_a_wider_scope_is_not_confined(gw: Gw) -> None:
     http = await gw.as_client("pa-sys")
     assert (await http.get(f"/fhir/Patient/{gw.ids['b']}")).status_code == 200  # system/Patient.rs
     assert (await http.get(f"/fhir/Encounter/{gw.ids['enc-b']}")).status_code == 404  # patient/*.rs only
+
+
+def test_searches_are_narrowed_to_the_record_by_index(gw: Gw) -> None:
+    """The patient context becomes an `_id` criterion, so a search reads one record, not the type."""
+    from gateway.auth.context import AccessContext
+    from gateway.fhir.patient_context import PatientContext
+
+    access = AccessContext(client_id="pa", organization=ORG, scopes=frozenset({"patient/*.rs"}), patient=gw.ids["a"])
+    context = PatientContext(access)
+    with gw.store.reader() as uow:
+        for rtype, expected in (
+            ("Encounter", {gw.ids["enc-a"], gw.ids["enc-a2"]}),
+            ("Patient", {gw.ids["a"], gw.ids["a2"]}),
+            ("Observation", {"__none__"}),
+        ):
+            narrowed = context.narrow(uow, SearchQuery(rtype))
+            assert narrowed.criteria[-1].param.code == "_id"
+            assert set(narrowed.criteria[-1].values) == expected
+        organization = SearchQuery("Organization")
+        assert context.narrow(uow, organization) is organization  # no patient's type: filtered, not narrowed
