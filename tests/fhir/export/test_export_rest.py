@@ -4,12 +4,13 @@ scopes, restart and retention. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import httpx
 
-from gateway.fhir.export.jobs import ExportJobs
+from gateway.fhir.export.jobs import RUNNING, ExportJobs
 from gateway.fhir.services import Services
 
 
@@ -49,6 +50,9 @@ async def test_kick_off_poll_manifest_and_download(bulk: Any) -> None:
     status_path = bulk.local(kicked.headers["content-location"])
     waiting = await bulk.caller("admin").get(status_path)
     assert waiting.status_code == 202 and waiting.headers["x-progress"] == "queued"
+    queued = bulk.jobs.get(bulk.job_id(kicked))
+    running = replace(queued, status=RUNNING, types_done=2)
+    assert running.progress == f"2 of {queued.types_total} resource types exported"
     manifest = await bulk.finish("admin", kicked)
     assert manifest["requiresAccessToken"] is True
     assert manifest["request"] == "http://testserver/fhir/$export?_outputFormat=application/fhir%2Bndjson"
