@@ -42,6 +42,7 @@ from gateway.consent.policy import load_policy
 from gateway.fhir.access import ConsentGuard, subscriber_visibility
 from gateway.fhir.app_errors import fhir_error_handler, http_error_handler, unexpected_error_handler
 from gateway.fhir.errors import FhirError
+from gateway.fhir.export import web as export_web
 from gateway.fhir.routes import fhir_routes
 from gateway.fhir.search.paging import PageSigner
 from gateway.fhir.services import Services
@@ -128,6 +129,7 @@ def install_components(app: FastAPI, services: Services) -> None:
     if isinstance(endpoint, TokenEndpoint):
         app.include_router(auth_router(endpoint))
     intake_web.install(app, services, host=services.settings.mllp_host)
+    export_web.install(services)
     case_management.install(app, services)
     ward_list_web.install(app, services)
     if services.settings.ward_list_push_enabled:

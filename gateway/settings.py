@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     ward_list_drop_dir: Path | None = Field(default=None, description="Drop folder; default data_dir/ward-lists")
     ward_list_receivers: str = Field(default="", description="Organization/<id>,… that always get ward lists")
     ward_list_push_enabled: bool = True
+    export_retention_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Bulk Data export files (and their status) are deleted this long after the job ends",
+    )
 
     @property
     def fhir_base(self) -> str:

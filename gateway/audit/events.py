@@ -46,6 +46,7 @@ BALP_ENTITY_TYPE = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntit
 
 SUCCESS, MINOR_FAILURE, SERIOUS_FAILURE, MAJOR_FAILURE = "0", "4", "8", "12"
 SECURITY_ALERT = "110113"
+EXPORT = "110106"
 EMERGENCY_OVERRIDE_STARTED = "110127"
 
 # interaction -> (AuditEvent.action, restful-interaction code)
@@ -299,3 +300,34 @@ def audit_write(
         observer=observer,
         network_address=network_address,
     )
+
+
+def audit_export(
+    *,
+    event_id: str,
+    recorded: datetime,
+    ctx: AccessContext,
+    query: str,
+    outcome: str = SUCCESS,
+    outcome_desc: str | None = None,
+    request_id: str | None = None,
+    observer: str = "care-gateway",
+) -> JSON:
+    """A Bulk Data export as a whole (DCM 110106 Export): who asked, what, how it ended.
+
+    The people whose data left are recorded by the export's own search events (one per batch,
+    as `audit_search` records them), so this event names no Patient.
+    """
+    event = build_audit_event(
+        event_id=event_id,
+        recorded=recorded,
+        interaction="operation",
+        ctx=ctx,
+        outcome=outcome,
+        query=query,
+        request_id=request_id,
+        observer=observer,
+        outcome_desc=outcome_desc,
+    )
+    event["type"] = _coding(DCM, EXPORT, "Export")
+    return event

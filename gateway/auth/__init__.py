@@ -21,7 +21,17 @@ from gateway.auth.keys import SigningKey, load_signing_key
 from gateway.auth.purpose import PURPOSE_HEADER, PURPOSES, REASON_HEADER, purpose_from_headers
 from gateway.auth.replay import MemoryReplayGuard, RedisReplayGuard, ReplayGuard, replay_guard
 from gateway.auth.resource_server import authenticate, authenticator
-from gateway.auth.scopes import Restriction, Scope, ScopeError, allows, narrow, parse_scope, parse_scopes, restriction
+from gateway.auth.scopes import (
+    Restriction,
+    Scope,
+    ScopeError,
+    allows,
+    narrow,
+    parse_scope,
+    parse_scopes,
+    patient_confined,
+    restriction,
+)
 from gateway.auth.token_endpoint import TokenEndpoint, auth_router
 from gateway.auth.tokens import ACCESS_TOKEN_SECONDS, issuer, token_url
 
@@ -62,6 +72,7 @@ __all__ = [
     "parse_jwks",
     "parse_scope",
     "parse_scopes",
+    "patient_confined",
     "purpose_from_headers",
     "register_cli",
     "replay_guard",

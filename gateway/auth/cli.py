@@ -41,6 +41,7 @@ def _add(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
             jwks_url=args.jwks_url,
             secret=secret,
             client_id=args.client_id,
+            patient=args.patient,
         )
     except (ClientError, OSError) as exc:
         sys.stderr.write(f"client add: {exc}\n")
@@ -77,6 +78,7 @@ def register_cli(subparsers: Any) -> None:
     add.add_argument("--role", required=True, help="e.g. clinician, social-worker, case-manager")
     add.add_argument("--scope", required=True, action="append", help='SMART scopes, e.g. "system/Patient.rs"')
     add.add_argument("--client-id", help="choose the client_id (default: a new UUID)")
+    add.add_argument("--patient", help="Patient/ID: the fixed patient context of patient/ scopes (required with them)")
     how = add.add_mutually_exclusive_group(required=True)
     how.add_argument("--jwks", metavar="FILE", help="public JWKS file (private_key_jwt)")
     how.add_argument("--jwks-url", metavar="URL", help="JWKS URL (private_key_jwt)")

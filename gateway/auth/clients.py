@@ -30,6 +30,7 @@ AUTH_METHODS = (PRIVATE_KEY_JWT, CLIENT_SECRET_BASIC)
 _ORGANIZATION = re.compile(r"^Organization/[A-Za-z0-9\-.]{1,64}$")
 _ROLE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_PATIENT = re.compile(r"^(?:Patient/)?([A-Za-z0-9\-.]{1,64})$")
 
 
 class ClientError(ValueError):
@@ -49,6 +50,7 @@ class Client:
     secret_hash: str | None
     created_at: datetime
     disabled: bool
+    patient: str | None = None  # the fixed patient context of `patient/` scopes (a Patient id)
 
     def public(self) -> dict[str, Any]:
         """The client as shown to operators (CLI output): never the secret hash or key material."""
@@ -64,6 +66,8 @@ class Client:
         }
         if self.jwks_url:
             out["jwks_uri"] = self.jwks_url
+        if self.patient:
+            out["patient"] = self.patient
         return out
 
 
@@ -84,7 +88,28 @@ def _from_row(row: Row[Any]) -> Client:
         secret_hash=row.secret_hash,
         created_at=row.created_at,
         disabled=bool(row.disabled),
+        patient=row.patient,
     )
+
+
+def patient_id(patient: str) -> str:
+    """`Patient/123` or `123` -> `123`. Raises ClientError for anything else."""
+    match = _PATIENT.match(patient)
+    if not match:
+        raise ClientError("patient must be a Patient id or a reference such as Patient/123")
+    return match.group(1)
+
+
+def _check_patient(patient: str | None, scopes: list[str]) -> str | None:
+    """Backend clients have no launch: `patient/` scopes need the patient fixed at registration."""
+    wants_patient = any(s.startswith("patient/") for s in scopes)
+    if patient is None:
+        if wants_patient:
+            raise ClientError("patient/ scopes need a patient context: register the client with a patient")
+        return None
+    if not wants_patient:
+        raise ClientError("a patient context is only meaningful with patient/ scopes")
+    return patient_id(patient)
 
 
 def _check(name: str, organization: str, role: str, scopes: list[str], client_id: str) -> None:
@@ -122,14 +147,19 @@ class ClientRepository:
         secret: str | None = None,
         client_id: str | None = None,
         now: datetime | None = None,
+        patient: str | None = None,
     ) -> Client:
         """Register a client with exactly one of `jwks` (JSON text), `jwks_url` or `secret` (hashed here).
+
+        `patient` (an id or `Patient/<id>`) is the client's fixed patient context; it is required
+        with `patient/` scopes and refused without them.
 
         Raises ClientError for an invalid registration or an existing client_id.
         """
         scope_list = scopes.split() if isinstance(scopes, str) else list(scopes)
         client_id = client_id or str(uuid.uuid4())
         _check(name, organization, role, scope_list, client_id)
+        patient = _check_patient(patient, scope_list)
         if sum(x is not None for x in (jwks, jwks_url, secret)) != 1:
             raise ClientError("give exactly one of a JWKS, a JWKS URL or a secret")
         try:
@@ -151,6 +181,7 @@ class ClientRepository:
             "secret_hash": hash_secret(secret) if secret is not None else None,
             "created_at": now or _utcnow(),
             "disabled": False,
+            "patient": patient,
         }
         try:
             with self._engine.begin() as conn:

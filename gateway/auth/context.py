@@ -19,6 +19,8 @@ class AccessContext:
 
     `scopes` holds the granted SMART scope strings (already narrowed to what the client was
     registered with). `organization` is a reference such as `Organization/trust-a`.
+    `patient` is the SMART patient context (a Patient id): `patient/` scopes reach only that
+    person's compartment (see `gateway.fhir.patient_context`).
     """
 
     client_id: str
@@ -28,6 +30,7 @@ class AccessContext:
     purpose_of_use: str = TREATMENT
     break_glass_reason: str | None = None
     is_system: bool = False
+    patient: str | None = None
 
     @property
     def is_break_glass(self) -> bool:

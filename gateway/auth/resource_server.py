@@ -65,13 +65,16 @@ def authenticate(
         log.info("auth.client_disabled", client_id=claims.client_id)
         raise unauthorized("the access token is not valid")
     purpose, reason = purpose_from_headers(headers)
+    # `patient/` scopes mean nothing without a patient to confine them to: they grant nothing then.
+    scopes = claims.scopes if claims.patient else frozenset(s for s in claims.scopes if not s.startswith("patient/"))
     return AccessContext(
         client_id=claims.client_id,
         organization=claims.organization,
         role=claims.role,
-        scopes=claims.scopes,
+        scopes=scopes,
         purpose_of_use=purpose,
         break_glass_reason=reason,
+        patient=claims.patient,
     )
 
 

@@ -131,6 +131,16 @@ def allows(scopes: Iterable[str | Scope], interaction: str, resource_type: str) 
     return restriction(scopes, interaction, resource_type) is not None
 
 
+def patient_confined(scopes: Iterable[str | Scope], interaction: str, resource_type: str) -> bool:
+    """True when only `patient/` scopes allow `interaction` on `resource_type`.
+
+    Such access reaches the patient in context (and their linked records) and nothing else; a
+    `user/` or `system/` scope that allows the same is the wider grant and confines nothing.
+    """
+    matching = [s for s in _as_scopes(scopes) if s.covers(interaction, resource_type)]
+    return bool(matching) and all(s.context == "patient" for s in matching)
+
+
 def _intersect(asked: Scope, held: Scope) -> Scope | None:
     if asked.context != held.context:
         return None

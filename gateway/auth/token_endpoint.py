@@ -4,6 +4,14 @@
 (POST /auth/token, and GET of the SMART discovery document). Client authentication is either
 `private_key_jwt` (see assertion.py for every check) or HTTP Basic with a client secret. The
 granted scope is the requested scope cut down to what the client was registered with.
+
+Patient context: Backend Services has no launch, so a client that may use SMART `patient/`
+scopes is registered with one fixed Patient (`client add --patient`). When the grant includes a
+`patient/` scope, the token carries that Patient and the response returns it as `patient`, as
+SMART App Launch returns launch context alongside the access token. A token request cannot name
+a patient: nothing in the client credentials grant defines that, and letting a client choose
+would let it choose anyone. To serve several people, register one client per person, or use
+`system/` scopes under the organisation's sharing agreements.
 """
 
 from __future__ import annotations
@@ -79,8 +87,11 @@ class TokenEndpoint:
             raise invalid_client("client authentication is required")
         requested = form.get("scope") or " ".join(client.scopes)
         granted = narrow(requested.split(), client.scopes)
+        if client.patient is None:
+            granted = [s for s in granted if not s.startswith("patient/")]
         if not granted:
             raise invalid_scope("none of the requested scopes is registered for this client")
+        patient = client.patient if any(s.startswith("patient/") for s in granted) else None
         token = issue_access_token(
             self.signing_key,
             client_id=client.client_id,
@@ -90,14 +101,18 @@ class TokenEndpoint:
             issuer=issuer(self.settings),
             audience=self.settings.fhir_base,
             now=now,
+            patient=patient,
         )
         log.info("auth.token_issued", client_id=client.client_id, scope=" ".join(granted))
-        return {
+        response: dict[str, Any] = {
             "access_token": token,
             "token_type": "bearer",
             "expires_in": ACCESS_TOKEN_SECONDS,
             "scope": " ".join(granted),
         }
+        if patient is not None:
+            response["patient"] = patient
+        return response
 
     async def _client(self, client_id: str, method: str) -> Client:
         client = await run_in_threadpool(self.clients.get, client_id)

@@ -47,6 +47,7 @@ class AccessClaims:
     scopes: frozenset[str]
     expires_at: int
     jti: str
+    patient: str | None = None
 
 
 def issue_access_token(
@@ -60,8 +61,10 @@ def issue_access_token(
     audience: str,
     now: float,
     lifetime: int = ACCESS_TOKEN_SECONDS,
+    patient: str | None = None,
 ) -> str:
-    """A signed access token carrying who the client is (organisation, role) and its granted scopes."""
+    """A signed access token carrying who the client is (organisation, role), its granted scopes and,
+    when its scopes include `patient/` ones, the patient context they are confined to."""
     lifetime = min(lifetime, ACCESS_TOKEN_SECONDS)
     issued = int(now)
     claims = {
@@ -77,6 +80,8 @@ def issue_access_token(
         "organization": organization,
         "role": role,
     }
+    if patient is not None:
+        claims["patient"] = patient
     header = {"alg": SIGNING_ALG, "typ": TOKEN_TYPE, "kid": key.kid}
     return jws.serialize_compact(header, json.dumps(claims, separators=(",", ":")), key.key, registry=_REGISTRY)
 
@@ -112,7 +117,9 @@ def verify_access_token(token: str, key: SigningKey, *, issuer: str, audience: s
     client_id, scope = claims.get("client_id"), claims.get("scope")
     if not isinstance(client_id, str) or not client_id or not isinstance(scope, str):
         raise TokenError("token lacks client_id or scope")
-    org, role = claims.get("organization"), claims.get("role")
+    org, role, patient = claims.get("organization"), claims.get("role"), claims.get("patient")
+    if patient is not None and (not isinstance(patient, str) or not patient):
+        raise TokenError("token patient claim is malformed")
     return AccessClaims(
         client_id=client_id,
         organization=org if isinstance(org, str) else None,
@@ -120,4 +127,5 @@ def verify_access_token(token: str, key: SigningKey, *, issuer: str, audience: s
         scopes=frozenset(scope.split()),
         expires_at=exp,
         jti=str(claims.get("jti", "")),
+        patient=patient,
     )

@@ -13,7 +13,9 @@ from typing import Any, Protocol
 
 from gateway.auth.context import AccessContext
 from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM
+from gateway.fhir.patient_context import PatientContext
 from gateway.store.api import Store, StoredResource, UnitOfWork
+from gateway.store.search.query import SearchQuery
 
 
 class Guard(Protocol):
@@ -74,6 +76,7 @@ class Repository:
         self.store = store
         self.access = access
         self.guard: Guard = guard or OpenGuard()
+        self.patient_context = PatientContext(access) if access.patient is not None else None
 
     def allow(self, interaction: str, rtype: str) -> None:
         self.guard.allow(self.access, interaction, rtype)
@@ -81,11 +84,19 @@ class Repository:
     @property
     def is_open(self) -> bool:
         """True when nothing is hidden from this caller (internal work, or no guard configured)."""
+        if self.patient_context is not None:
+            return False
         return self.access.is_system or isinstance(self.guard, OpenGuard)
+
+    def narrow(self, uow: UnitOfWork, q: SearchQuery) -> SearchQuery:
+        """The query as far as the caller's scopes reach (the patient context, when there is one)."""
+        return q if self.patient_context is None else self.patient_context.narrow(uow, q)
 
     def visible(
         self, uow: UnitOfWork, rows: list[StoredResource], *, interaction: str = "read", query: str | None = None
     ) -> list[StoredResource]:
+        if self.patient_context is not None:  # outside the patient context is as good as missing
+            rows = self.patient_context.filter(uow, rows, interaction)
         return self.guard.visible(self.access, uow, rows, interaction=interaction, query=query)
 
     @contextmanager
@@ -95,6 +106,9 @@ class Repository:
             if organization and not self.access.is_system:
                 uow.prepare = lambda res: stamp_source_organization(res, organization)
             yield uow
+            if self.patient_context is not None:
+                uow.flush()
+                self.patient_context.check_writes(uow, uow.written)  # raises: nothing is committed
         if uow.written:
             self.guard.record_writes(self.access, uow.written)
 

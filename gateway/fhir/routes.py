@@ -7,8 +7,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.fhir.errors import FhirError
+from gateway.fhir.export import web as export_web
 from gateway.fhir.interactions import bundle, capabilities, create, delete, history, read, search, update
 from gateway.fhir.operations import OPERATIONS, Operation
+from gateway.fhir.operations import bulk_export as _bulk_export  # noqa: F401  (registers)
 from gateway.fhir.operations import patient_match as _patient_match  # noqa: F401  (registers)
 from gateway.fhir.operations import registry_imports as _record_ops  # noqa: F401  (registers)
 from gateway.fhir.operations import resource_validate as _resource_validate  # noqa: F401  (registers)
@@ -66,6 +68,10 @@ async def _op_system(request: Request) -> Response:
 def fhir_routes(prefix: str = "/fhir") -> list[Route]:
     return [
         Route(f"{prefix}/metadata", capabilities.capabilities, methods=["GET"]),
+        # Bulk Data export status and files: ahead of the {rtype}/{rid} routes they would match.
+        Route(f"{prefix}/{export_web.STATUS_PATH}", export_web.status, methods=["GET"]),
+        Route(f"{prefix}/{export_web.STATUS_PATH}", export_web.cancel, methods=["DELETE"]),
+        Route(f"{prefix}/{export_web.FILE_PATH}/{{job}}/{{name}}", export_web.download, methods=["GET"]),
         Route(f"{prefix}", bundle.bundle, methods=["POST"]),
         Route(f"{prefix}/", bundle.bundle, methods=["POST"]),
         Route(f"{prefix}/_history", history.history, methods=["GET"]),

@@ -240,6 +240,9 @@ auth_client = Table(
     Column("secret_hash", String(256), nullable=True),
     Column("created_at", DateTime, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
+    # SMART `patient/` scopes of a backend client are confined to this Patient (its fixed launch
+    # context, set at registration; the token response returns it as `patient`).
+    Column("patient", String(64), nullable=True),
 )
 Index("ix_auth_client_organization", auth_client.c.organization)
 
@@ -312,3 +315,33 @@ Index(
     subscription_event.c.focus_id,
     subscription_event.c.focus_version,
 )
+
+# --- bulk export ---
+# FHIR Bulk Data export jobs (gateway/fhir/export/). The row is the job's durable state: a job a
+# stopped process left queued or running is run again (from the start) by the next process. The
+# caller's access context is kept so the job decides consent exactly as the caller's own searches
+# would; files and status are only ever shown to `client_id`.
+export_job = Table(
+    "export_job",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("access", Text, nullable=False),  # JSON: the caller's AccessContext (no personal data)
+    Column("level", String(16), nullable=False),  # system | patient | group
+    Column("group_id", String(64), nullable=True),
+    Column("request_url", Text, nullable=False),  # the kick-off URL, echoed in the manifest
+    Column("params", Text, nullable=False),  # JSON: types, since, output format
+    Column("status", String(16), nullable=False),  # queued | running | done | failed
+    Column("transaction_time", DateTime, nullable=False),
+    Column("types_done", Integer, nullable=False, default=0),
+    Column("types_total", Integer, nullable=False, default=0),
+    Column("output", Text, nullable=True),  # JSON: [{type, file, count}], when done
+    Column("error", Text, nullable=True),  # when failed (no personal data)
+    Column("request_id", String(64), nullable=True),  # the kick-off's X-Request-ID, for the audit trail
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),  # also the runner's heartbeat
+    Column("finished_at", DateTime, nullable=True),
+    Column("expires_at", DateTime, nullable=True),  # files and row are deleted after this
+)
+Index("ix_export_job_status", export_job.c.status)
+Index("ix_export_job_client_id", export_job.c.client_id)

@@ -128,3 +128,19 @@ def test_demo_clients_rekey_on_new_seed_and_respect_disable(engine: Engine) -> N
     stored = repo.get("demo-hospital")
     assert stored is not None
     assert new["demo-hospital"] != old["demo-hospital"] and verify_secret(new["demo-hospital"], stored.secret_hash)
+
+
+def test_add_with_a_patient_context(
+    auth_settings: Settings, engine: Engine, capsys: Any, tmp_path: Path, rsa_key: Any, kit: Any
+) -> None:
+    path = tmp_path / "jwks.json"
+    path.write_text(kit.jwks(rsa_key))
+    code, out = run(
+        [*ADD, "--scope", "patient/*.rs", "--jwks", str(path), "--patient", "Patient/p-1"],
+        auth_settings,
+        engine,
+        capsys,
+    )
+    assert code == 0 and out["patient"] == "p-1"
+    code, _ = run([*ADD, "--scope", "patient/*.rs", "--jwks", str(path)], auth_settings, engine, capsys)
+    assert code == 2  # patient/ scopes without a patient are refused

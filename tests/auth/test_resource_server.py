@@ -137,3 +137,17 @@ async def test_fastapi_dependency(signing_key: SigningKey, auth_settings: Settin
     assert ok.json() == {"client": "app", "org": "Organization/case-mgmt"}
     assert refused.status_code == 401
     assert refused.json()["resourceType"] == "OperationOutcome"
+
+
+def test_patient_context_travels_in_the_token(signing_key: SigningKey, auth_settings: Settings, kit: Any) -> None:
+    tok = token(signing_key, kit, scopes=["patient/*.rs", "system/Patient.rs"], patient="p1")
+    ctx = authenticate(headers(tok), auth_settings, key=signing_key, now=kit.now + 1)
+    assert ctx.patient == "p1" and ctx.scopes == frozenset({"patient/*.rs", "system/Patient.rs"})
+
+
+def test_patient_scopes_without_a_patient_grant_nothing(
+    signing_key: SigningKey, auth_settings: Settings, kit: Any
+) -> None:
+    tok = token(signing_key, kit, scopes=["patient/*.rs", "system/Patient.rs"])
+    ctx = authenticate(headers(tok), auth_settings, key=signing_key, now=kit.now + 1)
+    assert ctx.patient is None and ctx.scopes == frozenset({"system/Patient.rs"})

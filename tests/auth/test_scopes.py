@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.auth.scopes import Restriction, Scope, ScopeError, allows, narrow, parse_scope, parse_scopes, restriction
+from gateway.auth.scopes import (
+    Restriction,
+    Scope,
+    ScopeError,
+    allows,
+    narrow,
+    parse_scope,
+    parse_scopes,
+    patient_confined,
+    restriction,
+)
 
 ALL = frozenset({"create", "read", "update", "delete", "search"})
 
@@ -145,3 +155,19 @@ def test_an_unfiltered_scope_is_unrestricted() -> None:
 )
 def test_narrow_grants_the_intersection(requested: str, registered: str, granted: list[str]) -> None:
     assert narrow(requested.split(), registered.split()) == granted
+
+
+@pytest.mark.parametrize(
+    ("scopes", "interaction", "rtype", "confined"),
+    [
+        ("patient/*.rs", "read", "Observation", True),
+        ("patient/Observation.rs", "search", "Observation", True),
+        ("patient/*.rs system/Observation.rs", "read", "Observation", False),  # the wider grant wins
+        ("patient/*.rs user/*.rs", "search", "Patient", False),
+        ("patient/*.rs system/Patient.rs", "read", "Observation", True),
+        ("system/*.rs", "read", "Observation", False),
+        ("patient/Observation.c", "read", "Observation", False),  # nothing allows it: not "confined"
+    ],
+)
+def test_patient_confined(scopes: str, interaction: str, rtype: str, confined: bool) -> None:
+    assert patient_confined(scopes.split(), interaction, rtype) is confined

@@ -1,7 +1,8 @@
 """Consent on every read path, attacked the way other FHIR servers leaked.
 
-HAPI #1507/#3418 (totals), #3382 (page links replayed by another user), #6065 (_has), chained
-search as an oracle, _include pulling hidden resources, refused-vs-missing responses, labels.
+HAPI #1507/#3418 (totals), #3382 (page links replayed by another user), #6065 (_has), #6855
+(bulk export bypassing checks), chained search as an oracle, _include pulling hidden resources,
+refused-vs-missing responses, labels.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import orjson
 
 from gateway.consent.agreements import build_agreement
+from gateway.fhir.export.web import exports_of
+from gateway.fhir.services import Services
 
 Caller = Callable[[str], httpx.AsyncClient]
 
@@ -236,3 +240,32 @@ async def test_break_glass_reveals_audits_and_notifies_the_case_manager(as_calle
     assert "unconscious" in note["payload"][0]["contentString"]
     await as_caller("btg").get(f"/Patient/{ids['hidden']}")  # a second look in the same hour: no second note
     assert (await admin.get(f"/Communication?patient={ids['hidden']}")).json()["total"] == 1
+
+
+async def _export(as_caller: Caller, services: Services, who: str) -> tuple[str, dict[str, Any], dict[str, set[str]]]:
+    client = as_caller(who)
+    kicked = await client.get("/$export", headers={"Prefer": "respond-async"})
+    assert kicked.status_code == 202
+    status_path = kicked.headers["content-location"].replace("http://testserver/fhir", "")
+    exports_of(services).wait(status_path.rsplit("=", 1)[1], timeout=60)
+    manifest = (await client.get(status_path)).json()
+    exported: dict[str, set[str]] = {}
+    for item in manifest["output"]:
+        body = (await client.get(item["url"].replace("http://testserver/fhir", ""))).content
+        exported[item["type"]] = {orjson.loads(line)["id"] for line in body.splitlines()}
+        assert item["count"] == len(body.splitlines())  # counts are of what was written
+    return status_path, manifest, exported
+
+
+async def test_export_does_not_bypass_policy(as_caller: Caller, services: Services) -> None:
+    ids = await seed(as_caller("admin"))
+    _, _, council = await _export(as_caller, services, "council")
+    assert not set().union(*council.values()) & set(ids.values())  # no agreement: nobody's data
+    status_path, manifest, trust = await _export(as_caller, services, "trust")
+    assert trust["Patient"] == {ids["open"]}
+    assert trust["Encounter"] == {ids["enc-open"], ids["enc-labelled"]}
+    assert ids["hidden"] not in str(trust) and ids["enc-hidden"] not in str(trust)
+    # the status and the files are the trust client's alone
+    other = as_caller("trust-2")
+    assert (await other.get(status_path)).status_code == 404
+    assert (await other.get(manifest["output"][0]["url"].replace("http://testserver/fhir", ""))).status_code == 404

@@ -52,6 +52,7 @@ def _safe_criterion(uow: UnitOfWork, repo: Repository, rtype: str, crit: Criteri
 
 def search_as(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text: str) -> SearchPage:
     """The page of `q` for the repository's caller: the store's answer when nothing is hidden from them."""
+    q = repo.narrow(uow, q)  # the caller's patient context, if any, as an index criterion
     return uow.search(q) if repo.is_open else guarded_search(uow, repo, q, query_text)
 
 
