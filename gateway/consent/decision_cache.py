@@ -57,6 +57,7 @@ class DecisionKey:
     agreements: tuple[tuple[str, int], ...]  # (Basic id, version) of every stored agreement, sorted
     policy: tuple[str, ...]  # policy file version, compartment version
     clients: str | None = None  # client-registry generation
+    deployment: str = ""  # one id per database: two deployments sharing a Redis never share entries
 
     @property
     def digest(self) -> str:
@@ -67,6 +68,7 @@ class DecisionKey:
             [list(a) for a in self.agreements],
             list(self.policy),
             self.clients,
+            self.deployment,
         ]
         return KEY_PREFIX + hashlib.sha256(orjson.dumps(material)).hexdigest()
 

@@ -25,7 +25,7 @@ from gateway.consent.decision_cache import DecisionCache, DecisionKey
 from gateway.consent.facts import Facts
 from gateway.consent.pdp import PolicyDecisionPoint
 from gateway.fhir.errors import forbidden
-from gateway.fhir.policy_inputs import AgreementCache, ClassLevelMemo, PolicyInputs, load_inputs
+from gateway.fhir.policy_inputs import AgreementCache, ClassLevelMemo, PolicyInputs, deployment_id, load_inputs
 from gateway.logging import get_logger
 from gateway.store.api import Store, StoredResource, UnitOfWork
 
@@ -62,11 +62,13 @@ class ConsentGuard:
         self.audit = audit
         self.on_obligations = on_obligations
         self.clock = clock
-        self.decisions = decisions or DecisionCache()
+        self.decisions = decisions if decisions is not None else DecisionCache()
         self._agreements = AgreementCache()
         self._class_level = ClassLevelMemo()
         self._facts: dict[tuple[str, str, int], Facts] = {}
         self._policy = (self.pdp.policy.version, self.pdp.compartment.version)
+        with store.writer() as uow:
+            self._deployment = deployment_id(uow)
 
     # -- Guard protocol ---------------------------------------------------------------------------
 
@@ -151,6 +153,7 @@ class ConsentGuard:
                 agreements=agreement_versions if f.patients else (),
                 policy=self._policy,
                 clients=inputs.client_generation,
+                deployment=self._deployment,
             )
             keyed[key] = members
         cacheable = not access.is_break_glass
