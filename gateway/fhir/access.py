@@ -9,6 +9,7 @@ the request path). A refused resource is dropped exactly as if it did not exist.
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +67,9 @@ class ConsentGuard:
         self._agreements = AgreementCache()
         self._class_level = ClassLevelMemo()
         self._facts: dict[tuple[str, str, int], Facts] = {}
+        self._read_in: weakref.WeakKeyDictionary[UnitOfWork, tuple[frozenset[str], int, PolicyInputs]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._policy = (self.pdp.policy.version, self.pdp.compartment.version)
         with store.writer() as uow:
             self._deployment = deployment_id(uow)
@@ -134,7 +138,7 @@ class ConsentGuard:
         for i, f in enumerate(facts):
             groups.setdefault(f, []).append(i)
         patient_ids = {p for f in groups for p in f.patients}
-        inputs = load_inputs(uow, patient_ids) if patient_ids else PolicyInputs()
+        inputs = self._inputs(uow, patient_ids)
         agreement_versions, agreements = (
             self._agreements.get(uow, inputs.agreement_versions) if patient_ids else ((), [])
         )
@@ -169,6 +173,18 @@ class ConsentGuard:
         if cacheable and fresh:
             self.decisions.put_many(fresh, now)
         return [d for d in out if d is not None]
+
+    def _inputs(self, uow: UnitOfWork, patient_ids: set[str]) -> PolicyInputs:
+        """The inputs for these Patients; read once per transaction (a search pages, counts and
+        includes in one transaction, `$everything` decides three times in one)."""
+        if not patient_ids:
+            return PolicyInputs()
+        known = self._read_in.get(uow)
+        if known is not None and patient_ids <= known[0] and known[1] == len(uow.written):
+            return known[2]  # nothing written in this transaction since: the same answer
+        inputs = load_inputs(uow, patient_ids)
+        self._read_in[uow] = (frozenset(patient_ids), len(uow.written), inputs)
+        return inputs
 
     def facts_of(self, row: StoredResource) -> Facts:
         """The class of a stored version, remembered: a stored version never changes."""

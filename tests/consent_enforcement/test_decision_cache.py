@@ -264,3 +264,11 @@ def test_cache_is_bounded() -> None:
     cache.put_many({k: Decision(True, ("x",)) for k in keys}, NOW)
     assert len(cache) == 2
     assert keys[0] not in cache.get_many(keys, NOW)
+
+
+def test_a_consent_written_earlier_in_the_same_transaction_applies(nodes: tuple[Node, Node, Clock]) -> None:
+    a, _, _ = nodes
+    with a.services.store.writer() as uow:  # a transaction Bundle: PUT Consent, then GET
+        assert a.guard.visible(CALLER, uow, [uow.read("Observation", "o1")])
+        uow.update(consent({"type": "deny"}))
+        assert not a.guard.visible(CALLER, uow, [uow.read("Observation", "o1")])

@@ -62,7 +62,7 @@ def guarded_search(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text
         total = _visible_total(uow, repo, q, query_text) if q.total != "none" else None
         return SearchPage([], total, None, None, False, False)
     backwards = q.cursor.backwards if q.cursor else False
-    batch = max(q.count * 2, 50)
+    batch = q.count + 1  # enough when nothing is hidden (the common case); grows when rows are hidden
     rows: list[StoredResource] = []
     keys: list[tuple[Any, ...]] = []
     cursor = q.cursor
@@ -71,6 +71,8 @@ def guarded_search(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text
         page = uow.search(replace(q, count=batch, cursor=cursor, total="none", includes=(), revincludes=()))
         shown = {id(r) for r in repo.visible(uow, page.rows, interaction="search", query=query_text)}
         picked = [(r, k) for r, k in zip(page.rows, page.keys, strict=True) if id(r) in shown]
+        if len(picked) < len(page.rows):
+            batch = min(max(batch * 2, 50), INNER_LIMIT)
         if backwards:
             rows = [r for r, _ in picked] + rows
             keys = [k for _, k in picked] + keys
