@@ -331,8 +331,8 @@ def is_class_level(consent: JSON) -> bool:
             return True
         if any(p.get(name) for name in _CONTENT_ELEMENTS):
             return False
-        children = p.get("provision") or ()
-        return all(visit(child) for child in children) if isinstance(children, list) else False
+        children = p.get("provision") or []
+        return isinstance(children, list) and all(visit(child) for child in children)
 
     return visit(consent.get("provision") or {})
 

@@ -38,6 +38,12 @@ Encounter names no Patient, so callers must decide it on its target resource ins
 
 System contexts (intake, alert evaluation) are permitted; anything they deliver to a client
 must be decided again with that client's context.
+
+Deciding once per class: with Consents that read no resource content (`consents.is_class_level`),
+the rules above read only a resource's `Facts` (type, people, source organisations, categories,
+labels, profiles, and a Patient's own opt-out flag), so `filter` decides each class once and the
+enforcement point caches class decisions (`decision_cache.py`). A Consent with `code`,
+`dataPeriod` or `data` makes its person's resources be decided one by one.
 """
 
 from __future__ import annotations
