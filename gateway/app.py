@@ -37,6 +37,7 @@ from gateway.auth import (
     token_url,
 )
 from gateway.auth.context import AccessContext
+from gateway.consent.decision_cache import DecisionCache
 from gateway.consent.pdp import PolicyDecisionPoint
 from gateway.consent.policy import load_policy
 from gateway.fhir.access import ConsentGuard, subscriber_visibility
@@ -99,7 +100,11 @@ def _secure(services: Services) -> None:
     policy = load_policy(settings.policy_file) if settings.policy_file else None
     writer = BatchingAuditWriter(lambda events: write_audit_events(store, events))
     services.extras["guard"] = ConsentGuard(
-        store, PolicyDecisionPoint(policy), audit=writer, on_obligations=BreakGlassNotifier(store)
+        store,
+        PolicyDecisionPoint(policy),
+        audit=writer,
+        on_obligations=BreakGlassNotifier(store),
+        decisions=DecisionCache(redis_url=settings.redis_url),
     )
     services.extras["auth"] = TokenEndpoint(settings, clients, key, replay_guard(settings.redis_url), JwksCache())
     services.extras.setdefault("shutdown", []).append(writer.aclose)

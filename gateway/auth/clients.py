@@ -14,18 +14,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth.client_secrets import hash_secret
 from gateway.auth.jwks import JwksError, check_jwks_url, parse_jwks
 from gateway.auth.scopes import ScopeError, parse_scopes
-from gateway.store.schema import auth_client
+from gateway.store.schema import auth_client, gateway_meta
 
 PRIVATE_KEY_JWT = "private_key_jwt"
 CLIENT_SECRET_BASIC = "client_secret_basic"
 AUTH_METHODS = (PRIVATE_KEY_JWT, CLIENT_SECRET_BASIC)
+
+# `gateway_meta` row changed in the same transaction as every registry change: the consent
+# decision cache keys on it, so a client change is seen by every process at its commit.
+CLIENT_GENERATION_KEY = "client_generation"
 
 _ORGANIZATION = re.compile(r"^Organization/[A-Za-z0-9\-.]{1,64}$")
 _ROLE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -69,6 +73,19 @@ class Client:
         if self.patient:
             out["patient"] = self.patient
         return out
+
+
+def bump_client_generation(conn: Connection) -> None:
+    """Give the client registry a new generation, inside the caller's transaction."""
+    token = uuid.uuid4().hex
+    meta = gateway_meta.c
+    if conn.execute(update(gateway_meta).where(meta.key == CLIENT_GENERATION_KEY).values(value=token)).rowcount:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(gateway_meta.insert().values(key=CLIENT_GENERATION_KEY, value=token))
+    except IntegrityError:  # another process created the row first: change it instead
+        conn.execute(update(gateway_meta).where(meta.key == CLIENT_GENERATION_KEY).values(value=token))
 
 
 def _utcnow() -> datetime:
@@ -186,6 +203,7 @@ class ClientRepository:
         try:
             with self._engine.begin() as conn:
                 conn.execute(auth_client.insert().values(**values))
+                bump_client_generation(conn)
         except IntegrityError as exc:
             raise ClientError(f"client {client_id!r} already exists") from exc
         client = self.get(client_id)
@@ -208,6 +226,7 @@ class ClientRepository:
         """Disable a client (its tokens stop working where the resource server checks `is_active`)."""
         with self._engine.begin() as conn:
             result = conn.execute(update(auth_client).where(auth_client.c.client_id == client_id).values(disabled=True))
+            bump_client_generation(conn)
         return result.rowcount > 0
 
     def set_secret(self, client_id: str, secret: str) -> None:
@@ -218,6 +237,7 @@ class ClientRepository:
                 .where(auth_client.c.client_id == client_id, auth_client.c.auth_method == CLIENT_SECRET_BASIC)
                 .values(secret_hash=hash_secret(secret))
             )
+            bump_client_generation(conn)
 
     def is_active(self, client_id: str) -> bool:
         with self._engine.connect() as conn:

@@ -18,6 +18,8 @@ from gateway.consent.cache import decision_cache_key
 from gateway.consent.compartment import Compartment, CompartmentError, load_compartment, patients_of
 from gateway.consent.consents import CLIENT_IDENTIFIER_SYSTEM, data_references
 from gateway.consent.decision import AUDIT_SECURITY_ALERT, NOTIFY_CASE_MANAGER, Decision, FilterResult
+from gateway.consent.decision_cache import DecisionCache, DecisionKey
+from gateway.consent.facts import Facts
 from gateway.consent.pdp import PolicyDecisionPoint, is_opted_out
 from gateway.consent.policy import PolicyConfig, PolicyConfigError, default_policy, load_policy, parse_policy
 
@@ -34,6 +36,9 @@ __all__ = [
     "Compartment",
     "CompartmentError",
     "Decision",
+    "DecisionCache",
+    "DecisionKey",
+    "Facts",
     "FilterResult",
     "PolicyConfig",
     "PolicyConfigError",

@@ -1,4 +1,7 @@
-"""Cache keys for decisions, so the lead can cache in Redis and never serve a stale answer.
+"""Content-hash keys for single decisions (for callers holding the inputs themselves).
+
+The enforcement point's cache is `decision_cache.py`: class-level keys built from stored versions
+read with the inputs, so it never hashes Consent content on the request path.
 
 The key hashes everything a decision depends on except the clock: the caller (client,
 organisation, role, scopes, purpose, break-glass reason), the person, the policy file version,

@@ -315,6 +315,28 @@ def _data_matches(data: JSON, r: Request) -> bool:
     return False
 
 
+# Provision elements that read a resource's content (not only its type, labels and profiles).
+_CONTENT_ELEMENTS = ("code", "dataPeriod", "data")
+
+
+def is_class_level(consent: JSON) -> bool:
+    """True when no provision reads resource content (`code`, `dataPeriod`, `data`).
+
+    Such a Consent answers alike for every resource of one type, label set and profile set, so
+    the PDP may decide once per class of resources instead of once per resource.
+    """
+
+    def visit(p: Any) -> bool:
+        if not isinstance(p, dict):
+            return True
+        if any(p.get(name) for name in _CONTENT_ELEMENTS):
+            return False
+        children = p.get("provision") or []
+        return isinstance(children, list) and all(visit(child) for child in children)
+
+    return visit(consent.get("provision") or {})
+
+
 def data_references(consents: Iterable[JSON]) -> set[str]:
     """`Type/id` of every `data.reference` with meaning=related: what the caller should pre-fetch."""
     found: set[str] = set()

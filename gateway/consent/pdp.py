@@ -38,6 +38,12 @@ Encounter names no Patient, so callers must decide it on its target resource ins
 
 System contexts (intake, alert evaluation) are permitted; anything they deliver to a client
 must be decided again with that client's context.
+
+Deciding once per class: with Consents that read no resource content (`consents.is_class_level`),
+the rules above read only a resource's `Facts` (type, people, source organisations, categories,
+labels, profiles, and a Patient's own opt-out flag), so `filter` decides each class once and the
+enforcement point caches class decisions (`decision_cache.py`). A Consent with `code`,
+`dataPeriod` or `data` makes its person's resources be decided one by one.
 """
 
 from __future__ import annotations
@@ -52,8 +58,9 @@ from gateway.codes import EXT_NATIONAL_OPT_OUT
 from gateway.consent import decision as d
 from gateway.consent.agreements import Agreement, categories_of, source_organizations
 from gateway.consent.compartment import Compartment, default_compartment, patients_referenced
-from gateway.consent.consents import Request, consent_patient, evaluate_consent, period_boundaries
+from gateway.consent.consents import Request, consent_patient, evaluate_consent, is_class_level, period_boundaries
 from gateway.consent.decision import Decision, FilterResult
+from gateway.consent.facts import Facts
 from gateway.consent.fhirtime import boundaries
 from gateway.consent.labels import Label, label_in, labels_of, restricting
 from gateway.consent.policy import PolicyConfig, default_policy
@@ -130,19 +137,48 @@ class PolicyDecisionPoint:
         actions: frozenset[str] | None = None,
         referenced: Mapping[str, JSON] | None = None,
     ) -> FilterResult:
-        """Decide a page of resources at once; hidden ones are dropped before anything is counted."""
+        """Decide a page of resources at once; hidden ones are dropped before anything is counted.
+
+        Resources of one class (`Facts`) are decided once, unless a Consent of their people reads
+        resource content (`consents.is_class_level`): then each is decided on its own.
+        """
         _check_now(now)
         consents = _index_consents(patient_consents)
         patients = _index_patients(list(patient_resources))
         agreement_list = list(agreements)
         acts = actions or self.policy.read_actions
-        decisions = [
-            self._decide(ctx, r, consents, patients, agreement_list, now, acts, referenced or {}) for r in resources
-        ]
+        refs = referenced or {}
+        class_level = {pid: all(is_class_level(c) for c in cs) for pid, cs in consents.items()}
+        by_class: dict[Facts, Decision] = {}
+        decisions = []
+        for r in resources:
+            facts = self.facts(r)
+            if not all(class_level.get(p, True) for p in facts.patients):
+                decisions.append(self._decide(ctx, r, consents, patients, agreement_list, now, acts, refs))
+                continue
+            dec = by_class.get(facts)
+            if dec is None:
+                dec = by_class[facts] = self._decide(ctx, r, consents, patients, agreement_list, now, acts, refs)
+            decisions.append(dec)
         return FilterResult(
             permitted=[r for r, dec in zip(resources, decisions, strict=True) if dec.permit],
             decisions=decisions,
             obligations=frozenset().union(*(dec.obligations for dec in decisions)),
+        )
+
+    def facts(self, resource: JSON) -> Facts:
+        """The class of a resource: everything a decision reads from it when Consents are class-level."""
+        rtype = str(resource.get("resourceType", ""))
+        meta = resource.get("meta")
+        profiles = meta.get("profile") if isinstance(meta, dict) else None
+        return Facts(
+            rtype=rtype,
+            patients=tuple(sorted(self.patients_for(resource))),
+            sources=source_organizations(resource),
+            categories=categories_of(resource),
+            labels=labels_of(resource),
+            profiles=frozenset(p for p in profiles or () if isinstance(p, str)),
+            opted_out=is_opted_out(resource) if rtype == "Patient" else None,
         )
 
     def patients_for(self, resource: JSON) -> set[str]:

@@ -8,10 +8,9 @@ the request path). A refused resource is dropped exactly as if it did not exist.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,25 +20,20 @@ from gateway.audit.events import audit_read, audit_search, audit_write
 from gateway.audit.writer import AuditSink
 from gateway.auth.context import AccessContext
 from gateway.auth.scopes import allows
-from gateway.consent.agreements import (
-    AGREEMENT_CODE,
-    AGREEMENT_CODE_SYSTEM,
-    SOURCE_ORGANIZATION_TAG_SYSTEM,
-    Agreement,
-    AgreementError,
-    parse_agreement,
-)
-from gateway.consent.decision import FilterResult
+from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM
+from gateway.consent.decision import Decision, FilterResult
+from gateway.consent.decision_cache import DecisionCache, DecisionKey
+from gateway.consent.facts import Facts
 from gateway.consent.pdp import PolicyDecisionPoint
 from gateway.fhir.errors import forbidden
+from gateway.fhir.policy_inputs import AgreementCache, ClassLevelMemo, PolicyInputs, deployment_id, load_inputs
 from gateway.logging import get_logger
 from gateway.store.api import Store, StoredResource, UnitOfWork
-from gateway.store.schema import sp_reference, sp_token
 
 log = get_logger("gateway.access")
 
 _SCOPE_INTERACTION = {"history": "read", "vread": "read"}
-_AGREEMENT_TTL = 30.0  # seconds; other processes' agreement changes are seen within this
+_FACTS_LIMIT = 200_000  # stored versions whose facts are remembered
 
 
 def _now() -> datetime:
@@ -47,6 +41,13 @@ def _now() -> datetime:
 
 
 class ConsentGuard:
+    """Scopes, then the PDP for every resource shown, then audit.
+
+    A page is decided once per class of resources (`Facts`), and each class decision is looked
+    up in `decisions` first (in-process, and Redis when configured): see
+    `gateway.consent.decision_cache` for why a cached decision is never stale.
+    """
+
     def __init__(
         self,
         store: Store,
@@ -55,20 +56,23 @@ class ConsentGuard:
         audit: AuditSink | None = None,
         on_obligations: Callable[[AccessContext, FilterResult], None] | None = None,
         clock: Callable[[], datetime] = _now,
+        decisions: DecisionCache | None = None,
     ) -> None:
         self.store = store
         self.pdp = pdp or PolicyDecisionPoint()
         self.audit = audit
         self.on_obligations = on_obligations
         self.clock = clock
-        self._agreements: list[Agreement] | None = None
-        self._agreements_at = 0.0
-        self._lock = threading.Lock()
-        store.on_commit(self._invalidate)
-
-    def _invalidate(self, written: list[StoredResource]) -> None:
-        if any(w.type == "Basic" for w in written):
-            self._agreements = None
+        self.decisions = decisions if decisions is not None else DecisionCache()
+        self._agreements = AgreementCache()
+        self._class_level = ClassLevelMemo()
+        self._facts: dict[tuple[str, str, int], Facts] = {}
+        self._read_in: weakref.WeakKeyDictionary[UnitOfWork, tuple[frozenset[str], int, PolicyInputs]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._policy = (self.pdp.policy.version, self.pdp.compartment.version)
+        with store.writer() as uow:
+            self._deployment = deployment_id(uow)
 
     # -- Guard protocol ---------------------------------------------------------------------------
 
@@ -93,22 +97,16 @@ class ConsentGuard:
         if access.is_system or not rows:
             return rows
         live = [r for r in rows if r.content is not None]
-        resources = [r.json() for r in live]
-        patients: set[str] = set()
-        for res in resources:
-            patients |= self.pdp.patients_for(res)
-        result = self.pdp.filter(
-            access,
-            resources,
-            patient_consents=self._consents(uow, patients),
-            patient_resources=[p.json() for p in uow.fetch_many(("Patient", pid) for pid in sorted(patients))],
-            agreements=self._agreements_for(uow),
-            now=self.clock(),
+        decisions = self.decide(access, uow, live)
+        result = FilterResult(
+            permitted=[],  # the guard works on stored rows; see `decisions`
+            decisions=decisions,
+            obligations=frozenset().union(*(dec.obligations for dec in decisions)),
         )
         self._audit(access, live, result, interaction, query)
         if result.obligations and self.on_obligations is not None:
             self.on_obligations(access, result)
-        return [row for row, dec in zip(live, result.decisions, strict=True) if dec.permit]
+        return [row for row, dec in zip(live, decisions, strict=True) if dec.permit]
 
     def record_writes(self, access: AccessContext, written: list[StoredResource]) -> None:
         if self.audit is None:
@@ -130,42 +128,91 @@ class ConsentGuard:
                 )
             )
 
-    # -- inputs -----------------------------------------------------------------------------------
+    # -- deciding ---------------------------------------------------------------------------------
 
-    def _consents(self, uow: UnitOfWork, patients: Iterable[str]) -> list[dict[str, Any]]:
-        ids = sorted(patients)
-        if not ids:
-            return []
-        ref = sp_reference.c
-        consent_ids = uow.conn.execute(
-            sp_reference.select()
-            .with_only_columns(ref.res_id)
-            .where(ref.res_type == "Consent", ref.param == "patient", ref.target_type == "Patient")
-            .where(ref.target_id.in_(ids))
-        ).scalars()
-        return [c.json() for c in uow.fetch_many(("Consent", cid) for cid in set(consent_ids))]
+    def decide(self, access: AccessContext, uow: UnitOfWork, rows: list[StoredResource]) -> list[Decision]:
+        """One decision per row (parallel to `rows`), each class decided or looked up once."""
+        now = self.clock()
+        facts = [self.facts_of(row) for row in rows]
+        groups: dict[Facts, list[int]] = {}
+        for i, f in enumerate(facts):
+            groups.setdefault(f, []).append(i)
+        patient_ids = {p for f in groups for p in f.patients}
+        inputs = self._inputs(uow, patient_ids)
+        agreement_versions, agreements = (
+            self._agreements.get(uow, inputs.agreement_versions) if patient_ids else ((), [])
+        )
+        caller = (access.client_id, access.organization, access.role, access.purpose_of_use)
+        out: list[Decision | None] = [None] * len(rows)
+        keyed: dict[DecisionKey, list[int]] = {}
+        for f, members in groups.items():
+            if not self._class_level.all_class_level(inputs, f.patients):
+                for i in members:  # a Consent reads resource content: decide each resource
+                    out[i] = self._decide_one(access, rows[i].json(), f, inputs, agreements, now)
+                continue
+            key = DecisionKey(
+                caller=caller,
+                facts=f,
+                people=tuple(inputs.state(p) for p in f.patients),
+                agreements=agreement_versions if f.patients else (),
+                policy=self._policy,
+                clients=inputs.client_generation,
+                deployment=self._deployment,
+            )
+            keyed[key] = members
+        cacheable = not access.is_break_glass
+        found = self.decisions.get_many(keyed, now) if cacheable and keyed else {}
+        fresh: dict[DecisionKey, Decision] = {}
+        for key, members in keyed.items():
+            decision = found.get(key)
+            if decision is None:
+                representative = rows[members[0]].json()
+                decision = fresh[key] = self._decide_one(access, representative, key.facts, inputs, agreements, now)
+            for i in members:
+                out[i] = decision
+        if cacheable and fresh:
+            self.decisions.put_many(fresh, now)
+        return [d for d in out if d is not None]
 
-    def _agreements_for(self, uow: UnitOfWork) -> list[Agreement]:
-        with self._lock:
-            fresh = time.monotonic() - self._agreements_at < _AGREEMENT_TTL
-            if self._agreements is not None and fresh:
-                return self._agreements
-        tok = sp_token.c
-        ids = uow.conn.execute(
-            sp_token.select()
-            .with_only_columns(tok.res_id)
-            .where(tok.res_type == "Basic", tok.param == "code", tok.code == AGREEMENT_CODE)
-            .where(tok.system == AGREEMENT_CODE_SYSTEM)
-        ).scalars()
-        agreements = []
-        for stored in uow.fetch_many(("Basic", i) for i in set(ids)):
-            try:
-                agreements.append(parse_agreement(stored.json()))
-            except AgreementError:
-                log.warning("agreement_unusable", resource_id=stored.id)  # fail closed: it admits nothing
-        with self._lock:
-            self._agreements, self._agreements_at = agreements, time.monotonic()
-        return agreements
+    def _inputs(self, uow: UnitOfWork, patient_ids: set[str]) -> PolicyInputs:
+        """The inputs for these Patients; read once per transaction (a search pages, counts and
+        includes in one transaction, `$everything` decides three times in one)."""
+        if not patient_ids:
+            return PolicyInputs()
+        known = self._read_in.get(uow)
+        if known is not None and patient_ids <= known[0] and known[1] == len(uow.written):
+            return known[2]  # nothing written in this transaction since: the same answer
+        inputs = load_inputs(uow, patient_ids)
+        self._read_in[uow] = (frozenset(patient_ids), len(uow.written), inputs)
+        return inputs
+
+    def facts_of(self, row: StoredResource) -> Facts:
+        """The class of a stored version, remembered: a stored version never changes."""
+        key = (row.type, row.id, row.version_id)
+        found = self._facts.get(key)
+        if found is None:
+            if len(self._facts) >= _FACTS_LIMIT:
+                self._facts.clear()
+            found = self._facts[key] = self.pdp.facts(row.json())
+        return found
+
+    def _decide_one(
+        self,
+        access: AccessContext,
+        resource: dict[str, Any],
+        facts: Facts,
+        inputs: PolicyInputs,
+        agreements: list[Any],
+        now: datetime,
+    ) -> Decision:
+        return self.pdp.decide(
+            access,
+            resource,
+            patient_consents=inputs.consent_json(facts.patients),
+            patient_resource=inputs.patient_json(facts.patients),
+            agreements=agreements,
+            now=now,
+        )
 
     def _audit(
         self,

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, false, select
 
 from gateway.alerts.registry import ref_id
 from gateway.consent.compartment import Compartment, default_compartment
 from gateway.fhir.errors import not_found
 from gateway.store.api import StoredResource, UnitOfWork
-from gateway.store.schema import sp_date, sp_reference
+from gateway.store.schema import resource, sp_date, sp_reference
 from gateway.store.search.kinds import date_range
 
 Visible = Callable[[UnitOfWork, list[StoredResource]], list[StoredResource]]
@@ -153,6 +153,90 @@ def compartment_refs(uow: UnitOfWork, patient_ids: Collection[str], compartment:
     return found
 
 
+def _wanted_members(column: ColumnElement[str], params: EverythingParams) -> ColumnElement[bool]:
+    """SQL: a referring resource of a type `params` wants (Patients are read on their own)."""
+    if params.types is None:
+        return column.notin_(["Patient", *sorted(NOT_CARE_RECORD)])
+    return column.in_(sorted(params.types - {"Patient"}))
+
+
+def compartment_rows(
+    uow: UnitOfWork, patient_ids: Collection[str], compartment: Compartment, params: EverythingParams
+) -> list[StoredResource]:
+    """Current versions of the wanted resources (other than Patients) in these Patients' compartment.
+
+    One join of the reference index with the resources, driven by the few Patient ids: the
+    types left out (`params`) are dropped in SQL, so the gateway's growing access log costs nothing.
+    """
+    ref, r = sp_reference.c, resource.c
+    stmt = (
+        select(ref.param, r.res_type, r.res_id, r.version_id, r.last_updated, r.content)
+        .select_from(sp_reference.join(resource, and_(r.res_type == ref.res_type, r.res_id == ref.res_id)))
+        .where(ref.target_type == "Patient", r.deleted == false())
+    )
+    stmt = stmt.where(_wanted_members(ref.res_type, params))
+    if params.since is not None:
+        stmt = stmt.where(r.last_updated >= params.since)
+    found: dict[Ref, StoredResource] = {}
+    for chunk in _chunks(patient_ids):
+        for param, rtype, rid, version, updated, content in uow.conn.execute(stmt.where(ref.target_id.in_(chunk))):
+            key = (rtype, rid)
+            if key not in found and param in compartment.params.get(rtype, ()):
+                body = content.encode() if isinstance(content, str) else content
+                found[key] = StoredResource(rtype, rid, version, updated, False, body)
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class Links:
+    """For the resources referring to some Patients, and those Patients: (Provenance, its target)
+    pairs, and (resource, what it refers to) pairs. Read by joins driven by the few Patient ids,
+    so a record of hundreds of resources never becomes hundreds of bound parameters."""
+
+    provenance: set[tuple[Ref, Ref]]
+    references: set[tuple[Ref, Ref]]
+
+
+def compartment_links(
+    uow: UnitOfWork, patient_ids: Collection[str], compartment: Compartment, params: EverythingParams
+) -> Links:
+    """The `Links` of the wanted members of these Patients' compartment, and of the Patients.
+
+    Only references to types outside the compartment are read (those are what `$everything`
+    brings along); Provenance is read whatever it targets.
+    """
+    ref = sp_reference.c
+    other = sp_reference.alias("linked")
+    o = other.c
+    provenance: set[tuple[Ref, Ref]] = set()
+    pairs: set[tuple[Ref, Ref]] = set()
+    for chunk in _chunks(patient_ids):
+        # Provenance whose target is a resource referring to the Patients, or a Patient itself.
+        about = select(o.res_id, o.target_type, o.target_id).where(o.res_type == "Provenance", o.param == "target")
+        via_members = about.join_from(
+            other, sp_reference, and_(ref.res_type == o.target_type, ref.res_id == o.target_id)
+        ).where(ref.target_type == "Patient", ref.target_id.in_(chunk), _wanted_members(ref.res_type, params))
+        direct = about.where(o.target_type == "Patient", o.target_id.in_(chunk))
+        for stmt in (via_members, direct):
+            provenance.update(
+                (("Provenance", row.res_id), (row.target_type, row.target_id)) for row in uow.conn.execute(stmt)
+            )
+        # What the members and the Patients refer to (their own references).
+        targets = select(o.res_type, o.res_id, o.target_type, o.target_id).where(
+            o.target_type.is_not(None), o.target_type.notin_(sorted(compartment.params))
+        )
+        members = targets.join_from(other, sp_reference, and_(ref.res_type == o.res_type, ref.res_id == o.res_id))
+        members = members.where(
+            ref.target_type == "Patient", ref.target_id.in_(chunk), _wanted_members(ref.res_type, params)
+        )
+        patients = targets.where(o.res_type == "Patient", o.res_id.in_(chunk))
+        for stmt in (members, patients):
+            for row in uow.conn.execute(stmt):
+                if row.target_id:
+                    pairs.add(((row.res_type, row.res_id), (row.target_type, row.target_id)))
+    return Links(provenance, pairs)
+
+
 def _referrers(
     uow: UnitOfWork, target_type: str, target_ids: Collection[str], source_types: Collection[str]
 ) -> set[Ref]:
@@ -171,16 +255,21 @@ def _referrers(
 def _targets(uow: UnitOfWork, sources: Collection[Ref], params: Collection[str] | None = None) -> set[Ref]:
     """What these resources refer to (literal, local references), optionally through named params only."""
     ref = sp_reference.c
-    wanted = set(sources)
     found: set[Ref] = set()
-    for chunk in _chunks({rid for _, rid in wanted}):
-        stmt = select(ref.res_type, ref.res_id, ref.target_type, ref.target_id).where(ref.res_id.in_(chunk))
-        if params is not None:
-            stmt = stmt.where(ref.param.in_(list(params)))
-        for row in uow.conn.execute(stmt):
-            if (row.res_type, row.res_id) in wanted and row.target_type and row.target_id:
-                found.add((row.target_type, row.target_id))
-    return found
+    for rtype, ids in _by_type(sources).items():
+        for chunk in _chunks(ids):
+            stmt = select(ref.target_type, ref.target_id).where(ref.res_type == rtype, ref.res_id.in_(chunk))
+            if params is not None:
+                stmt = stmt.where(ref.param.in_(list(params)))
+            found.update((row.target_type, row.target_id) for row in uow.conn.execute(stmt) if row.target_id)
+    return {f for f in found if f[0]}
+
+
+def _by_type(refs: Iterable[Ref]) -> dict[str, set[str]]:
+    grouped: dict[str, set[str]] = {}
+    for rtype, rid in refs:
+        grouped.setdefault(rtype, set()).add(rid)
+    return grouped
 
 
 def provenance_refs(uow: UnitOfWork, targets: Collection[Ref]) -> set[Ref]:
@@ -200,15 +289,17 @@ def provenance_refs(uow: UnitOfWork, targets: Collection[Ref]) -> set[Ref]:
 
 def care_dates(uow: UnitOfWork, refs: Collection[Ref]) -> dict[Ref, list[tuple[datetime, datetime]]]:
     """The indexed care-date ranges of each resource whose type has one (see CLINICAL_DATE_PARAMS)."""
-    dated = {r for r in refs if r[0] in CLINICAL_DATE_PARAMS}
     d = sp_date.c
     found: dict[Ref, list[tuple[datetime, datetime]]] = {}
-    for chunk in _chunks({rid for _, rid in dated}):
-        rows = uow.conn.execute(select(d.res_type, d.res_id, d.param, d.low, d.high).where(d.res_id.in_(chunk)))
-        for row in rows:
-            key = (row.res_type, row.res_id)
-            if key in dated and CLINICAL_DATE_PARAMS[row.res_type] == row.param:
-                found.setdefault(key, []).append((row.low, row.high))
+    for rtype, ids in _by_type(r for r in refs if r[0] in CLINICAL_DATE_PARAMS).items():
+        for chunk in _chunks(ids):
+            rows = uow.conn.execute(
+                select(d.res_id, d.low, d.high).where(
+                    d.res_type == rtype, d.res_id.in_(chunk), d.param == CLINICAL_DATE_PARAMS[rtype]
+                )
+            )
+            for row in rows:
+                found.setdefault((rtype, row.res_id), []).append((row.low, row.high))
     return found
 
 
@@ -267,13 +358,19 @@ def _complete(
     params: EverythingParams,
     visible: Visible,
     compartment: Compartment,
+    links: Links | None = None,
 ) -> list[StoredResource]:
     """Consent, de-duplication, then Provenance and supporting resources of what is kept."""
     kept = deduplicate(visible(uow, core))
     kept_refs = {(s.type, s.id) for s in kept}
-    extra_refs = provenance_refs(uow, kept_refs)
     supporting = _supporting_types(compartment)
-    extra_refs |= {t for t in _targets(uow, kept_refs | extra_refs) if supporting(t[0])}
+    if links is None:
+        extra_refs = provenance_refs(uow, kept_refs)
+        extra_refs |= {t for t in _targets(uow, kept_refs | extra_refs) if supporting(t[0])}
+    else:  # the links of the whole compartment, read up front: keep those of what was kept
+        extra_refs = {prov for prov, target in links.provenance if target in kept_refs}
+        extra_refs |= {t for src, t in links.references if src in kept_refs and supporting(t[0])}
+        extra_refs |= {t for t in _targets(uow, extra_refs - kept_refs) if supporting(t[0])}
     extra_refs = {r for r in extra_refs - kept_refs if params.wants(r[0])}
     extra = [s for s in uow.fetch_many(sorted(extra_refs)) if params.since is None or s.last_updated >= params.since]
     return [*kept, *visible(uow, extra)]
@@ -301,13 +398,18 @@ def patient_everything(
     compartment = compartment or default_compartment()
     _visible_focus(uow, "Patient", patient_id, visible)
     patient_ids = linked_patient_ids(uow, patient_id)
-    refs = {r for r in compartment_refs(uow, patient_ids, compartment) if params.wants(r[0])}
+    members = compartment_rows(uow, patient_ids, compartment, params)
     if params.start is not None or params.end is not None:
-        dates = care_dates(uow, refs)
-        refs = {r for r in refs if r not in dates or _overlaps(dates[r], params.start, params.end)}
-    wanted = [("Patient", p) for p in patient_ids if params.wants("Patient")] + sorted(refs)
-    core = [s for s in uow.fetch_many(wanted) if params.since is None or s.last_updated >= params.since]
-    rows = _complete(uow, core, params, visible, compartment)
+        dates = care_dates(uow, [(s.type, s.id) for s in members])
+        members = [
+            s
+            for s in members
+            if (s.type, s.id) not in dates or _overlaps(dates[(s.type, s.id)], params.start, params.end)
+        ]
+    people = uow.fetch_many(("Patient", p) for p in patient_ids) if params.wants("Patient") else []
+    core = [s for s in people if params.since is None or s.last_updated >= params.since] + members
+    links = compartment_links(uow, patient_ids, compartment, params)
+    rows = _complete(uow, core, params, visible, compartment, links)
     return _order(rows, [("Patient", p) for p in patient_ids])
 
 

@@ -62,8 +62,12 @@ def guarded_search(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text
     if q.count == 0:
         total = _visible_total(uow, repo, q, query_text) if q.total != "none" else None
         return SearchPage([], total, None, None, False, False)
+    if q.total != "none" and q.cursor is None:
+        first = _first_page_with_total(uow, repo, q, query_text)
+        if first is not None:
+            return _with_includes(uow, repo, q, query_text, first)
     backwards = q.cursor.backwards if q.cursor else False
-    batch = max(q.count * 2, 50)
+    batch = q.count + 1  # enough when nothing is hidden (the common case); grows when rows are hidden
     rows: list[StoredResource] = []
     keys: list[tuple[Any, ...]] = []
     cursor = q.cursor
@@ -72,6 +76,8 @@ def guarded_search(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text
         page = uow.search(replace(q, count=batch, cursor=cursor, total="none", includes=(), revincludes=()))
         shown = {id(r) for r in repo.visible(uow, page.rows, interaction="search", query=query_text)}
         picked = [(r, k) for r, k in zip(page.rows, page.keys, strict=True) if id(r) in shown]
+        if len(picked) < len(page.rows):
+            batch = min(max(batch * 2, 50), INNER_LIMIT)
         if backwards:
             rows = [r for r, _ in picked] + rows
             keys = [k for _, k in picked] + keys
@@ -103,6 +109,14 @@ def guarded_search(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text
         has_previous=(q.cursor is not None) if not backwards else (extra or more),
         keys=keys,
     )
+    return _with_includes(uow, repo, q, query_text, result)
+
+
+def _with_includes(
+    uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text: str, result: SearchPage
+) -> SearchPage:
+    """`_include`/`_revinclude` of the page's rows, filtered like matches."""
+    rows = result.rows
     if rows and (q.includes or q.revincludes):
         ids_q = replace(q, count=len(rows), cursor=None, total="none")
         included = uow.search(
@@ -110,6 +124,35 @@ def guarded_search(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text
         ).included
         result.included = repo.visible(uow, included, interaction="search", query=query_text)
     return result
+
+
+def _first_page_with_total(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text: str) -> SearchPage | None:
+    """The first page and its visible total from one pass over every match (None above `TOTAL_LIMIT`).
+
+    Every match is decided unaudited (`count`), then the page alone is decided again as the
+    search (audited, obligations met): the second pass costs little, the decisions are cached.
+    """
+    counted = uow.search(replace(q, count=0, cursor=None, total="accurate")).total or 0
+    if counted > TOTAL_LIMIT:
+        return None
+    if counted == 0:
+        return SearchPage([], 0, None, None, False, False)
+    every = uow.search(replace(q, count=counted, cursor=None, total="none", includes=(), revincludes=()))
+    seen = {id(r) for r in repo.visible(uow, every.rows, interaction="count", query=query_text)}
+    picked = [(r, k) for r, k in zip(every.rows, every.keys, strict=True) if id(r) in seen]
+    page = picked[: q.count]
+    shown = {id(r) for r in repo.visible(uow, [r for r, _ in page], interaction="search", query=query_text)}
+    page = [(r, k) for r, k in page if id(r) in shown]
+    keys = [k for _, k in page]
+    return SearchPage(
+        rows=[r for r, _ in page],
+        total=len(picked),
+        first_key=keys[0] if keys else None,
+        last_key=keys[-1] if keys else None,
+        has_next=len(picked) > q.count or every.has_next,
+        has_previous=False,
+        keys=keys,
+    )
 
 
 def _id_criterion(uow: UnitOfWork, rtype: str, ids: list[str]) -> Criterion:
