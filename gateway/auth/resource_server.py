@@ -15,7 +15,8 @@ from starlette.requests import Request
 from gateway.auth.context import AccessContext
 from gateway.auth.keys import SigningKey
 from gateway.auth.purpose import purpose_from_headers
-from gateway.auth.tokens import TokenError, issuer, verify_access_token
+from gateway.auth.tokens import AccessClaims, TokenError, issuer, verify_access_token
+from gateway.auth.verified_tokens import VerifiedTokens, Verify
 from gateway.fhir.errors import unauthorized
 from gateway.logging import get_logger
 from gateway.settings import Settings
@@ -41,23 +42,20 @@ def authenticate(
     key: SigningKey,
     client_active: ClientCheck | None = None,
     now: float | None = None,
+    verify: Verify | None = None,
 ) -> AccessContext:
     """The caller of this request. Raises FhirError 401 (no/invalid/expired token, disabled client)
     or 403 (unknown purpose of use, break-glass without reason).
 
     `client_active`, when given, is asked whether the client is still enabled, so disabling a
-    client takes effect at once rather than when its last token expires.
+    client takes effect at once rather than when its last token expires. `verify` replaces the
+    full token check (the authenticator puts a cache of verified tokens there).
     """
     headers = {k.lower(): v for k, v in request_headers.items()}
     token = bearer_token(headers)
+    at = time.time() if now is None else now
     try:
-        claims = verify_access_token(
-            token,
-            key,
-            issuer=issuer(settings),
-            audience=settings.fhir_base,
-            now=time.time() if now is None else now,
-        )
+        claims = (verify if verify is not None else _verifier(settings, key))(token, at)
     except TokenError as exc:
         log.info("auth.token_refused", reason=str(exc))
         raise unauthorized("the access token is not valid") from exc
@@ -78,6 +76,15 @@ def authenticate(
     )
 
 
+def _verifier(settings: Settings, key: SigningKey) -> Verify:
+    iss, aud = issuer(settings), settings.fhir_base
+
+    def verify(token: str, now: float) -> AccessClaims:
+        return verify_access_token(token, key, issuer=iss, audience=aud, now=now)
+
+    return verify
+
+
 def authenticator(
     settings: Settings,
     key: SigningKey,
@@ -88,7 +95,11 @@ def authenticator(
     """`Request -> AccessContext`: fits `Services.authenticate` and works as a FastAPI dependency
     (`Depends(authenticator(settings, key))`)."""
 
+    verified = VerifiedTokens(_verifier(settings, key))
+
     def dependency(request: Request) -> AccessContext:
-        return authenticate(request.headers, settings, key=key, client_active=client_active, now=clock())
+        return authenticate(
+            request.headers, settings, key=key, client_active=client_active, now=clock(), verify=verified
+        )
 
     return dependency
