@@ -53,6 +53,24 @@ def find_receipt(conn: Connection, source_id: str, key: str) -> Receipt | None:
     return Receipt(row.id, row.source_id, row.outcome, bytes(row.ack or b""), row.quarantine_id)
 
 
+def find_receipts(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
+    """The receipts of several (source id, dedupe key) pairs in one query (a group commit's batch)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    r = intake_receipt.c
+    # Both columns of the unique index constrained, so each engine walks that index.
+    stmt = select(r.id, r.source_id, r.dedupe_key, r.outcome, r.ack, r.quarantine_id).where(
+        r.source_id.in_(sorted({source for source, _ in wanted})), r.dedupe_key.in_(sorted({k for _, k in wanted}))
+    )
+    found: dict[tuple[str, str], Receipt] = {}
+    for row in conn.execute(stmt):
+        pair = (row.source_id, row.dedupe_key)
+        if pair in wanted:
+            found[pair] = Receipt(row.id, row.source_id, row.outcome, bytes(row.ack or b""), row.quarantine_id)
+    return found
+
+
 def add_receipt(
     conn: Connection,
     *,
