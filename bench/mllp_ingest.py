@@ -96,6 +96,7 @@ def log(msg: str) -> None:
 class Endpoint:
     base: str
     mllp_port: int
+    pid: int = 0  # the serving process (for its CPU time)
 
     @property
     def fhir(self) -> str:
@@ -162,7 +163,7 @@ def gateway_processes(
             port, mllp_port = free_port(), free_port()
             cmd = [*cmd_base, "serve", "--host", "127.0.0.1", "--port", str(port), "--mllp-port", str(mllp_port)]
             procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sys.stderr))
-            endpoints.append(Endpoint(f"http://127.0.0.1:{port}", mllp_port))
+            endpoints.append(Endpoint(f"http://127.0.0.1:{port}", mllp_port, procs[-1].pid))
         for proc, ep in zip(procs, endpoints, strict=True):
             _wait_ready(proc, ep.base)
         yield endpoints
@@ -220,6 +221,15 @@ def adt_message(
         "|".join(pv1),
     ]
     return ("\r".join(segments) + "\r").encode()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ack_accepted(ack: bytes) -> bool:
@@ -281,7 +291,9 @@ def run_backend(backend: str, count: int, sender_counts: list[int], seed: int, p
         for senders in sender_counts:
             messages = make_messages(count, numbers, rng, f"S{senders}")
             log(f"{backend}: {count:,} messages over {senders} sender(s)")
+            cpu_before = cpu_seconds(ep.pid)
             seconds, rejected = asyncio.run(send_all(ep.mllp_port, messages, senders))
+            cpu = cpu_seconds(ep.pid) - cpu_before
             if rejected:
                 result.notes.append(f"{rejected} of {count} messages with {senders} sender(s) were not accepted")
             rate = count / seconds
@@ -292,6 +304,9 @@ def run_backend(backend: str, count: int, sender_counts: list[int], seed: int, p
                 goal,
                 rate >= GOAL_MSG_PER_S,
             )
+            if cpu:
+                # The machine is shared: the server's own CPU per message is the steadier figure.
+                result.add(f"… gateway CPU per message, {senders} sender(s)", f"{cpu / count * 1000:.2f} ms", "", None)
     return result
 
 

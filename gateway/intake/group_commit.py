@@ -4,11 +4,14 @@ Each input on its own costs a commit (an fsync on SQLite with `synchronous=FULL`
 PostgreSQL), and several writer threads only queue on the database's write lock. One writer
 thread that takes whatever has queued up while it was busy pays one commit for all of them.
 
-The batch forms by itself: nothing waits for company unless `max_wait` says so. A lone sender's
-message finds the writer idle and goes at once, alone; under load the queue fills while the
-previous batch commits, and the next batch takes it (at most `max_batch`). Inputs are applied in
-the order they were submitted. The caller's future completes only after `apply_batch` returned,
-which for the intake means after the transaction committed: the ACK waits for the commit.
+A batch takes whatever has queued up (at most `max_batch`). It waits for more only when there is
+company to wait for, as PostgreSQL's `commit_delay`/`commit_siblings` do: each input names its
+origin (the MLLP connection or HTTP request task that sent it), and while other origins have
+sent something in the last `active_window` seconds and are not in the batch yet, the writer
+waits for them up to `max_wait`. A lone sender is never in that case, so its message goes at
+once, alone. Inputs are applied in the order they were submitted. The caller's future completes
+only after `apply_batch` returned, which for the intake means after the transaction committed:
+the ACK waits for the commit.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -36,9 +39,22 @@ log = structlog.get_logger(__name__)
 class _Pending(Generic[T, R]):
     item: T
     future: Future[R]
+    origin: Hashable | None
 
 
 _STOP = object()
+
+
+def _task_origin() -> Hashable | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+def _finished(origin: Hashable) -> bool:
+    """A task origin that has ended (its connection closed) is no company to wait for."""
+    return isinstance(origin, asyncio.Task) and origin.done()
 
 
 class GroupCommitter(Generic[T, R]):
@@ -53,7 +69,8 @@ class GroupCommitter(Generic[T, R]):
         apply_batch: Callable[[Sequence[T]], Sequence[R | BaseException]],
         *,
         max_batch: int = 32,
-        max_wait: float = 0.0,
+        max_wait: float = 0.002,
+        active_window: float = 0.5,
         name: str = "group-commit",
     ) -> None:
         if max_batch < 1:
@@ -61,7 +78,9 @@ class GroupCommitter(Generic[T, R]):
         self._apply_batch = apply_batch
         self.max_batch = max_batch
         self.max_wait = max_wait
+        self.active_window = active_window
         self.name = name
+        self._seen: dict[Hashable, float] = {}  # origin -> when it last submitted
         self._queue: queue.SimpleQueue[_Pending[T, R] | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._guard = threading.Lock()
@@ -69,21 +88,26 @@ class GroupCommitter(Generic[T, R]):
         self.batches = 0  # diagnostics: batches applied and inputs in them
         self.applied = 0
 
-    def submit(self, item: T) -> Future[R]:
-        """Queue `item`; the future holds its result once its batch has been applied."""
+    def submit(self, item: T, origin: Hashable | None = None) -> Future[R]:
+        """Queue `item`; the future holds its result once its batch has been applied.
+
+        `origin` names the sender (e.g. its connection) so that a batch may wait for the others.
+        """
         future: Future[R] = Future()
         with self._guard:
+            if origin is not None:
+                self._seen[origin] = time.monotonic()
             if self._closed:
                 raise RuntimeError(f"{self.name} is closed")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
-            self._queue.put(_Pending(item, future))
+            self._queue.put(_Pending(item, future, origin))
         return future
 
     async def apply(self, item: T) -> R:
-        """`submit` for asyncio callers: wait for the result without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(item))
+        """`submit` for asyncio callers (the current task is the origin): wait without blocking the loop."""
+        return await asyncio.wrap_future(self.submit(item, _task_origin()))
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Apply what is queued, then stop the writer thread; later submits raise."""
@@ -98,6 +122,16 @@ class GroupCommitter(Generic[T, R]):
 
     # -- the writer thread -----------------------------------------------------------------------
 
+    def _company(self, batch: list[_Pending[T, R]]) -> int:
+        """How many recently active origins have nothing in `batch` (so it may wait for them)."""
+        now = time.monotonic()
+        with self._guard:
+            for origin, seen in list(self._seen.items()):
+                if now - seen > self.active_window or _finished(origin):
+                    del self._seen[origin]
+            active = set(self._seen)
+        return len(active - {p.origin for p in batch})
+
     def _take(self) -> tuple[list[_Pending[T, R]], bool]:
         """The next batch (blocking for its first input); and whether a stop was asked for."""
         first = self._queue.get()
@@ -111,7 +145,7 @@ class GroupCommitter(Generic[T, R]):
                 nxt = self._queue.get_nowait()
             except queue.Empty:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or not self._company(batch):
                     break
                 try:
                     nxt = self._queue.get(timeout=remaining)

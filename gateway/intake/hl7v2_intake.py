@@ -31,11 +31,12 @@ from gateway.intake.group_commit import GroupCommitter
 from gateway.intake.locks import KeyedLocks
 from gateway.intake.receipts import (
     add_quarantine,
-    add_receipt,
+    add_receipts,
     dedupe_key,
     find_receipts,
     get_quarantined,
     mark_replayed,
+    receipt_row,
 )
 from gateway.intake.sources import SourceRegistry
 from gateway.intake.writes import AmbiguousMatch, PersonResolver, find_one, merge_links, token, upsert_by_identifier
@@ -58,6 +59,7 @@ log = structlog.get_logger(__name__)
 KIND = "hl7v2"
 UNIDENTIFIED_SOURCE = "unidentified"  # receipts/quarantine of bytes whose MSH could not be read
 MAX_BATCH = 32  # messages per group-commit transaction at most
+MAX_WAIT = 0.002  # seconds a batch may wait for other active senders' messages (never for a lone sender)
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -84,6 +86,10 @@ class _Ready:
     mapping: AdtMapping
     source_id: str
     key: str
+
+    @property
+    def control_id(self) -> str:
+        return self.mapping.header.control_id
 
     @property
     def lock_keys(self) -> list[str]:
@@ -128,7 +134,7 @@ class Hl7Intake(SourceIntake):
         now: Callable[[], datetime] = utc_now,
         index: PatientIndex | None = None,
         max_batch: int = MAX_BATCH,
-        max_wait: float = 0.0,
+        max_wait: float = MAX_WAIT,
     ) -> None:
         super().__init__(store, sources, now=now, index=index)
         self._locks = KeyedLocks()
@@ -206,7 +212,8 @@ class Hl7Intake(SourceIntake):
         source = self.sources.for_sender(header.sending_application, header.sending_facility)
         ready = _Ready(entry.raw, map_parsed(parsed, source=source), source.source_id, "")
         with self._locks.hold(ready.lock_keys), self.store.writer() as uow:
-            ack, targets = self._write_applied(uow, PersonResolver(self.index, now=now), ready, now, replay_of=entry_id)
+            ack, targets = self._write_applied(uow, PersonResolver(self.index, now=now), ready, now)
+            mark_replayed(uow.conn, entry_id, at=naive_utc(now), ack=ack)
         log.info("intake.hl7v2.replayed", quarantine_id=entry_id, trigger=ready.mapping.event, targets=targets)
         return ack
 
@@ -272,6 +279,8 @@ class Hl7Intake(SourceIntake):
         lock_keys = [k for i in pending if isinstance(item := todo[i], _Ready) for k in item.lock_keys]
         acks: list[bytes] = []
         notes: list[tuple[tuple[int, str], dict[str, Any]]] = []
+        receipts: list[dict[str, object]] = []
+        at = naive_utc(now)
         with self._locks.hold(lock_keys), self.store.writer() as uow:
             seen = find_receipts(uow.conn, [(todo[i].source_id, todo[i].key) for i in pending])
             resolver = PersonResolver(self.index, now=now)
@@ -284,16 +293,31 @@ class Hl7Intake(SourceIntake):
                 try:
                     if isinstance(item, _Rejection):
                         entry_id = self._write_quarantine(uow, item, now)
-                        acks.append(item.ack)
+                        ack, outcome = item.ack, "rejected" if item.error.ack_code == "AR" else "quarantined"
                         fields: dict[str, Any] = {"quarantine_id": entry_id, "source_id": item.source_id}
                         notes.append(((logging.WARNING, "intake.hl7v2.quarantined"), fields))
                     else:
+                        entry_id = None
                         ack, targets = self._write_applied(uow, resolver, item, now)
-                        acks.append(ack)
+                        outcome = "accepted"
                         fields = {"source_id": item.source_id, "trigger": item.mapping.event, "targets": targets}
                         notes.append(((logging.INFO, "intake.hl7v2.accepted"), fields))
                 except Exception as exc:
                     raise _Failed(i, exc) from exc
+                acks.append(ack)
+                receipts.append(
+                    receipt_row(
+                        source_id=item.source_id,
+                        key=item.key,
+                        kind=KIND,
+                        control_id=item.control_id,
+                        received_at=at,
+                        outcome=outcome,
+                        ack=ack,
+                        quarantine_id=entry_id,
+                    )
+                )
+            add_receipts(uow.conn, receipts)
         return acks, notes
 
     # -- writing one message (inside the transaction) ----------------------------------------------
@@ -307,38 +331,21 @@ class Hl7Intake(SourceIntake):
         return _Rejection(raw, source_id, key, header.control_id, error, ack)
 
     def _write_quarantine(self, uow: UnitOfWork, rejection: _Rejection, now: datetime) -> int:
-        at = naive_utc(now)
-        entry_id = add_quarantine(
+        """The raw message and its reason; the caller writes the receipt."""
+        return add_quarantine(
             uow.conn,
             source_id=rejection.source_id,
             kind=KIND,
             raw=rejection.raw,
             reason=rejection.error.reason,
-            received_at=at,
+            received_at=naive_utc(now),
         )
-        add_receipt(
-            uow.conn,
-            source_id=rejection.source_id,
-            key=rejection.key,
-            kind=KIND,
-            control_id=rejection.control_id,
-            received_at=at,
-            outcome="rejected" if rejection.error.ack_code == "AR" else "quarantined",
-            ack=rejection.ack,
-            quarantine_id=entry_id,
-        )
-        return entry_id
 
     def _write_applied(
-        self,
-        uow: UnitOfWork,
-        resolver: PersonResolver,
-        ready: _Ready,
-        now: datetime,
-        *,
-        replay_of: int | None = None,
+        self, uow: UnitOfWork, resolver: PersonResolver, ready: _Ready, now: datetime
     ) -> tuple[bytes, int]:
-        """Write what the message means, its Provenance and its receipt; (ACK, versions written)."""
+        """Write what the message means and its Provenance; (ACK, versions written). The caller
+        writes the receipt."""
         mapping = ready.mapping
         header = mapping.header
         ack = build_ack(header, "AA", now=now)
@@ -348,20 +355,6 @@ class Hl7Intake(SourceIntake):
         provenance = copy.deepcopy(mapping.provenance)
         provenance["target"] = [{"reference": f"{s.reference}/_history/{s.version_id}"} for s in targets]
         uow.create(provenance)
-        at = naive_utc(now)
-        if replay_of is not None:
-            mark_replayed(uow.conn, replay_of, at=at, ack=ack)
-        else:
-            add_receipt(
-                uow.conn,
-                source_id=ready.source_id,
-                key=ready.key,
-                kind=KIND,
-                control_id=header.control_id,
-                received_at=at,
-                outcome="accepted",
-                ack=ack,
-            )
         return ack, len(targets)
 
 

@@ -71,6 +71,30 @@ def find_receipts(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[s
     return found
 
 
+def receipt_row(
+    *,
+    source_id: str,
+    key: str,
+    kind: str,
+    control_id: str | None,
+    received_at: datetime,
+    outcome: str,
+    ack: bytes,
+    quarantine_id: int | None = None,
+) -> dict[str, object]:
+    """One receipt as a row, for `add_receipts`."""
+    return {
+        "source_id": source_id,
+        "dedupe_key": key,
+        "kind": kind,
+        "control_id": (control_id or None) and control_id[:64],
+        "received_at": received_at,
+        "outcome": outcome,
+        "ack": ack,
+        "quarantine_id": quarantine_id,
+    }
+
+
 def add_receipt(
     conn: Connection,
     *,
@@ -83,18 +107,30 @@ def add_receipt(
     ack: bytes,
     quarantine_id: int | None = None,
 ) -> None:
-    conn.execute(
-        intake_receipt.insert().values(
-            source_id=source_id,
-            dedupe_key=key,
-            kind=kind,
-            control_id=(control_id or None) and control_id[:64],
-            received_at=received_at,
-            outcome=outcome,
-            ack=ack,
-            quarantine_id=quarantine_id,
-        )
+    add_receipts(
+        conn,
+        [
+            receipt_row(
+                source_id=source_id,
+                key=key,
+                kind=kind,
+                control_id=control_id,
+                received_at=received_at,
+                outcome=outcome,
+                ack=ack,
+                quarantine_id=quarantine_id,
+            )
+        ],
     )
+
+
+_INSERT_RECEIPT = intake_receipt.insert()
+
+
+def add_receipts(conn: Connection, rows: list[dict[str, object]]) -> None:
+    """Insert receipt rows (one statement for a whole batch)."""
+    if rows:
+        conn.execute(_INSERT_RECEIPT, rows)
 
 
 def add_quarantine(

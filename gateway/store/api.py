@@ -11,6 +11,7 @@ conflict 409). Database integrity errors become conflicts here, at the boundary.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, delete, false, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, Insert, Select, Table, bindparam, delete, false, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.fhir.errors import conflict, gone, not_found, precondition_failed
@@ -106,6 +107,24 @@ def _row_to_stored(row: Any, method: str = "PUT", seq: int | None = None) -> Sto
         content=content.encode() if isinstance(content, str) else content,
         method=method,
         seq=seq,
+    )
+
+
+@functools.cache
+def _insert(table: Table) -> Insert:
+    """One INSERT construct per table, so SQLAlchemy's compiled-statement cache key is built once."""
+    return table.insert()
+
+
+@functools.cache
+def _ids_by_token(with_system: bool) -> Select[tuple[str]]:
+    t = sp_token.c
+    r = resource.c
+    conds = [t.res_type == bindparam("rtype"), t.param == bindparam("param"), t.code == bindparam("code")]
+    conds.append(t.system == bindparam("system") if with_system else t.system.is_(None))
+    # IN (subquery) keeps SQLite on the (type, param, code, system) index without statistics.
+    return select(r.res_id).where(
+        r.res_type == bindparam("rtype"), r.deleted == false(), r.res_id.in_(select(t.res_id).where(*conds))
     )
 
 
@@ -199,7 +218,7 @@ class UnitOfWork:
             if copy and len(rows) >= _COPY_THRESHOLD:
                 self._copy(table, rows)
             else:
-                self.conn.execute(table.insert(), rows)
+                self.conn.execute(_insert(table), rows)
 
     def _copy(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """PostgreSQL COPY: one round trip for a bulk of rows, in this same transaction."""
@@ -369,19 +388,21 @@ class UnitOfWork:
         return self.fetch_many(t for t in targets if t not in already)
 
     def ids_by_token(self, rtype: str, param: str, system: str | None, code: str) -> list[str]:
-        """Live ids with a token (system|code) under `param`: the intake's identifier lookup, one query."""
-        self.flush()
-        t = sp_token.c
-        r = resource.c
-        conds = [t.res_type == rtype, t.param == param, t.code == code]
-        conds.append(t.system == system if system is not None else t.system.is_(None))
-        # IN (subquery) keeps SQLite on the (type, param, code, system) index without statistics.
-        rows = self.conn.execute(
-            select(r.res_id).where(
-                r.res_type == rtype, r.deleted == false(), r.res_id.in_(select(t.res_id).where(*conds))
-            )
-        )
-        return [row.res_id for row in rows]
+        """Live ids with a token (system|code) under `param`: the intake's identifier lookup, one query.
+
+        Index rows still buffered in this unit of work count without being flushed first (a write
+        drops a resource's old index rows at once, so stored + buffered is the current answer).
+        """
+        params = {"rtype": rtype, "param": param, "code": code, "system": system}
+        ids = [row.res_id for row in self.conn.execute(_ids_by_token(system is not None), params)]
+        for row in self._pending.get(sp_token, ()):
+            if (
+                row.get("code") == code
+                and row["res_id"] not in ids
+                and (row["res_type"], row["param"], row.get("system")) == (rtype, param, system)
+            ):
+                ids.append(row["res_id"])
+        return ids
 
     def find_ids(self, q: SearchQuery) -> list[str]:
         """Ids matching a (conditional-operation) search, at most `q.count + 1` of them."""
