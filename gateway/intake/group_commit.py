@@ -105,6 +105,11 @@ class GroupCommitter(Generic[T, R]):
             self._queue.put(_Pending(item, future, origin))
         return future
 
+    @property
+    def queued(self) -> int:
+        """Inputs waiting for the writer (approximate, for diagnostics and tests)."""
+        return self._queue.qsize()
+
     async def apply(self, item: T) -> R:
         """`submit` for asyncio callers (the current task is the origin): wait without blocking the loop."""
         return await asyncio.wrap_future(self.submit(item, _task_origin()))
