@@ -13,7 +13,6 @@ set aside alone (the batch is rolled back and run again without it), never faili
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -352,9 +351,9 @@ class Hl7Intake(SourceIntake):
         if not ack_wanted(header, "AA"):
             ack = b""
         targets = _apply_mapping(uow, mapping, resolver)
-        provenance = copy.deepcopy(mapping.provenance)
-        provenance["target"] = [{"reference": f"{s.reference}/_history/{s.version_id}"} for s in targets]
-        uow.create(provenance)
+        # The store copies the top level and changes nothing below it, so the template is left intact.
+        targets_json = [{"reference": f"{s.reference}/_history/{s.version_id}"} for s in targets]
+        uow.create({**mapping.provenance, "target": targets_json})
         return ack, len(targets)
 
 
@@ -376,11 +375,9 @@ def _resolve_patient(uow: UnitOfWork, mapping: AdtMapping, resolver: PersonResol
 
 
 def _upsert_encounter(uow: UnitOfWork, encounter: JSON, patient_id: str) -> StoredResource:
-    new: dict[str, Any] = copy.deepcopy(encounter)
-    subject = dict(new.get("subject") or {})
-    subject["reference"] = f"Patient/{patient_id}"
-    new["subject"] = subject
-    return upsert_by_identifier(uow, new)
+    # A shallow copy is enough: upsert_by_identifier copies deeply before it changes anything.
+    subject = {**(encounter.get("subject") or {}), "reference": f"Patient/{patient_id}"}
+    return upsert_by_identifier(uow, {**encounter, "subject": subject})
 
 
 def _merge(uow: UnitOfWork, mapping: AdtMapping, survivor: StoredResource) -> list[StoredResource]:
