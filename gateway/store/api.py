@@ -116,6 +116,27 @@ def _insert(table: Table) -> Insert:
     return table.insert()
 
 
+# Statements built once (SQLAlchemy then reuses their compiled form): the hot reads of every write path.
+@functools.cache
+def _get_current(for_update: bool) -> Select[Any]:
+    stmt = select(resource).where(resource.c.res_type == bindparam("rtype"), resource.c.res_id == bindparam("rid"))
+    return stmt.with_for_update() if for_update else stmt
+
+
+@functools.cache
+def _get_version() -> Select[Any]:
+    v = resource_version.c
+    return select(resource_version).where(
+        v.res_type == bindparam("rtype"), v.res_id == bindparam("rid"), v.version_id == bindparam("vid")
+    )
+
+
+@functools.cache
+def _fetch_current() -> Select[Any]:
+    refs = tuple_(resource.c.res_type, resource.c.res_id).in_(bindparam("refs", expanding=True))
+    return select(resource).where(refs, resource.c.deleted == false())
+
+
 @functools.cache
 def _ids_by_token(with_system: bool) -> Select[tuple[str]]:
     t = sp_token.c
@@ -243,10 +264,8 @@ class UnitOfWork:
     def get(self, rtype: str, rid: str, *, for_update: bool = False) -> StoredResource | None:
         """The current version (possibly a tombstone), or None if it never existed."""
         self.flush()
-        stmt = select(resource).where(resource.c.res_type == rtype, resource.c.res_id == rid)
-        if for_update and not is_sqlite(self.store.engine):
-            stmt = stmt.with_for_update()
-        row = self.conn.execute(stmt).first()
+        stmt = _get_current(for_update and not is_sqlite(self.store.engine))
+        row = self.conn.execute(stmt, {"rtype": rtype, "rid": rid}).first()
         return _row_to_stored(row) if row is not None else None
 
     def read(self, rtype: str, rid: str) -> StoredResource:
@@ -259,10 +278,7 @@ class UnitOfWork:
 
     def vread(self, rtype: str, rid: str, vid: int) -> StoredResource:
         self.flush()
-        v = resource_version.c
-        row = self.conn.execute(
-            select(resource_version).where(v.res_type == rtype, v.res_id == rid, v.version_id == vid)
-        ).first()
+        row = self.conn.execute(_get_version(), {"rtype": rtype, "rid": rid, "vid": vid}).first()
         if row is None:
             raise not_found(f"{rtype}/{rid}/_history/{vid}")
         stored = _row_to_stored(row, row.method, row.seq)
@@ -279,11 +295,7 @@ class UnitOfWork:
         found: dict[tuple[str, str], StoredResource] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rows = self.conn.execute(
-                select(resource).where(
-                    tuple_(resource.c.res_type, resource.c.res_id).in_(chunk), resource.c.deleted == false()
-                )
-            )
+            rows = self.conn.execute(_fetch_current(), {"refs": chunk})
             for row in rows:
                 found[(row.res_type, row.res_id)] = _row_to_stored(row)
         return [found[r] for r in wanted if r in found]
