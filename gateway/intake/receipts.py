@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from gateway.store.schema import intake_quarantine, intake_receipt
 
@@ -53,18 +53,28 @@ def find_receipt(conn: Connection, source_id: str, key: str) -> Receipt | None:
     return Receipt(row.id, row.source_id, row.outcome, bytes(row.ack or b""), row.quarantine_id)
 
 
+# Both columns of the unique index constrained, so each engine walks that index; built once.
+_FIND_RECEIPTS = select(
+    intake_receipt.c.id,
+    intake_receipt.c.source_id,
+    intake_receipt.c.dedupe_key,
+    intake_receipt.c.outcome,
+    intake_receipt.c.ack,
+    intake_receipt.c.quarantine_id,
+).where(
+    intake_receipt.c.source_id.in_(bindparam("sources", expanding=True)),
+    intake_receipt.c.dedupe_key.in_(bindparam("keys", expanding=True)),
+)
+
+
 def find_receipts(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
     """The receipts of several (source id, dedupe key) pairs in one query (a group commit's batch)."""
     wanted = set(keys)
     if not wanted:
         return {}
-    r = intake_receipt.c
-    # Both columns of the unique index constrained, so each engine walks that index.
-    stmt = select(r.id, r.source_id, r.dedupe_key, r.outcome, r.ack, r.quarantine_id).where(
-        r.source_id.in_(sorted({source for source, _ in wanted})), r.dedupe_key.in_(sorted({k for _, k in wanted}))
-    )
+    params = {"sources": sorted({source for source, _ in wanted}), "keys": sorted({k for _, k in wanted})}
     found: dict[tuple[str, str], Receipt] = {}
-    for row in conn.execute(stmt):
+    for row in conn.execute(_FIND_RECEIPTS, params):
         pair = (row.source_id, row.dedupe_key)
         if pair in wanted:
             found[pair] = Receipt(row.id, row.source_id, row.outcome, bytes(row.ack or b""), row.quarantine_id)
