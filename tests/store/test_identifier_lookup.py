@@ -39,3 +39,12 @@ def test_two_buffered_holders_of_one_identifier_are_both_found(services: Service
     with services.store.writer() as uow:
         first, second = uow.create(patient("SAME")), uow.create(patient("SAME"))
         assert sorted(uow.ids_by_token("Patient", "identifier", SYSTEM, "SAME")) == sorted([first.id, second.id])
+
+
+def test_an_identifier_without_a_system_is_found_before_and_after_commit(services: Services) -> None:
+    with services.store.writer() as uow:
+        stored = uow.create({"resourceType": "Patient", "identifier": [{"value": "NOSYSTEM"}]})
+        assert uow.ids_by_token("Patient", "identifier", None, "NOSYSTEM") == [stored.id]
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "NOSYSTEM") == []
+    with services.store.reader() as uow:
+        assert uow.ids_by_token("Patient", "identifier", None, "NOSYSTEM") == [stored.id]
