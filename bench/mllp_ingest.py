@@ -14,8 +14,9 @@ server process, so their share of the CPU is in the figure.
 This module also holds the helpers the other gateway benches share: `gateway_processes` (one or
 more `care-gateway serve` children on one database) and `adt_message`.
 
-    .venv/bin/python -m bench mllp-ingest            # 3,000 messages per run
-    .venv/bin/python -m bench mllp-ingest --quick    # 400 messages per run
+    .venv/bin/python -m bench mllp-ingest                 # 3,000 messages per run
+    .venv/bin/python -m bench mllp-ingest --quick         # 400 messages per run
+    .venv/bin/python -m bench mllp-ingest --in-process    # and the intake alone, in this process
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def log(msg: str) -> None:
 class Endpoint:
     base: str
     mllp_port: int
+    pid: int = 0  # the serving process (for its CPU time)
 
     @property
     def fhir(self) -> str:
@@ -162,7 +164,7 @@ def gateway_processes(
             port, mllp_port = free_port(), free_port()
             cmd = [*cmd_base, "serve", "--host", "127.0.0.1", "--port", str(port), "--mllp-port", str(mllp_port)]
             procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sys.stderr))
-            endpoints.append(Endpoint(f"http://127.0.0.1:{port}", mllp_port))
+            endpoints.append(Endpoint(f"http://127.0.0.1:{port}", mllp_port, procs[-1].pid))
         for proc, ep in zip(procs, endpoints, strict=True):
             _wait_ready(proc, ep.base)
         yield endpoints
@@ -220,6 +222,15 @@ def adt_message(
         "|".join(pv1),
     ]
     return ("\r".join(segments) + "\r").encode()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ack_accepted(ack: bytes) -> bool:
@@ -281,7 +292,9 @@ def run_backend(backend: str, count: int, sender_counts: list[int], seed: int, p
         for senders in sender_counts:
             messages = make_messages(count, numbers, rng, f"S{senders}")
             log(f"{backend}: {count:,} messages over {senders} sender(s)")
+            cpu_before = cpu_seconds(ep.pid)
             seconds, rejected = asyncio.run(send_all(ep.mllp_port, messages, senders))
+            cpu = cpu_seconds(ep.pid) - cpu_before
             if rejected:
                 result.notes.append(f"{rejected} of {count} messages with {senders} sender(s) were not accepted")
             rate = count / seconds
@@ -292,6 +305,43 @@ def run_backend(backend: str, count: int, sender_counts: list[int], seed: int, p
                 goal,
                 rate >= GOAL_MSG_PER_S,
             )
+            if cpu:
+                # The machine is shared: the server's own CPU per message is the steadier figure.
+                result.add(f"… gateway CPU per message, {senders} sender(s)", f"{cpu / count * 1000:.2f} ms", "", None)
+    return result
+
+
+def run_in_process(backend: str, count: int, sender_counts: list[int], seed: int, postgres_url: str) -> Result:
+    """The HL7 intake alone, in this process (no MLLP, no event relay or alert pipeline): N senders
+    are modelled as group-commit batches of N (what the writer takes when N connections each have
+    a message waiting). Prints CPU time per message too, the steadier figure on a shared machine."""
+    from gateway.app import build_services
+    from gateway.intake.web import hl7_intake_of
+
+    result = Result(f"{backend} in-process")
+    rng = random.Random(seed)
+    numbers = NhsNumbers(seed)
+    with database(backend, postgres_url) as (url, tmp):
+        services = build_services(bench_settings(url, tmp / "data", auth=True))
+        intake = hl7_intake_of(services)
+        try:
+            for m in make_messages(300, numbers, rng, "W"):
+                intake.handle(m)
+            for senders in sender_counts:
+                messages = make_messages(count, numbers, rng, f"I{senders}")
+                log(f"{backend} in-process: {count:,} messages in batches of {senders}")
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                acks = [a for i in range(0, count, senders) for a in intake.handle_batch(messages[i : i + senders])]
+                seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                rejected = sum(1 for a in acks if not (isinstance(a, bytes) and ack_accepted(a)))
+                if rejected:
+                    result.notes.append(f"{rejected} of {count} messages in batches of {senders} were not accepted")
+                result.add(
+                    f"intake alone, batches of {senders} (n={count:,})",
+                    f"{count / seconds:,.0f} msg/s · CPU {cpu / count * 1000:.2f} ms/msg",
+                )
+        finally:
+            services.store.engine.dispose()
     return result
 
 
@@ -327,11 +377,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, help="messages per run (default 3,000; quick 400)")
     parser.add_argument("--senders", default="1,8", help="comma-separated sender counts (default 1,8)")
     parser.add_argument("--quick", action="store_true", help="400 messages per run")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="also time the HL7 intake alone in this process (group-commit batches)",
+    )
     add_common(parser)
     args = parser.parse_args(argv)
     count = args.messages or (400 if args.quick else 3_000)
     sender_counts = [int(s) for s in args.senders.split(",")]
     results = [run_backend(b, count, sender_counts, args.seed, args.postgres_url) for b in backends(args.backend)]
+    if args.in_process:
+        results += [
+            run_in_process(b, count, sender_counts, args.seed, args.postgres_url) for b in backends(args.backend)
+        ]
     command = ("python -m bench mllp-ingest " + " ".join(argv)).strip()
     footer = [
         "`care-gateway serve` (1 uvicorn process, auth on, no Redis) in a child process on 127.0.0.1; "

@@ -1,15 +1,21 @@
 """HL7 v2 ADT intake: one raw message in, its ACK out, after everything it did is committed.
 
-Each message is handled in one store transaction: the receipt (dedupe key + the ACK sent) goes in
-with the resources it wrote, or with the quarantine row holding its raw bytes and reason. So an
-ACK always means "durably handled", a resend is answered from the receipt and changes nothing,
-and a failure to commit raises, so the MLLP listener sends no ACK and the sender tries again.
+Each message's receipt (dedupe key + the ACK sent) goes into the store transaction with the
+resources it wrote, or with the quarantine row holding its raw bytes and reason. So an ACK always
+means "durably handled", a resend is answered from the receipt and changes nothing, and a failure
+to commit raises, so the MLLP listener sends no ACK and the sender tries again.
+
+Messages that arrive together (several MLLP connections, HTTP posts) share one transaction
+(group commit, `gateway.intake.group_commit`): one commit instead of one per message, ACKs after
+it. Within a batch messages are applied in arrival order, and one that fails is quarantined or
+set aside alone (the batch is rolled back and run again without it), never failing the others.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,14 +26,16 @@ from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
 from gateway.identity.patient_index import PatientIndex
 from gateway.intake.base import SourceIntake, utc_now
+from gateway.intake.group_commit import GroupCommitter
 from gateway.intake.locks import KeyedLocks
 from gateway.intake.receipts import (
     add_quarantine,
-    add_receipt,
+    add_receipts,
     dedupe_key,
-    find_receipt,
+    find_receipts,
     get_quarantined,
     mark_replayed,
+    receipt_row,
 )
 from gateway.intake.sources import SourceRegistry
 from gateway.intake.writes import AmbiguousMatch, PersonResolver, find_one, merge_links, token, upsert_by_identifier
@@ -49,6 +57,8 @@ log = structlog.get_logger(__name__)
 
 KIND = "hl7v2"
 UNIDENTIFIED_SOURCE = "unidentified"  # receipts/quarantine of bytes whose MSH could not be read
+MAX_BATCH = 32  # messages per group-commit transaction at most
+MAX_WAIT = 0.002  # seconds a batch may wait for other active senders' messages (never for a lone sender)
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -59,6 +69,7 @@ def naive_utc(moment: datetime) -> datetime:
 class _Rejection:
     """A message that will be quarantined: where it came from and what to answer."""
 
+    raw: bytes
     source_id: str
     key: str
     control_id: str | None
@@ -66,7 +77,52 @@ class _Rejection:
     ack: bytes
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """A message parsed and mapped, to be applied."""
+
+    raw: bytes
+    mapping: AdtMapping
+    source_id: str
+    key: str
+
+    @property
+    def control_id(self) -> str:
+        return self.mapping.header.control_id
+
+    @property
+    def lock_keys(self) -> list[str]:
+        """The patient's keys: messages for one patient are applied one at a time, in order."""
+        keys = [token(self.mapping.patient_identifier)]
+        return keys + [token(i) for i in self.mapping.merge_from if i["system"] != NHS_NUMBER_SYSTEM]
+
+
+_Prepared = _Ready | _Rejection
+
+
+class _Failed(Exception):
+    """Raised out of a batch's transaction (so rolling it back) by the message at `index`."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(f"message {index} of the batch failed")
+        self.index = index
+        self.error = error
+
+
+def _quarantinable(error: Exception) -> bool:
+    """An error that is the message's own fault: it is quarantined and answered (AE/AR/CE/CR).
+
+    Anything else (a concurrent write's 409, a database fault) gets no ACK: the sender resends.
+    """
+    if isinstance(error, FhirError):
+        return error.status != 409
+    return isinstance(error, AdtMappingError | AmbiguousMatch)
+
+
 class Hl7Intake(SourceIntake):
+    """Applies HL7 v2 ADT messages; `handle_async` is the entry point of the MLLP listener and the
+    HTTP route, and shares one writer (group commit) between every connection of the process."""
+
     kind = "hospital"
 
     def __init__(
@@ -76,34 +132,67 @@ class Hl7Intake(SourceIntake):
         *,
         now: Callable[[], datetime] = utc_now,
         index: PatientIndex | None = None,
+        max_batch: int = MAX_BATCH,
+        max_wait: float = MAX_WAIT,
     ) -> None:
         super().__init__(store, sources, now=now, index=index)
         self._locks = KeyedLocks()
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self._committer: GroupCommitter[bytes, bytes] | None = None
+        self._committer_guard = threading.Lock()
 
-    # -- the one entry point -----------------------------------------------------------------
+    # -- entry points ----------------------------------------------------------------------------
+
+    @property
+    def committer(self) -> GroupCommitter[bytes, bytes]:
+        """The process's one HL7 writer: messages waiting together are committed together."""
+        with self._committer_guard:
+            if self._committer is None:
+                self._committer = GroupCommitter(
+                    self.handle_batch, max_batch=self.max_batch, max_wait=self.max_wait, name="hl7v2-intake"
+                )
+            return self._committer
+
+    async def handle_async(self, raw: bytes) -> bytes:
+        """Apply or quarantine one message through the group-commit writer; its ACK once committed.
+
+        Raises (and so no ACK is sent) when the message could not be committed.
+        """
+        return await self.committer.apply(raw)
+
+    def close(self) -> None:
+        """Finish what is queued and stop the writer thread (a later message starts a new one)."""
+        with self._committer_guard:
+            committer, self._committer = self._committer, None
+        if committer is not None:
+            committer.close()
 
     def handle(self, raw: bytes) -> bytes:
-        """Apply or quarantine one message and return its ACK (b"" when the sender wants none)."""
+        """Apply or quarantine one message in its own transaction; its ACK (b"" when the sender wants none)."""
+        [result] = self.handle_batch([raw])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def handle_batch(self, raws: Sequence[bytes]) -> list[bytes | Exception]:
+        """Apply or quarantine each message, all in one transaction; one ACK (or error) per message.
+
+        Messages are applied in the order given. One that fails alone does not fail the others:
+        the transaction is rolled back and run again with that message quarantined (its own
+        fault: mapping, ambiguous identity, a refused write) or left out with its exception (a
+        concurrent write or a fault: no ACK, the sender resends). A repeat of an earlier message
+        of the batch (same sender, control id and content) gets the same answer as the first.
+        If the commit itself fails, each message is tried again in a transaction of its own.
+        """
         now = self.now()
-        try:
-            parsed = parse_message(raw)
-        except Hl7ParseError as exc:
-            ack = build_unparseable_ack(raw, exc, now=now)
-            return self._quarantine(raw, _Rejection(UNIDENTIFIED_SOURCE, dedupe_key(raw), None, exc, ack), now)
-        header = parsed.header
-        source = self.sources.for_sender(header.sending_application, header.sending_facility)
-        key = dedupe_key(header.sending_application.encode(), header.control_id.encode(), raw)
-        try:
-            mapping = map_parsed(parsed, source=source)
-        except AdtMappingError as exc:
-            return self._quarantine(raw, self._rejection(header, source.source_id, key, exc, now), now)
-        try:
-            return self._apply(raw, mapping, source.source_id, key, now)
-        except (AdtMappingError, AmbiguousMatch, FhirError) as exc:
-            if isinstance(exc, FhirError) and exc.status == 409:
-                raise  # a concurrent write: no ACK, the sender resends and we try again
-            error = exc if isinstance(exc, AdtMappingError) else AdtMappingError(f"not applied: {exc}", "AE")
-            return self._quarantine(raw, self._rejection(header, source.source_id, key, error, now), now)
+        todo: list[_Prepared] = [self._prepare(raw, now) for raw in raws]
+        leader: list[int] = []
+        first: dict[tuple[str, str], int] = {}
+        for i, item in enumerate(todo):
+            leader.append(first.setdefault((item.source_id, item.key), i))
+        outcomes = self._run(todo, [i for i, lead in enumerate(leader) if lead == i], now)
+        return [outcomes[lead] for lead in leader]
 
     def replay(self, entry_id: int) -> bytes:
         """Re-run a quarantined message (after a fix) and mark it replayed if it now applies.
@@ -120,89 +209,152 @@ class Hl7Intake(SourceIntake):
         parsed = parse_message(entry.raw)
         header = parsed.header
         source = self.sources.for_sender(header.sending_application, header.sending_facility)
-        mapping = map_parsed(parsed, source=source)
-        return self._apply(entry.raw, mapping, source.source_id, None, now, replay_of=entry_id)
+        ready = _Ready(entry.raw, map_parsed(parsed, source=source), source.source_id, "")
+        with self._locks.hold(ready.lock_keys), self.store.writer() as uow:
+            ack, targets = self._write_applied(uow, PersonResolver(self.index, now=now), ready, now)
+            mark_replayed(uow.conn, entry_id, at=naive_utc(now), ack=ack)
+        log.info("intake.hl7v2.replayed", quarantine_id=entry_id, trigger=ready.mapping.event, targets=targets)
+        return ack
 
-    # -- paths ---------------------------------------------------------------------------------
+    # -- one batch ---------------------------------------------------------------------------------
+
+    def _prepare(self, raw: bytes, now: datetime) -> _Prepared:
+        """Parse and map (pure, before any transaction); a message that cannot be becomes a rejection."""
+        try:
+            parsed = parse_message(raw)
+        except Hl7ParseError as exc:
+            ack = build_unparseable_ack(raw, exc, now=now)
+            return _Rejection(raw, UNIDENTIFIED_SOURCE, dedupe_key(raw), None, exc, ack)
+        header = parsed.header
+        source = self.sources.for_sender(header.sending_application, header.sending_facility)
+        key = dedupe_key(header.sending_application.encode(), header.control_id.encode(), raw)
+        try:
+            mapping = map_parsed(parsed, source=source)
+        except AdtMappingError as exc:
+            return self._rejection(raw, header, source.source_id, key, exc, now)
+        return _Ready(raw, mapping, source.source_id, key)
+
+    def _run(self, todo: list[_Prepared], indexes: list[int], now: datetime) -> dict[int, bytes | Exception]:
+        """Commit the messages at `indexes` together, setting aside those that fail alone."""
+        outcomes: dict[int, bytes | Exception] = {}
+        pending = list(indexes)
+        while pending:
+            try:
+                acks, notes = self._commit(todo, pending, now)
+            except _Failed as failed:
+                item, error = todo[failed.index], failed.error
+                if isinstance(item, _Ready) and _quarantinable(error):
+                    reason = error if isinstance(error, AdtMappingError) else AdtMappingError(f"not applied: {error}")
+                    todo[failed.index] = self._rejection(
+                        item.raw, item.mapping.header, item.source_id, item.key, reason, now
+                    )
+                else:
+                    if not isinstance(error, FhirError):
+                        log.warning("intake.hl7v2.not_applied", error=type(error).__name__)
+                    outcomes[failed.index] = error
+                    pending.remove(failed.index)
+                continue
+            except Exception as exc:
+                if len(pending) == 1:
+                    outcomes[pending[0]] = exc
+                else:  # not one message's doing (e.g. the commit failed): each on its own
+                    for i in pending:
+                        outcomes.update(self._run(todo, [i], now))
+                return outcomes
+            for i, ack in zip(pending, acks, strict=True):
+                outcomes[i] = ack
+            for event, fields in notes:
+                log.log(event[0], event[1], **fields)
+            return outcomes
+        return outcomes
+
+    def _commit(
+        self, todo: list[_Prepared], pending: list[int], now: datetime
+    ) -> tuple[list[bytes], list[tuple[tuple[int, str], dict[str, Any]]]]:
+        """One transaction for the messages at `pending`; their ACKs, and what to log once committed.
+
+        Raises `_Failed` for the first message that fails (the transaction rolls back).
+        """
+        lock_keys = [k for i in pending if isinstance(item := todo[i], _Ready) for k in item.lock_keys]
+        acks: list[bytes] = []
+        notes: list[tuple[tuple[int, str], dict[str, Any]]] = []
+        receipts: list[dict[str, object]] = []
+        at = naive_utc(now)
+        with self._locks.hold(lock_keys), self.store.writer() as uow:
+            seen = find_receipts(uow.conn, [(todo[i].source_id, todo[i].key) for i in pending])
+            resolver = PersonResolver(self.index, now=now)
+            for i in pending:
+                item = todo[i]
+                receipt = seen.get((item.source_id, item.key))
+                if receipt is not None:
+                    acks.append(receipt.ack)
+                    continue
+                try:
+                    if isinstance(item, _Rejection):
+                        entry_id = self._write_quarantine(uow, item, now)
+                        ack, outcome = item.ack, "rejected" if item.error.ack_code == "AR" else "quarantined"
+                        fields: dict[str, Any] = {"quarantine_id": entry_id, "source_id": item.source_id}
+                        notes.append(((logging.WARNING, "intake.hl7v2.quarantined"), fields))
+                    else:
+                        entry_id = None
+                        ack, targets = self._write_applied(uow, resolver, item, now)
+                        outcome = "accepted"
+                        fields = {"source_id": item.source_id, "trigger": item.mapping.event, "targets": targets}
+                        notes.append(((logging.INFO, "intake.hl7v2.accepted"), fields))
+                except Exception as exc:
+                    raise _Failed(i, exc) from exc
+                acks.append(ack)
+                receipts.append(
+                    receipt_row(
+                        source_id=item.source_id,
+                        key=item.key,
+                        kind=KIND,
+                        control_id=item.control_id,
+                        received_at=at,
+                        outcome=outcome,
+                        ack=ack,
+                        quarantine_id=entry_id,
+                    )
+                )
+            add_receipts(uow.conn, receipts)
+        return acks, notes
+
+    # -- writing one message (inside the transaction) ----------------------------------------------
 
     def _rejection(
-        self, header: AdtHeader, source_id: str, key: str, error: AdtMappingError, now: datetime
+        self, raw: bytes, header: AdtHeader, source_id: str, key: str, error: AdtMappingError, now: datetime
     ) -> _Rejection:
         ack = build_ack(header, error.ack_code, now=now, error=error)
         if not ack_wanted(header, error.ack_code):
             ack = b""
-        return _Rejection(source_id, key, header.control_id, error, ack)
+        return _Rejection(raw, source_id, key, header.control_id, error, ack)
 
-    def _quarantine(self, raw: bytes, rejection: _Rejection, now: datetime) -> bytes:
-        at = naive_utc(now)
-        with self.store.writer() as uow:
-            seen = find_receipt(uow.conn, rejection.source_id, rejection.key)
-            if seen is not None:
-                return seen.ack
-            entry_id = add_quarantine(
-                uow.conn,
-                source_id=rejection.source_id,
-                kind=KIND,
-                raw=raw,
-                reason=rejection.error.reason,
-                received_at=at,
-            )
-            add_receipt(
-                uow.conn,
-                source_id=rejection.source_id,
-                key=rejection.key,
-                kind=KIND,
-                control_id=rejection.control_id,
-                received_at=at,
-                outcome="rejected" if rejection.error.ack_code == "AR" else "quarantined",
-                ack=rejection.ack,
-                quarantine_id=entry_id,
-            )
-        log.warning("intake.hl7v2.quarantined", quarantine_id=entry_id, source_id=rejection.source_id)
-        return rejection.ack
+    def _write_quarantine(self, uow: UnitOfWork, rejection: _Rejection, now: datetime) -> int:
+        """The raw message and its reason; the caller writes the receipt."""
+        return add_quarantine(
+            uow.conn,
+            source_id=rejection.source_id,
+            kind=KIND,
+            raw=rejection.raw,
+            reason=rejection.error.reason,
+            received_at=naive_utc(now),
+        )
 
-    def _apply(
-        self,
-        raw: bytes,
-        mapping: AdtMapping,
-        source_id: str,
-        key: str | None,
-        now: datetime,
-        *,
-        replay_of: int | None = None,
-    ) -> bytes:
-        keys = [token(mapping.patient_identifier)]
-        keys += [token(i) for i in mapping.merge_from if i["system"] != NHS_NUMBER_SYSTEM]
+    def _write_applied(
+        self, uow: UnitOfWork, resolver: PersonResolver, ready: _Ready, now: datetime
+    ) -> tuple[bytes, int]:
+        """Write what the message means and its Provenance; (ACK, versions written). The caller
+        writes the receipt."""
+        mapping = ready.mapping
         header = mapping.header
         ack = build_ack(header, "AA", now=now)
         if not ack_wanted(header, "AA"):
             ack = b""
-        with self._locks.hold(keys), self.store.writer() as uow:
-            if key is not None:
-                seen = find_receipt(uow.conn, source_id, key)
-                if seen is not None:
-                    return seen.ack
-            targets = _apply_mapping(uow, mapping, PersonResolver(self.index, now=now))
-            provenance = copy.deepcopy(mapping.provenance)
-            provenance["target"] = [{"reference": f"{s.reference}/_history/{s.version_id}"} for s in targets]
-            uow.create(provenance)
-            at = naive_utc(now)
-            if replay_of is not None:
-                mark_replayed(uow.conn, replay_of, at=at, ack=ack)
-            else:
-                assert key is not None
-                add_receipt(
-                    uow.conn,
-                    source_id=source_id,
-                    key=key,
-                    kind=KIND,
-                    control_id=header.control_id,
-                    received_at=at,
-                    outcome="accepted",
-                    ack=ack,
-                )
-        log.info("intake.hl7v2.accepted", source_id=source_id, trigger=mapping.event, targets=len(targets))
-        return ack
+        targets = _apply_mapping(uow, mapping, resolver)
+        # The store copies the top level and changes nothing below it, so the template is left intact.
+        targets_json = [{"reference": f"{s.reference}/_history/{s.version_id}"} for s in targets]
+        uow.create({**mapping.provenance, "target": targets_json})
+        return ack, len(targets)
 
 
 # -- applying a mapping (inside the transaction) -----------------------------------------------
@@ -223,11 +375,9 @@ def _resolve_patient(uow: UnitOfWork, mapping: AdtMapping, resolver: PersonResol
 
 
 def _upsert_encounter(uow: UnitOfWork, encounter: JSON, patient_id: str) -> StoredResource:
-    new: dict[str, Any] = copy.deepcopy(encounter)
-    subject = dict(new.get("subject") or {})
-    subject["reference"] = f"Patient/{patient_id}"
-    new["subject"] = subject
-    return upsert_by_identifier(uow, new)
+    # A shallow copy is enough: upsert_by_identifier copies deeply before it changes anything.
+    subject = {**(encounter.get("subject") or {}), "reference": f"Patient/{patient_id}"}
+    return upsert_by_identifier(uow, {**encounter, "subject": subject})
 
 
 def _merge(uow: UnitOfWork, mapping: AdtMapping, survivor: StoredResource) -> list[StoredResource]:

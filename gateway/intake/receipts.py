@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from gateway.store.schema import intake_quarantine, intake_receipt
 
@@ -53,6 +53,58 @@ def find_receipt(conn: Connection, source_id: str, key: str) -> Receipt | None:
     return Receipt(row.id, row.source_id, row.outcome, bytes(row.ack or b""), row.quarantine_id)
 
 
+# Both columns of the unique index constrained, so each engine walks that index; built once.
+_FIND_RECEIPTS = select(
+    intake_receipt.c.id,
+    intake_receipt.c.source_id,
+    intake_receipt.c.dedupe_key,
+    intake_receipt.c.outcome,
+    intake_receipt.c.ack,
+    intake_receipt.c.quarantine_id,
+).where(
+    intake_receipt.c.source_id.in_(bindparam("sources", expanding=True)),
+    intake_receipt.c.dedupe_key.in_(bindparam("keys", expanding=True)),
+)
+
+
+def find_receipts(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
+    """The receipts of several (source id, dedupe key) pairs in one query (a group commit's batch)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    params = {"sources": sorted({source for source, _ in wanted}), "keys": sorted({k for _, k in wanted})}
+    found: dict[tuple[str, str], Receipt] = {}
+    for row in conn.execute(_FIND_RECEIPTS, params):
+        pair = (row.source_id, row.dedupe_key)
+        if pair in wanted:
+            found[pair] = Receipt(row.id, row.source_id, row.outcome, bytes(row.ack or b""), row.quarantine_id)
+    return found
+
+
+def receipt_row(
+    *,
+    source_id: str,
+    key: str,
+    kind: str,
+    control_id: str | None,
+    received_at: datetime,
+    outcome: str,
+    ack: bytes,
+    quarantine_id: int | None = None,
+) -> dict[str, object]:
+    """One receipt as a row, for `add_receipts`."""
+    return {
+        "source_id": source_id,
+        "dedupe_key": key,
+        "kind": kind,
+        "control_id": (control_id or None) and control_id[:64],
+        "received_at": received_at,
+        "outcome": outcome,
+        "ack": ack,
+        "quarantine_id": quarantine_id,
+    }
+
+
 def add_receipt(
     conn: Connection,
     *,
@@ -65,18 +117,30 @@ def add_receipt(
     ack: bytes,
     quarantine_id: int | None = None,
 ) -> None:
-    conn.execute(
-        intake_receipt.insert().values(
-            source_id=source_id,
-            dedupe_key=key,
-            kind=kind,
-            control_id=(control_id or None) and control_id[:64],
-            received_at=received_at,
-            outcome=outcome,
-            ack=ack,
-            quarantine_id=quarantine_id,
-        )
+    add_receipts(
+        conn,
+        [
+            receipt_row(
+                source_id=source_id,
+                key=key,
+                kind=kind,
+                control_id=control_id,
+                received_at=received_at,
+                outcome=outcome,
+                ack=ack,
+                quarantine_id=quarantine_id,
+            )
+        ],
     )
+
+
+_INSERT_RECEIPT = intake_receipt.insert()
+
+
+def add_receipts(conn: Connection, rows: list[dict[str, object]]) -> None:
+    """Insert receipt rows (one statement for a whole batch)."""
+    if rows:
+        conn.execute(_INSERT_RECEIPT, rows)
 
 
 def add_quarantine(

@@ -3,8 +3,9 @@
 Routes: `POST /intake/hl7v2`, `POST /intake/social-care` (200 with the report, or 202 + Location
 for a large extract), `POST /intake/community`, `GET /intake/jobs/<id>` and its `report.csv`.
 
-The intake itself is synchronous (one database transaction per message); here it runs in a
-worker thread so the event loop keeps reading other connections while a message commits.
+The intakes are synchronous; here they run in worker threads so the event loop keeps reading
+other connections while a transaction commits. HL7 v2 messages from every MLLP connection and
+from `POST /intake/hl7v2` go through the HL7 intake's one group-commit writer.
 """
 
 from __future__ import annotations
@@ -43,12 +44,8 @@ JOBS_PATH = "/intake/jobs"
 
 
 def mllp_handler(intake: Hl7Intake) -> Callable[[bytes], Awaitable[bytes]]:
-    """An MLLP handler: the ACK is returned only after `intake.handle` committed."""
-
-    async def handle(raw: bytes) -> bytes:
-        return await asyncio.to_thread(intake.handle, raw)
-
-    return handle
+    """An MLLP handler: the ACK is returned only after the message's batch committed."""
+    return intake.handle_async
 
 
 def sources_of(services: Services) -> SourceRegistry:
@@ -122,7 +119,7 @@ async def post_hl7v2(request: Request) -> Response:
     """`POST /intake/hl7v2`: the raw message as the body, the ACK as the answer (200)."""
     intake = hl7_intake_of(services_of(request))
     raw = await request.body()
-    ack = await asyncio.to_thread(intake.handle, raw)
+    ack = await intake.handle_async(raw)  # the same group-commit writer as the MLLP listener
     return Response(ack, media_type=HL7_MEDIA_TYPE)
 
 
@@ -252,6 +249,7 @@ def install(app: Any, services: Services, *, host: str = "0.0.0.0") -> None:
         if server is not None:
             server.close()
             await server.wait_closed()
+        await asyncio.to_thread(hl7_intake_of(services).close)
 
     services.extras.setdefault("startup", []).append(start)
     services.extras.setdefault("shutdown", []).append(stop)

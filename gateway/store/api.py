@@ -11,6 +11,7 @@ conflict 409). Database integrity errors become conflicts here, at the boundary.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, delete, false, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, Insert, Select, Table, bindparam, delete, false, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.fhir.errors import conflict, gone, not_found, precondition_failed
@@ -106,6 +107,45 @@ def _row_to_stored(row: Any, method: str = "PUT", seq: int | None = None) -> Sto
         content=content.encode() if isinstance(content, str) else content,
         method=method,
         seq=seq,
+    )
+
+
+@functools.cache
+def _insert(table: Table) -> Insert:
+    """One INSERT construct per table, so SQLAlchemy's compiled-statement cache key is built once."""
+    return table.insert()
+
+
+# Statements built once (SQLAlchemy then reuses their compiled form): the hot reads of every write path.
+@functools.cache
+def _get_current(for_update: bool) -> Select[Any]:
+    stmt = select(resource).where(resource.c.res_type == bindparam("rtype"), resource.c.res_id == bindparam("rid"))
+    return stmt.with_for_update() if for_update else stmt
+
+
+@functools.cache
+def _get_version() -> Select[Any]:
+    v = resource_version.c
+    return select(resource_version).where(
+        v.res_type == bindparam("rtype"), v.res_id == bindparam("rid"), v.version_id == bindparam("vid")
+    )
+
+
+@functools.cache
+def _fetch_current() -> Select[Any]:
+    refs = tuple_(resource.c.res_type, resource.c.res_id).in_(bindparam("refs", expanding=True))
+    return select(resource).where(refs, resource.c.deleted == false())
+
+
+@functools.cache
+def _ids_by_token(with_system: bool) -> Select[tuple[str]]:
+    t = sp_token.c
+    r = resource.c
+    conds = [t.res_type == bindparam("rtype"), t.param == bindparam("param"), t.code == bindparam("code")]
+    conds.append(t.system == bindparam("system") if with_system else t.system.is_(None))
+    # IN (subquery) keeps SQLite on the (type, param, code, system) index without statistics.
+    return select(r.res_id).where(
+        r.res_type == bindparam("rtype"), r.deleted == false(), r.res_id.in_(select(t.res_id).where(*conds))
     )
 
 
@@ -199,7 +239,7 @@ class UnitOfWork:
             if copy and len(rows) >= _COPY_THRESHOLD:
                 self._copy(table, rows)
             else:
-                self.conn.execute(table.insert(), rows)
+                self.conn.execute(_insert(table), rows)
 
     def _copy(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """PostgreSQL COPY: one round trip for a bulk of rows, in this same transaction."""
@@ -224,10 +264,8 @@ class UnitOfWork:
     def get(self, rtype: str, rid: str, *, for_update: bool = False) -> StoredResource | None:
         """The current version (possibly a tombstone), or None if it never existed."""
         self.flush()
-        stmt = select(resource).where(resource.c.res_type == rtype, resource.c.res_id == rid)
-        if for_update and not is_sqlite(self.store.engine):
-            stmt = stmt.with_for_update()
-        row = self.conn.execute(stmt).first()
+        stmt = _get_current(for_update and not is_sqlite(self.store.engine))
+        row = self.conn.execute(stmt, {"rtype": rtype, "rid": rid}).first()
         return _row_to_stored(row) if row is not None else None
 
     def read(self, rtype: str, rid: str) -> StoredResource:
@@ -240,10 +278,7 @@ class UnitOfWork:
 
     def vread(self, rtype: str, rid: str, vid: int) -> StoredResource:
         self.flush()
-        v = resource_version.c
-        row = self.conn.execute(
-            select(resource_version).where(v.res_type == rtype, v.res_id == rid, v.version_id == vid)
-        ).first()
+        row = self.conn.execute(_get_version(), {"rtype": rtype, "rid": rid, "vid": vid}).first()
         if row is None:
             raise not_found(f"{rtype}/{rid}/_history/{vid}")
         stored = _row_to_stored(row, row.method, row.seq)
@@ -260,11 +295,7 @@ class UnitOfWork:
         found: dict[tuple[str, str], StoredResource] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rows = self.conn.execute(
-                select(resource).where(
-                    tuple_(resource.c.res_type, resource.c.res_id).in_(chunk), resource.c.deleted == false()
-                )
-            )
+            rows = self.conn.execute(_fetch_current(), {"refs": chunk})
             for row in rows:
                 found[(row.res_type, row.res_id)] = _row_to_stored(row)
         return [found[r] for r in wanted if r in found]
@@ -369,19 +400,21 @@ class UnitOfWork:
         return self.fetch_many(t for t in targets if t not in already)
 
     def ids_by_token(self, rtype: str, param: str, system: str | None, code: str) -> list[str]:
-        """Live ids with a token (system|code) under `param`: the intake's identifier lookup, one query."""
-        self.flush()
-        t = sp_token.c
-        r = resource.c
-        conds = [t.res_type == rtype, t.param == param, t.code == code]
-        conds.append(t.system == system if system is not None else t.system.is_(None))
-        # IN (subquery) keeps SQLite on the (type, param, code, system) index without statistics.
-        rows = self.conn.execute(
-            select(r.res_id).where(
-                r.res_type == rtype, r.deleted == false(), r.res_id.in_(select(t.res_id).where(*conds))
-            )
-        )
-        return [row.res_id for row in rows]
+        """Live ids with a token (system|code) under `param`: the intake's identifier lookup, one query.
+
+        Index rows still buffered in this unit of work count without being flushed first (a write
+        drops a resource's old index rows at once, so stored + buffered is the current answer).
+        """
+        params = {"rtype": rtype, "param": param, "code": code, "system": system}
+        ids = [row.res_id for row in self.conn.execute(_ids_by_token(system is not None), params)]
+        for row in self._pending.get(sp_token, ()):
+            if (
+                row.get("code") == code
+                and row["res_id"] not in ids
+                and (row["res_type"], row["param"], row.get("system")) == (rtype, param, system)
+            ):
+                ids.append(row["res_id"])
+        return ids
 
     def find_ids(self, q: SearchQuery) -> list[str]:
         """Ids matching a (conditional-operation) search, at most `q.count + 1` of them."""

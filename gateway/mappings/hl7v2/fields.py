@@ -8,7 +8,7 @@ explicit null ``""`` read as empty.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,31 +92,40 @@ def escape(text: str) -> str:
 
 
 def from_hl7(message: Any) -> Segments:
-    """Normalise a python-hl7 `Message` into `Segments`."""
+    """Normalise a python-hl7 `Message` into `Segments`.
+
+    Written for speed (every message of the intake passes here): plain values, which are most of
+    them, skip the unescaping, and the many empty fields share one `Rep`.
+    """
+    esc = message.esc
+
+    def leaf(value: Any) -> str:
+        text = value if type(value) is str else str(value)
+        if text == _EXPLICIT_NULL:
+            return ""
+        return str(unescape(message, text)) if esc in text else text
+
     segments: list[Seg] = []
     for segment in message:
         name = str(segment[0][0]).strip()
         fields: list[tuple[Rep, ...]] = [(Rep(((name,),)),)]
-        for index, field in enumerate(segment[1:], start=1):
-            if name == "MSH" and index <= 2:
+        for index in range(1, len(segment)):
+            field = segment[index]
+            if index <= 2 and name == "MSH":
                 # MSH-1/MSH-2 are the separators themselves: never unescape them.
                 fields.append((Rep(((str(field[0]),),)),))
                 continue
-            fields.append(tuple(_rep(message, item) for item in _items(field)))
+            reps: list[Rep] = []
+            for item in (field,) if isinstance(field, str) else field:
+                if isinstance(item, str):
+                    reps.append(_EMPTY_FIELD_REP if item == "" else Rep(((leaf(item),),)))
+                else:
+                    reps.append(
+                        Rep(tuple((leaf(comp),) if isinstance(comp, str) else tuple(map(leaf, comp)) for comp in item))
+                    )
+            fields.append(tuple(reps))
         segments.append(Seg(name, tuple(fields)))
     return Segments(tuple(segments))
 
 
-def _items(node: Any) -> Sequence[Any]:
-    return [node] if isinstance(node, str) else list(node)
-
-
-def _leaf(message: Any, text: Any) -> str:
-    value = str(text)
-    if value == _EXPLICIT_NULL:
-        return ""
-    return str(unescape(message, value))
-
-
-def _rep(message: Any, item: Any) -> Rep:
-    return Rep(tuple(tuple(_leaf(message, s) for s in _items(comp)) for comp in _items(item)))
+_EMPTY_FIELD_REP = Rep((("",),))

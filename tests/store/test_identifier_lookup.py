@@ -1,0 +1,50 @@
+"""`UnitOfWork.ids_by_token` (the intakes' identifier lookup) inside a write transaction: it sees
+the transaction's own buffered writes without flushing them, and a resource's old identifiers
+stop matching as soon as it is updated or deleted. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from gateway.fhir.services import Services
+
+SYSTEM = "urn:test:mrn"
+
+
+def patient(value: str, rid: str | None = None) -> dict[str, object]:
+    res: dict[str, object] = {"resourceType": "Patient", "identifier": [{"system": SYSTEM, "value": value}]}
+    if rid:
+        res["id"] = rid
+    return res
+
+
+def test_lookup_sees_buffered_creates_updates_and_deletes_in_the_same_transaction(services: Services) -> None:
+    stored = services.store.create(patient("OLD"))  # committed before the transaction below
+    with services.store.writer() as uow:
+        new = uow.create(patient("NEW"))  # buffered, not flushed
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "NEW") == [new.id]
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "OLD") == [stored.id]
+        uow.update(patient("RENAMED", stored.id))  # its OLD identifier goes at once
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "OLD") == []
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "RENAMED") == [stored.id]
+        uow.delete("Patient", new.id)
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "NEW") == []
+        assert uow.ids_by_token("Patient", "identifier", "urn:other", "RENAMED") == []
+        assert uow.ids_by_token("Encounter", "identifier", SYSTEM, "RENAMED") == []
+    with services.store.reader() as uow:
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "RENAMED") == [stored.id]
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "OLD") == []
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "NEW") == []
+
+
+def test_two_buffered_holders_of_one_identifier_are_both_found(services: Services) -> None:
+    with services.store.writer() as uow:
+        first, second = uow.create(patient("SAME")), uow.create(patient("SAME"))
+        assert sorted(uow.ids_by_token("Patient", "identifier", SYSTEM, "SAME")) == sorted([first.id, second.id])
+
+
+def test_an_identifier_without_a_system_is_found_before_and_after_commit(services: Services) -> None:
+    with services.store.writer() as uow:
+        stored = uow.create({"resourceType": "Patient", "identifier": [{"value": "NOSYSTEM"}]})
+        assert uow.ids_by_token("Patient", "identifier", None, "NOSYSTEM") == [stored.id]
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "NOSYSTEM") == []
+    with services.store.reader() as uow:
+        assert uow.ids_by_token("Patient", "identifier", None, "NOSYSTEM") == [stored.id]
