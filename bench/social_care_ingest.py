@@ -27,6 +27,7 @@ import io
 import random
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +45,17 @@ from gateway.store.schema import outbox  # noqa: E402
 GOAL_RESOURCES_PER_S = 3_000.0
 TEMPLATE = FIXTURES_DIR / "social_care" / "cld_2024_q1.csv"
 _ID_COLUMNS = ("LA_Person_Unique_Identifier", "Cared_For_Person_Unique_Identifier")
+_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # the letters a postcode's inward code may use
 
 
 def generate_extract(rows: int, seed: int) -> bytes:
-    """`rows` CLD rows: the Q1 fixture repeated, each repeat with new person ids and NHS numbers."""
+    """`rows` CLD rows: the Q1 fixture repeated, each repeat a new set of people.
+
+    Each repeat gives every person a new id, a new synthetic NHS number, a birth date and a postcode
+    of their own (the same on all of that person's rows, as in a real return). Without that the people
+    with no NHS number would be demographic twins of their namesakes in every other repeat, and the
+    bench would time the review band filling up rather than an extract.
+    """
     with TEMPLATE.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         header = list(reader.fieldnames or [])
@@ -60,21 +68,31 @@ def generate_extract(rows: int, seed: int) -> bytes:
     written, block = 0, 0
     while written < rows:
         nhs_map: dict[str, str] = {}
+        people: dict[str, tuple[str, date]] = {}
         for src in template:
             if written >= rows:
                 break
             row = dict(src)
+            postcode, born = people.setdefault(row["LA_Person_Unique_Identifier"], _demographics(rng))
             for col in _ID_COLUMNS:
                 if row.get(col):
                     row[col] = f"{row[col]}-{block:05d}"
             if row.get("NHS_Number"):
                 row["NHS_Number"] = nhs_map.setdefault(row["NHS_Number"], numbers.next())
             if row.get("Postcode"):
-                row["Postcode"] = f"ZZ99 {rng.randint(1, 9)}ZZ"
+                row["Postcode"] = postcode
+            if row.get("Date_of_Birth"):
+                uk = "/" in row["Date_of_Birth"]  # keep the fixture's mix of ISO and dd/mm/yyyy
+                row["Date_of_Birth"] = born.strftime("%d/%m/%Y") if uk else born.isoformat()
             writer.writerow(row)
             written += 1
         block += 1
     return out.getvalue().encode()
+
+
+def _demographics(rng: random.Random) -> tuple[str, date]:
+    postcode = f"ZZ99 {rng.randint(1, 9)}{rng.choice(_LETTERS)}{rng.choice(_LETTERS)}"
+    return postcode, date(1925, 1, 1) + timedelta(days=rng.randrange(60 * 365))
 
 
 def outbox_rows(store: object) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -20,14 +21,13 @@ import structlog
 from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
 from gateway.intake.base import SourceIntake
+from gateway.intake.chunks import ChunkWrite, link_patient_refs, upsert_owned
 from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key, find_receipt
 from gateway.intake.writes import (
     AmbiguousMatch,
     PersonResolver,
-    resolve_patient_refs,
     source_provenance,
     token,
-    upsert_by_identifier,
 )
 from gateway.mappings.social_care import (
     Accepted,
@@ -48,7 +48,7 @@ from gateway.types import JSON
 log = structlog.get_logger(__name__)
 
 KIND = "social-care"
-CHUNK_ROWS = 200
+CHUNK_ROWS = 500
 _PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 Progress = Callable[[int, int], None]  # (rows done, rows in the extract)
 
@@ -129,59 +129,44 @@ class SocialCareIntake(SourceIntake):
     # -- writing -------------------------------------------------------------------------------
 
     def _write_chunk(self, rows: list[SourceRow], source: SourceSystem, key: str, now: datetime) -> list[RowResult]:
+        """One transaction for the chunk; a row that cannot be written is rejected alone."""
         results = [map_row(row, source=source) for row in rows]
-        try:
-            with self.store.writer() as uow:
-                resolver = PersonResolver(self.index, now=now)
-                for row, result in zip(rows, results, strict=True):
-                    self._write_one(uow, resolver, row, result, source, key, now)
-            return results
-        except (AmbiguousMatch, FhirError) as exc:
-            if isinstance(exc, FhirError) and exc.status == 409:
-                raise
-        # One row spoiled the chunk: write row by row so only that row is rejected.
         final: list[RowResult] = []
-        for row, result in zip(rows, results, strict=True):
-            try:
-                with self.store.writer() as uow:
-                    self._write_one(uow, PersonResolver(self.index, now=now), row, result, source, key, now)
-                final.append(result)
-            except (AmbiguousMatch, FhirError) as exc:
-                if isinstance(exc, FhirError) and exc.status == 409:
-                    raise
-                failure = _RowFailure(result.row_number, (), detail=f"not applied: {exc}")
-                with self.store.writer() as uow:
+        changes: list[tuple[int, list[tuple[str, str]]]] = []
+        with self.store.writer() as uow:
+            chunk = ChunkWrite(uow, self.index, now=now)
+            chunk.preload(res for result in results if isinstance(result, Accepted) for res in result.resources)
+            for row, result in zip(rows, results, strict=True):
+                if isinstance(result, Rejected):
+                    self._quarantine_row(uow, row, source, "; ".join(str(r) for r in result.reasons), now)
+                    final.append(result)
+                    continue
+                try:
+                    changes.append((result.row_number, chunk.record(partial(_write_resources, result=result))))
+                except (AmbiguousMatch, FhirError) as exc:
+                    if isinstance(exc, FhirError) and exc.status == 409:
+                        raise
+                    failure = _RowFailure(result.row_number, (), detail=f"not applied: {exc}")
                     self._quarantine_row(uow, row, source, failure.detail, now)
-                final.append(failure)
+                    final.append(failure)
+                    continue
+                final.append(result)
+            written = chunk.apply()
+            recorded = instant(_naive(now))
+            for row_number, changed in changes:
+                targets = [written[k] for k in changed if k in written]
+                if targets:
+                    uow.create(
+                        source_provenance(
+                            source,
+                            targets,
+                            recorded=recorded,
+                            entity_kind="extract-row",
+                            entity_value=f"{key}#{row_number}",
+                            display=f"Adult social care extract row {row_number}",
+                        )
+                    )
         return final
-
-    def _write_one(
-        self,
-        uow: UnitOfWork,
-        resolver: PersonResolver,
-        row: SourceRow,
-        result: RowResult,
-        source: SourceSystem,
-        key: str,
-        now: datetime,
-    ) -> None:
-        if isinstance(result, Rejected):
-            self._quarantine_row(uow, row, source, "; ".join(str(r) for r in result.reasons), now)
-            return
-        before = len(uow.written)
-        _write_resources(uow, resolver, result)
-        changed = uow.written[before:]
-        if changed:
-            uow.create(
-                source_provenance(
-                    source,
-                    changed,
-                    recorded=instant(_naive(now)),
-                    entity_kind="extract-row",
-                    entity_value=f"{key}#{result.row_number}",
-                    display=f"Adult social care extract row {result.row_number}",
-                )
-            )
 
     def _quarantine_row(
         self, uow: UnitOfWork, row: SourceRow, source: SourceSystem, reason: str, now: datetime
@@ -220,7 +205,7 @@ def _entry(result: RowResult) -> JSON:
     return report_entry(result)
 
 
-def _write_resources(uow: UnitOfWork, resolver: PersonResolver, result: Accepted) -> None:
+def _write_resources(uow: UnitOfWork, resolver: PersonResolver, *, result: Accepted) -> None:
     """The row's Patient first (council id, NHS number, then demographics), then the rest, linked to it."""
     patient, *rest = result.resources
     identifiers = patient.get("identifier") or []
@@ -228,4 +213,5 @@ def _write_resources(uow: UnitOfWork, resolver: PersonResolver, result: Accepted
     stored = resolver.resolve(uow, patient, keys).patient
     known = {token(identifiers[0]): stored.id} if identifiers else {}
     for res in rest:
-        upsert_by_identifier(uow, resolve_patient_refs(uow, res, known))
+        link_patient_refs(uow, res, known)
+        upsert_owned(uow, res)
