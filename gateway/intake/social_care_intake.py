@@ -21,11 +21,10 @@ import structlog
 from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
 from gateway.intake.base import SourceIntake
-from gateway.intake.chunks import ChunkWrite, link_patient_refs, upsert_owned
+from gateway.intake.chunks import ChunkWrite, collector_paused
 from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key, find_receipt
 from gateway.intake.writes import (
     AmbiguousMatch,
-    PersonResolver,
     source_provenance,
     token,
 )
@@ -100,17 +99,19 @@ class SocialCareIntake(SourceIntake):
         except UnreadableExtract as exc:
             self._quarantine_file(data, source, key, str(exc), now)
             raise
-        results: list[RowResult] = []
+        counts = totals(())
+        entries: list[JSON] = []
         for start in range(0, len(rows), CHUNK_ROWS):
-            results += self._write_chunk(rows[start : start + CHUNK_ROWS], source, key, now)
+            with collector_paused():
+                results = self._write_chunk(rows[start : start + CHUNK_ROWS], source, key, now)
+            # Keep the report lines, not the mapped resources: a large extract's would fill memory
+            # and make every garbage collection walk them.
+            entries += (_entry(r) for r in results)
+            for name, count in totals(results).items():
+                counts[name] += count
             if progress:
-                progress(len(results), len(rows))
-        report = {
-            "file": filename,
-            "source_id": source.source_id,
-            "totals": totals(results),
-            "rows": [_entry(r) for r in results],
-        }
+                progress(len(entries), len(rows))
+        report = {"file": filename, "source_id": source.source_id, "totals": counts, "rows": entries}
         with self.store.writer() as uow:
             if find_receipt(uow.conn, source.source_id, key) is None:
                 add_receipt(
@@ -142,7 +143,7 @@ class SocialCareIntake(SourceIntake):
                     final.append(result)
                     continue
                 try:
-                    changes.append((result.row_number, chunk.record(partial(_write_resources, result=result))))
+                    changes.append((result.row_number, chunk.record(partial(_write_resources, chunk, result))))
                 except (AmbiguousMatch, FhirError) as exc:
                     if isinstance(exc, FhirError) and exc.status == 409:
                         raise
@@ -205,13 +206,12 @@ def _entry(result: RowResult) -> JSON:
     return report_entry(result)
 
 
-def _write_resources(uow: UnitOfWork, resolver: PersonResolver, *, result: Accepted) -> None:
+def _write_resources(chunk: ChunkWrite, result: Accepted) -> None:
     """The row's Patient first (council id, NHS number, then demographics), then the rest, linked to it."""
     patient, *rest = result.resources
     identifiers = patient.get("identifier") or []
     keys = identifiers[:1] + [i for i in identifiers[1:] if i.get("system") == NHS_NUMBER_SYSTEM]
-    stored = resolver.resolve(uow, patient, keys).patient
-    known = {token(identifiers[0]): stored.id} if identifiers else {}
+    patient_id = chunk.person(patient, keys)
+    known = {token(identifiers[0]): patient_id} if identifiers else {}
     for res in rest:
-        link_patient_refs(uow, res, known)
-        upsert_owned(uow, res)
+        chunk.upsert(res, known)

@@ -66,6 +66,7 @@ class StagingUnitOfWork(UnitOfWork):
         self._staged: dict[Key, _Staged] = {}
         self._staged_tokens: dict[Token, set[str]] = {}
         self._log: list[tuple[Key, _Staged | None]] = []  # undo log: (key, entry before)
+        self._changes: dict[str, int] = {}  # stagings (and undos) per resource type
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -180,6 +181,7 @@ class StagingUnitOfWork(UnitOfWork):
         return stored
 
     def _put(self, key: Key, entry: _Staged | None, replacing: _Staged | None) -> None:
+        self._changes[key[0]] = self._changes.get(key[0], 0) + 1
         if replacing is not None:
             for token in replacing.tokens:
                 self._staged_tokens[token].discard(key[1])
@@ -219,6 +221,10 @@ class StagingUnitOfWork(UnitOfWork):
         while len(self._log) > mark:
             key, previous = self._log.pop()
             self._put(key, previous, self._staged.get(key))
+
+    def changes(self, rtype: str) -> int:
+        """A counter that moves whenever a resource of `rtype` is staged or taken back."""
+        return self._changes.get(rtype, 0)
 
     def changed_since(self, mark: int) -> list[Key]:
         """The resources staged since `mark`, in the order first staged."""
