@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
 from gateway.store.api import _INDEX_TABLES, SearchQuery, StoredResource, UnitOfWork, _comparable, new_id
 from gateway.store.engine import is_sqlite
@@ -36,6 +36,12 @@ Key = tuple[str, str]  # (resource type, id)
 
 _IDENTIFIER = "identifier"
 _BATCH = 500  # values per IN list
+# OFFSET 0 keeps the subquery a parameterised index scan per code (it is not pulled up into a join).
+_PG_TOKEN_PROBE = text(
+    f"SELECT t.res_id, t.system, t.code FROM unnest(CAST(:codes AS varchar[])) AS v(code) "
+    f"CROSS JOIN LATERAL (SELECT res_id, system, code FROM {sp_token.name} "
+    f"WHERE res_type = :rtype AND param = :param AND code = v.code OFFSET 0) AS t"
+)
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,6 @@ class StagingUnitOfWork(UnitOfWork):
         for token in wanted:
             self._db_tokens[token] = set()
         self.inner.flush()
-        t = sp_token.c
         by_type: dict[str, set[str]] = {}
         for rtype, _, code in wanted:
             by_type.setdefault(rtype, set()).add(code)
@@ -86,17 +91,23 @@ class StagingUnitOfWork(UnitOfWork):
         for rtype, codes in by_type.items():
             values = sorted(codes)
             for start in range(0, len(values), _BATCH):
-                rows = self.conn.execute(
-                    select(t.res_id, t.system, t.code).where(
-                        t.res_type == rtype, t.param == _IDENTIFIER, t.code.in_(values[start : start + _BATCH])
-                    )
-                )
-                for row in rows:
+                for row in self._token_rows(rtype, values[start : start + _BATCH]):
                     token = (rtype, row.system, row.code)
                     if token in wanted:
                         self._db_tokens[token].add(row.res_id)
                         found.add((rtype, row.res_id))
         self._read([k for k in found if k not in self._base])
+
+    def _token_rows(self, rtype: str, codes: list[str]) -> Iterable[Any]:
+        """(res_id, system, code) of the `identifier` index rows of `rtype` with one of `codes`."""
+        if self._lock:
+            # PostgreSQL without statistics (autovacuum off, a fresh table) reads `code IN (…)` as a
+            # filter over every identifier of the type; one index probe per code keeps it a lookup.
+            return self.conn.execute(_PG_TOKEN_PROBE, {"rtype": rtype, "param": _IDENTIFIER, "codes": codes})
+        t = sp_token.c
+        return self.conn.execute(
+            select(t.res_id, t.system, t.code).where(t.res_type == rtype, t.param == _IDENTIFIER, t.code.in_(codes))
+        )
 
     def _read(self, keys: list[Key]) -> None:
         """Current versions of `keys` into `_base` (absent ones as None), locked on PostgreSQL."""
