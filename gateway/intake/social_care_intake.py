@@ -2,14 +2,18 @@
 
 Rows are written in chunks, one transaction each, by conditional update on each resource's first
 identifier, so re-sending an extract (or a later cumulative return repeating its events) writes
-nothing new; a Provenance is written only for rows that changed something. Rejected rows go to
-the quarantine with their reasons. The whole extract's report is kept as its receipt, so the same
-file sent again is answered from it without touching anything.
+nothing new; a Provenance is written only for rows that changed something. A chunk's identifiers
+are looked up together and its rows staged in memory (`gateway.intake.chunks`): a resource that
+several rows of one chunk change gets one new version, named by each of those rows' Provenance.
+Rejected rows, and rows that could not be written (an ambiguous identifier), go to the quarantine
+with their reasons; the chunk's other rows go in. The whole extract's report is kept as its
+receipt, so the same file sent again is answered from it without touching anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -101,16 +105,24 @@ class SocialCareIntake(SourceIntake):
             raise
         counts = totals(())
         entries: list[JSON] = []
-        for start in range(0, len(rows), CHUNK_ROWS):
-            with collector_paused():
-                results = self._write_chunk(rows[start : start + CHUNK_ROWS], source, key, now)
-            # Keep the report lines, not the mapped resources: a large extract's would fill memory
-            # and make every garbage collection walk them.
-            entries += (_entry(r) for r in results)
-            for name, count in totals(results).items():
-                counts[name] += count
-            if progress:
-                progress(len(entries), len(rows))
+        chunks = [rows[start : start + CHUNK_ROWS] for start in range(0, len(rows), CHUNK_ROWS)]
+        # The next chunk is mapped (pure work) while this one is written, so it fills the time
+        # spent waiting on the database.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="social-care-map") as mapper:
+            ahead = mapper.submit(_map_chunk, chunks[0], source) if chunks else None
+            for i, chunk in enumerate(chunks):
+                assert ahead is not None
+                mapped = ahead.result()
+                ahead = mapper.submit(_map_chunk, chunks[i + 1], source) if i + 1 < len(chunks) else None
+                with collector_paused():
+                    results = self._write_chunk(chunk, mapped, source, key, now)
+                # Keep the report lines, not the mapped resources: a large extract's would fill
+                # memory and make every garbage collection walk them.
+                entries += (_entry(r) for r in results)
+                for name, count in totals(results).items():
+                    counts[name] += count
+                if progress:
+                    progress(len(entries), len(rows))
         report = {"file": filename, "source_id": source.source_id, "totals": counts, "rows": entries}
         with self.store.writer() as uow:
             if find_receipt(uow.conn, source.source_id, key) is None:
@@ -129,9 +141,10 @@ class SocialCareIntake(SourceIntake):
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _write_chunk(self, rows: list[SourceRow], source: SourceSystem, key: str, now: datetime) -> list[RowResult]:
+    def _write_chunk(
+        self, rows: list[SourceRow], results: list[RowResult], source: SourceSystem, key: str, now: datetime
+    ) -> list[RowResult]:
         """One transaction for the chunk; a row that cannot be written is rejected alone."""
-        results = [map_row(row, source=source) for row in rows]
         final: list[RowResult] = []
         changes: list[tuple[int, list[tuple[str, str]]]] = []
         with self.store.writer() as uow:
@@ -191,6 +204,10 @@ class SocialCareIntake(SourceIntake):
                 ack=orjson.dumps({"error": reason}),
                 quarantine_id=entry_id,
             )
+
+
+def _map_chunk(rows: list[SourceRow], source: SourceSystem) -> list[RowResult]:
+    return [map_row(row, source=source) for row in rows]
 
 
 def _reader(filename: str, data: bytes) -> Callable[[bytes], Any]:
