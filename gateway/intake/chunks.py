@@ -2,12 +2,13 @@
 resolved against the chunk's own state, the net changes written in bulk.
 
 A bulk intake (a social-care extract) used to spend a dozen database round trips per row finding
-its resources by identifier. `ChunkWrite` preloads every identifier the chunk's records carry in
-one query, lets each record run the shared write helpers (`find_one`, `upsert_by_identifier`,
-`PersonResolver`) against a `StagingUnitOfWork`, and writes one version per changed resource at
-the end. The matching rules are the resolver's own: a valid NHS number or the source's id first,
-demographics otherwise, the review band for probable matches; people earlier in the chunk are
-candidates for later rows exactly as if each row had been committed on its own.
+its resources by identifier. `ChunkWrite` preloads every identifier the chunk's records carry
+(one query per resource type), lets each record run the shared write helpers (`find_one`,
+`PersonResolver`, and no-copy forms of the conditional update) against a `StagingUnitOfWork`, and
+writes one version per changed resource at the end. The matching rules are the resolver's own: a
+valid NHS number or the source's id first, demographics otherwise, the review band for probable
+matches; people earlier in the chunk are candidates for later rows exactly as if each row had been
+committed on its own.
 
 A record that fails (an identifier two live resources hold) is taken back alone: what it staged is
 undone and the resolver forgets the people it touched, so the chunk's other records still go in.

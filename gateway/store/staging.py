@@ -3,9 +3,10 @@
 The social-care intake writes a few hundred extract rows per transaction, each row finding its
 resources by identifier, comparing, merging and updating them. Done against the database that is a
 dozen round trips per row. `StagingUnitOfWork` answers the same calls (`ids_by_token`,
-`fetch_many`, `get`, `create`, `update`) from resources preloaded for the whole chunk in two queries
-and from what earlier rows staged, so the shared write helpers (`find_one`, `upsert_by_identifier`,
-`PersonResolver`) run unchanged on it. `apply()` then writes one new version per changed resource,
+`fetch_many`, `get`, `create`, `update`) from resources preloaded for the whole chunk (a query per
+resource type for the identifiers, one for the resources holding them) and from what earlier rows
+staged, so the shared write helpers (`find_one`, `upsert_by_identifier`, `PersonResolver`) run
+unchanged on it. `apply()` then writes one new version per changed resource,
 in bulk (COPY on PostgreSQL).
 
 Semantics kept from `UnitOfWork`: the store's write hooks run when a resource is staged, and an
