@@ -2,16 +2,21 @@
 
 Rows are written in chunks, one transaction each, by conditional update on each resource's first
 identifier, so re-sending an extract (or a later cumulative return repeating its events) writes
-nothing new; a Provenance is written only for rows that changed something. Rejected rows go to
-the quarantine with their reasons. The whole extract's report is kept as its receipt, so the same
-file sent again is answered from it without touching anything.
+nothing new; a Provenance is written only for rows that changed something. A chunk's identifiers
+are looked up together and its rows staged in memory (`gateway.intake.chunks`): a resource that
+several rows of one chunk change gets one new version, named by each of those rows' Provenance.
+Rejected rows, and rows that could not be written (an ambiguous identifier), go to the quarantine
+with their reasons; the chunk's other rows go in. The whole extract's report is kept as its
+receipt, so the same file sent again is answered from it without touching anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -20,14 +25,12 @@ import structlog
 from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
 from gateway.intake.base import SourceIntake
+from gateway.intake.chunks import ChunkWrite, collector_paused
 from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key, find_receipt
 from gateway.intake.writes import (
     AmbiguousMatch,
-    PersonResolver,
-    resolve_patient_refs,
     source_provenance,
     token,
-    upsert_by_identifier,
 )
 from gateway.mappings.social_care import (
     Accepted,
@@ -48,7 +51,7 @@ from gateway.types import JSON
 log = structlog.get_logger(__name__)
 
 KIND = "social-care"
-CHUNK_ROWS = 200
+CHUNK_ROWS = 500
 _PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 Progress = Callable[[int, int], None]  # (rows done, rows in the extract)
 
@@ -100,17 +103,27 @@ class SocialCareIntake(SourceIntake):
         except UnreadableExtract as exc:
             self._quarantine_file(data, source, key, str(exc), now)
             raise
-        results: list[RowResult] = []
-        for start in range(0, len(rows), CHUNK_ROWS):
-            results += self._write_chunk(rows[start : start + CHUNK_ROWS], source, key, now)
-            if progress:
-                progress(len(results), len(rows))
-        report = {
-            "file": filename,
-            "source_id": source.source_id,
-            "totals": totals(results),
-            "rows": [_entry(r) for r in results],
-        }
+        counts = totals(())
+        entries: list[JSON] = []
+        chunks = [rows[start : start + CHUNK_ROWS] for start in range(0, len(rows), CHUNK_ROWS)]
+        # The next chunk is mapped (pure work) while this one is written, so it fills the time
+        # spent waiting on the database.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="social-care-map") as mapper:
+            ahead = mapper.submit(_map_chunk, chunks[0], source) if chunks else None
+            for i, chunk in enumerate(chunks):
+                assert ahead is not None
+                mapped = ahead.result()
+                ahead = mapper.submit(_map_chunk, chunks[i + 1], source) if i + 1 < len(chunks) else None
+                with collector_paused():
+                    results = self._write_chunk(chunk, mapped, source, key, now)
+                # Keep the report lines, not the mapped resources: a large extract's would fill
+                # memory and make every garbage collection walk them.
+                entries += (_entry(r) for r in results)
+                for name, count in totals(results).items():
+                    counts[name] += count
+                if progress:
+                    progress(len(entries), len(rows))
+        report = {"file": filename, "source_id": source.source_id, "totals": counts, "rows": entries}
         with self.store.writer() as uow:
             if find_receipt(uow.conn, source.source_id, key) is None:
                 add_receipt(
@@ -128,60 +141,46 @@ class SocialCareIntake(SourceIntake):
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _write_chunk(self, rows: list[SourceRow], source: SourceSystem, key: str, now: datetime) -> list[RowResult]:
-        results = [map_row(row, source=source) for row in rows]
-        try:
-            with self.store.writer() as uow:
-                resolver = PersonResolver(self.index, now=now)
-                for row, result in zip(rows, results, strict=True):
-                    self._write_one(uow, resolver, row, result, source, key, now)
-            return results
-        except (AmbiguousMatch, FhirError) as exc:
-            if isinstance(exc, FhirError) and exc.status == 409:
-                raise
-        # One row spoiled the chunk: write row by row so only that row is rejected.
+    def _write_chunk(
+        self, rows: list[SourceRow], results: list[RowResult], source: SourceSystem, key: str, now: datetime
+    ) -> list[RowResult]:
+        """One transaction for the chunk; a row that cannot be written is rejected alone."""
         final: list[RowResult] = []
-        for row, result in zip(rows, results, strict=True):
-            try:
-                with self.store.writer() as uow:
-                    self._write_one(uow, PersonResolver(self.index, now=now), row, result, source, key, now)
-                final.append(result)
-            except (AmbiguousMatch, FhirError) as exc:
-                if isinstance(exc, FhirError) and exc.status == 409:
-                    raise
-                failure = _RowFailure(result.row_number, (), detail=f"not applied: {exc}")
-                with self.store.writer() as uow:
+        changes: list[tuple[int, list[tuple[str, str]]]] = []
+        with self.store.writer() as uow:
+            chunk = ChunkWrite(uow, self.index, now=now)
+            chunk.preload(res for result in results if isinstance(result, Accepted) for res in result.resources)
+            for row, result in zip(rows, results, strict=True):
+                if isinstance(result, Rejected):
+                    self._quarantine_row(uow, row, source, "; ".join(str(r) for r in result.reasons), now)
+                    final.append(result)
+                    continue
+                try:
+                    changes.append((result.row_number, chunk.record(partial(_write_resources, chunk, result))))
+                except (AmbiguousMatch, FhirError) as exc:
+                    if isinstance(exc, FhirError) and exc.status == 409:
+                        raise
+                    failure = _RowFailure(result.row_number, (), detail=f"not applied: {exc}")
                     self._quarantine_row(uow, row, source, failure.detail, now)
-                final.append(failure)
+                    final.append(failure)
+                    continue
+                final.append(result)
+            written = chunk.apply()
+            recorded = instant(_naive(now))
+            for row_number, changed in changes:
+                targets = [written[k] for k in changed if k in written]
+                if targets:
+                    uow.create(
+                        source_provenance(
+                            source,
+                            targets,
+                            recorded=recorded,
+                            entity_kind="extract-row",
+                            entity_value=f"{key}#{row_number}",
+                            display=f"Adult social care extract row {row_number}",
+                        )
+                    )
         return final
-
-    def _write_one(
-        self,
-        uow: UnitOfWork,
-        resolver: PersonResolver,
-        row: SourceRow,
-        result: RowResult,
-        source: SourceSystem,
-        key: str,
-        now: datetime,
-    ) -> None:
-        if isinstance(result, Rejected):
-            self._quarantine_row(uow, row, source, "; ".join(str(r) for r in result.reasons), now)
-            return
-        before = len(uow.written)
-        _write_resources(uow, resolver, result)
-        changed = uow.written[before:]
-        if changed:
-            uow.create(
-                source_provenance(
-                    source,
-                    changed,
-                    recorded=instant(_naive(now)),
-                    entity_kind="extract-row",
-                    entity_value=f"{key}#{result.row_number}",
-                    display=f"Adult social care extract row {result.row_number}",
-                )
-            )
 
     def _quarantine_row(
         self, uow: UnitOfWork, row: SourceRow, source: SourceSystem, reason: str, now: datetime
@@ -207,6 +206,10 @@ class SocialCareIntake(SourceIntake):
             )
 
 
+def _map_chunk(rows: list[SourceRow], source: SourceSystem) -> list[RowResult]:
+    return [map_row(row, source=source) for row in rows]
+
+
 def _reader(filename: str, data: bytes) -> Callable[[bytes], Any]:
     looks_json = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[")
     return read_json if filename.lower().endswith(".json") or looks_json else read_csv
@@ -220,12 +223,12 @@ def _entry(result: RowResult) -> JSON:
     return report_entry(result)
 
 
-def _write_resources(uow: UnitOfWork, resolver: PersonResolver, result: Accepted) -> None:
+def _write_resources(chunk: ChunkWrite, result: Accepted) -> None:
     """The row's Patient first (council id, NHS number, then demographics), then the rest, linked to it."""
     patient, *rest = result.resources
     identifiers = patient.get("identifier") or []
     keys = identifiers[:1] + [i for i in identifiers[1:] if i.get("system") == NHS_NUMBER_SYSTEM]
-    stored = resolver.resolve(uow, patient, keys).patient
-    known = {token(identifiers[0]): stored.id} if identifiers else {}
+    patient_id = chunk.person(patient, keys)
+    known = {token(identifiers[0]): patient_id} if identifiers else {}
     for res in rest:
-        upsert_by_identifier(uow, resolve_patient_refs(uow, res, known))
+        chunk.upsert(res, known)
