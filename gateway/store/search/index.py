@@ -17,31 +17,37 @@ def index_rows(
     plan = registry.index_plan(rtype)
     present = plan.present(resource)
     rows: dict[Table, list[dict[str, Any]]] = {}
-    for param in plan.params:
-        if param.gates is not None and param.gates.isdisjoint(present):
+    for gates, values_of, extract, code, table in plan.params:
+        if gates is not None and gates.isdisjoint(present):
             continue  # none of its paths can reach anything in this resource
-        values = param.values(resource)
+        values = values_of(resource)
         if not values:
             continue
-        extract, code = param.kind.extract, param.code
-        found = [row for value in values for row in extract(value, ctx)]
+        if len(values) == 1:
+            found = extract(values[0], ctx)  # a fresh list: the kinds build their rows per call
+        else:
+            found = [row for value in values for row in extract(value, ctx)]
         if not found:
             continue
         # The same element reached twice (or two equal codings) is one row. Every row is hashed,
         # even a lone one: an unhashable value (a list where a string belongs) must fail here, in
         # this resource's write, not later in the batch's flush.
-        seen: set[tuple[Any, ...]] = set()
-        unique = []
-        for row in found:
-            key = tuple(sorted(row.items()))
-            if key not in seen:
-                seen.add(key)
-                unique.append(row)
-        for row in unique:
-            row.update(res_type=rtype, res_id=rid, param=code)
-        table_rows = rows.get(param.table)
-        if table_rows is None:
-            rows[param.table] = unique
+        if len(found) == 1:
+            hash(tuple(found[0].items()))
         else:
-            table_rows.extend(unique)
+            seen: set[tuple[Any, ...]] = set()
+            unique = []
+            for row in found:
+                key = tuple(row.items())  # a kind builds every row with its keys in one order
+                if key not in seen:
+                    seen.add(key)
+                    unique.append(row)
+            found = unique
+        for row in found:
+            row["res_type"], row["res_id"], row["param"] = rtype, rid, code
+        table_rows = rows.get(table)
+        if table_rows is None:
+            rows[table] = found
+        else:
+            table_rows.extend(found)
     return rows

@@ -17,11 +17,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Table
 
-from gateway.store.search.kinds import ParamKind
+from gateway.store.search.kinds import IndexContext, ParamKind
 from gateway.store.search.paths import Path, Step, _reference_type
 
 Nodes = list[Any]
@@ -165,13 +165,12 @@ def _union(paths: tuple[PathFn, ...]) -> PathFn:
     return values
 
 
-@dataclass(frozen=True)
-class ParamPlan:
-    code: str
-    kind: ParamKind
-    table: Table
+class ParamPlan(NamedTuple):  # a tuple: the writer unpacks it once per parameter and resource
     gates: frozenset[str] | None  # None: some path needs no top-level element
     values: PathFn  # every value the parameter's paths reach, in path order
+    extract: Callable[[Any, IndexContext], list[dict[str, Any]]]  # the kind's
+    code: str
+    table: Table
 
 
 @dataclass(frozen=True)
@@ -182,7 +181,8 @@ class TypePlan:
         """Top-level names the resource has, plus the choice elements its keys are variants of."""
         names = set(resource)
         for key in resource:
-            names.update(choice_prefixes(key))
+            if not key.islower():  # an all-lower-case key (most) is no choice variant
+                names.update(choice_prefixes(key))
         return names
 
 
@@ -211,7 +211,7 @@ def compile_type_plan(resource_type: str, params: Iterable[IndexedParam]) -> Typ
         plans.append(
             ParamPlan(
                 code=param.code,
-                kind=param.kind,
+                extract=param.kind.extract,
                 table=param.kind.table,
                 gates=None if None in gates else frozenset(g for g in gates if g is not None),
                 values=_union(tuple(_compile_path(p) for p in paths)),
