@@ -15,6 +15,12 @@ It first checks both give exactly the same rows for every resource (the test
     .venv/bin/python -m bench index-rows            # 7 rounds x 200 passes
     .venv/bin/python -m bench index-rows --quick    # 5 rounds x 40 passes
     .venv/bin/python -m bench index-rows --profile  # cProfile of the compiled writer, top 15
+
+Instructions per resource, which the machine's load does not change (callgrind; the difference
+of two runs divided by 10 passes x the resources):
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python -m bench index-rows --only compiled --passes 10   # and --passes 0
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from gateway.store.search.registry import SearchRegistry, default_registry  # no
 
 JSON = dict[str, Any]
 Rows = dict[Table, list[dict[str, Any]]]
-FOCUS = ("Patient", "Encounter", "Observation", "EpisodeOfCare", "CarePlan")
+FOCUS = ("Patient", "Encounter", "Provenance", "Observation", "EpisodeOfCare", "CarePlan")
 CTX = IndexContext(fhir_base="https://gateway.example.org/fhir")
 _SOURCE = SourceSystem(
     source_id="bench-source",
@@ -167,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--passes", type=int, default=200)
     ap.add_argument("--profile", action="store_true", help="cProfile the compiled writer over all resources")
+    ap.add_argument(
+        "--only",
+        choices=("interpreted", "compiled"),
+        help="just run this writer --passes times over all resources, untimed (for valgrind --tool=callgrind)",
+    )
     args = ap.parse_args(argv)
     rounds, passes = (5, 40) if args.quick else (args.rounds, args.passes)
     registry = default_registry()
@@ -175,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         if index_rows(res, registry, CTX) != interpreted_rows(res, registry, CTX):
             print(f"rows differ for {res['resourceType']}/{res['id']}", file=sys.stderr)
             return 1
+    writers: dict[str, Writer] = {"interpreted": interpreted_rows, "compiled": index_rows}
+    if args.only:
+        for _ in range(args.passes):
+            for res in resources:
+                writers[args.only](res, registry, CTX)
+        return 0
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
@@ -187,7 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     groups: dict[str, list[JSON]] = {t: [r for r in resources if r["resourceType"] == t] for t in FOCUS}
     groups[f"all fixtures ({len(resources)})"] = resources
     best: dict[tuple[str, str], float] = {}
-    writers: dict[str, Writer] = {"interpreted": interpreted_rows, "compiled": index_rows}
     for _ in range(rounds):
         for label, group in groups.items():
             for name, writer in writers.items():

@@ -51,6 +51,8 @@ def _choice_keys(node: dict[str, Any], name: str) -> list[str]:
 
 
 def _plain_step(name: str) -> StepFn:
+    end = len(name)
+
     def step(nodes: Nodes) -> Nodes:
         out: Nodes = []
         for node in nodes:
@@ -58,9 +60,10 @@ def _plain_step(name: str) -> StepFn:
                 continue
             if name in node:
                 _items(node[name], out)
-            else:
-                for key in _choice_keys(node, name):
-                    _items(node[key], out)
+            else:  # as _choice_keys, inline: the usual absent `meta.profile` costs no list
+                for key in node:
+                    if key.startswith(name) and key[end : end + 1].isupper():
+                        _items(node[key], out)
         return out
 
     return step
