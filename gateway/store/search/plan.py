@@ -2,7 +2,7 @@
 
 `paths.evaluate` re-reads each `Path` on every call and, for every element a resource lacks,
 scans all its keys for a choice variant (`effective` -> `effectiveDateTime`). Every write indexes
-some twenty parameters, most of them absent from the resource, so here:
+some twenty parameters, many of them absent from the resource, so here:
 - the parameters of a type, their kinds and their paths (filtered by base) are fixed once;
 - a parameter whose paths all start at an element the resource lacks (and has no choice variant
   of) is skipped on one set lookup, against the resource's top-level keys and their choice prefixes;
@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import Table
 
 from gateway.store.search.kinds import IndexContext, ParamKind
-from gateway.store.search.paths import Path, Step, _reference_type
+from gateway.store.search.paths import Path, Step, reference_type
 
 Nodes = list[Any]
 StepFn = Callable[[Nodes], Nodes]
@@ -141,7 +141,7 @@ def _compile_path(path: Path) -> PathFn:
                 break
             nodes = step(nodes)
         if resolve_type is not None:
-            nodes = [n for n in nodes if _reference_type(n) == resolve_type]
+            nodes = [n for n in nodes if reference_type(n) == resolve_type]
         return nodes
 
     return run
