@@ -35,6 +35,10 @@ BENCHES: dict[str, tuple[str, str]] = {
     ),
     "record-everything": ("bench.record_everything", "Patient/$everything p50/p95 with consent on, 500 resources"),
     "consent-overhead": ("bench.consent_overhead", "search and $everything p95 with consent enforcement on vs off"),
+    "index-rows": (
+        "bench.index_rows",
+        "search index rows per resource: CPU µs, compiled vs interpreted paths, in-process",
+    ),
 }
 
 

@@ -98,6 +98,8 @@ class TokenKind:
 
 def normalise(text: str) -> str:
     """Case- and accent-insensitive form used for the default and :contains matches."""
+    if text.isascii():  # NFKD leaves ASCII alone and it has no combining marks: same result, cheaper
+        return " ".join(text.casefold().split())
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.casefold().split())

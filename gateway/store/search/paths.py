@@ -142,12 +142,12 @@ def evaluate(paths: tuple[Path, ...], resource: dict[str, Any]) -> list[Any]:
             if not nodes:
                 break
         if path.resolve_type is not None:
-            nodes = [n for n in nodes if _reference_type(n) == path.resolve_type]
+            nodes = [n for n in nodes if reference_type(n) == path.resolve_type]
         out.extend(nodes)
     return out
 
 
-def _reference_type(node: Any) -> str | None:
+def reference_type(node: Any) -> str | None:
     if isinstance(node, dict):
         ref = node.get("reference")
         if isinstance(ref, str):

@@ -16,6 +16,7 @@ from gateway.paths import PROFILES_DIR
 from gateway.store.search.kinds import KINDS, ParamKind
 from gateway.store.search.paths import Path as FhirPath
 from gateway.store.search.paths import compile_expression
+from gateway.store.search.plan import TypePlan, compile_type_plan
 
 # Parameters answered from the resource table itself rather than an index table.
 COLUMN_PARAMS = frozenset({"_id", "_lastUpdated"})
@@ -46,6 +47,7 @@ class SearchRegistry:
             if p.base != "Resource":
                 self._by_type.setdefault(p.base, {})[p.code] = p
         self.resource_types = resource_types
+        self._plans: dict[str, TypePlan] = {}
 
     def params_for(self, resource_type: str) -> dict[str, SearchParamDef]:
         return {**self._common, **self._by_type.get(resource_type, {})}
@@ -55,6 +57,13 @@ class SearchRegistry:
 
     def indexed_params(self, resource_type: str) -> list[SearchParamDef]:
         return [p for p in self.params_for(resource_type).values() if p.code not in COLUMN_PARAMS]
+
+    def index_plan(self, resource_type: str) -> TypePlan:
+        """The index writer's compiled parameters for a type, built on first use (the table is fixed)."""
+        plan = self._plans.get(resource_type)
+        if plan is None:
+            plan = self._plans[resource_type] = compile_type_plan(resource_type, self.indexed_params(resource_type))
+        return plan
 
 
 def load_registry(path: Path | None = None, resource_types: frozenset[str] | None = None) -> SearchRegistry:
