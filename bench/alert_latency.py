@@ -20,8 +20,9 @@ one process), and PostgreSQL + Redis Streams with two gateway processes. One res
 Subscription per care manager (topic case-managed-person-presented, filter `care-manager=`,
 full-resource payload) points at a webhook receiver in this process. Presentations are sent
 open-loop at a fixed rate (default 100/s), half as ADT A04 over MLLP and half as REST Encounters
-(class EMER), alternating between the gateway processes; a share of them (default 50 %) are
-people on the ward, each presenting once; the rest are other patients (load, no alert).
+(class EMER; `--mllp-share` changes the mix, 0 = REST only), alternating between the gateway
+processes; a share of them (default 50 %) are people on the ward, each presenting once; the rest
+are other patients (load, no alert).
 
     .venv/bin/python -m bench alert-latency            # 100k patients, ward 5k, 100/s for 60 s
     .venv/bin/python -m bench alert-latency --quick    # 5k patients, ward 500, 100/s for 15 s
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import math
 import random
 import sys
 import time
@@ -269,6 +271,7 @@ class Plan:
     duration: float
     ward_share: float
     seed: int
+    mllp_share: float = 0.5
 
 
 async def drive(endpoints: list[Endpoint], pop: Population, plan: Plan, tally: Tally, hook_port: int) -> list[float]:
@@ -309,7 +312,8 @@ async def drive(endpoints: list[Endpoint], pop: Population, plan: Plan, tally: T
         async def present_one(i: int, on_ward: bool, timed: bool) -> None:
             pid, nhs = next(ward_iter) if on_ward else rng.choice(pop.others)
             proc = i % len(endpoints)
-            path = "MLLP" if (i // len(endpoints)) % 2 == 0 else "REST"
+            k = i // len(endpoints)  # every process gets the same mix
+            path = "MLLP" if math.floor((k + 1) * plan.mllp_share) > math.floor(k * plan.mllp_share) else "REST"
             visit = f"BV{next(counter):08d}"
             t0 = time.perf_counter()
             if path == "MLLP":
@@ -426,6 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--duration", type=float, help="seconds of load (default 60; quick 15)")
     parser.add_argument("--ward-share", type=float, default=0.5, help="share of presentations by ward people")
+    parser.add_argument(
+        "--mllp-share",
+        type=float,
+        default=0.5,
+        help="share of presentations sent as ADT A04 over MLLP, the rest REST (default 0.5; 0 = REST only)",
+    )
     parser.add_argument("--quick", action="store_true", help="small population, 15 s of load")
     parser.add_argument(
         "--config", choices=("embedded", "postgres-redis", "both"), default="both", help="which deployment(s)"
@@ -441,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         duration=args.duration or (15.0 if args.quick else 60.0),
         ward_share=args.ward_share,
         seed=args.seed,
+        mllp_share=args.mllp_share,
     )
     results = []
     configs = [
@@ -461,8 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     footer = [
         f"{plan.patients:,} Patients, {plan.ward:,} on the virtual ward ({plan.managers} care managers, one "
         f"Subscription each, full-resource rest-hook to a receiver in the bench process). Each phase: "
-        f"presentations open-loop at the rate shown for {plan.duration:g} s, {plan.ward_share:.0%} by ward people, half ADT A04 "
-        "over MLLP (16 connections per process) and half REST Encounter (class EMER); `care-gateway serve`, auth on.",
+        f"presentations open-loop at the rate shown for {plan.duration:g} s, {plan.ward_share:.0%} by ward people, "
+        f"{plan.mllp_share:.0%} ADT A04 over MLLP (16 connections per process) and the rest REST Encounter (class EMER); "
+        "`care-gateway serve`, auth on.",
     ]
     print(render(f"Alert latency bench — `{command}`", results, footer))
     return 0

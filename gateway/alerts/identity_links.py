@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from gateway.alerts.registry import ref_id, relative_ref
 from gateway.store.api import UnitOfWork
-from gateway.store.search.query import Criterion, SearchQuery
+from gateway.store.schema import sp_reference
 
 MAX_HOPS = 4
 """Links are short chains in practice (local record -> master, merged -> survivor)."""
@@ -55,18 +57,23 @@ def _forward(uow: UnitOfWork, patient_id: str) -> list[tuple[str, str]]:
 
 
 def _backward(uow: UnitOfWork, patient_id: str) -> list[tuple[str, str]]:
-    param = uow.store.registry.get("Patient", "link")
-    if param is None:
-        return []
-    query = SearchQuery("Patient", (Criterion(param, (f"Patient/{patient_id}",)),), count=MAX_FAN_OUT, total="none")
+    # The `link` search index holds current versions only, so the ids it gives are live links.
+    ref = sp_reference.c
+    ids = uow.conn.execute(
+        select(ref.res_id)
+        .where(ref.target_type == "Patient", ref.target_id == patient_id)
+        .where(ref.res_type == "Patient", ref.param == "link")
+        .distinct()
+        .limit(MAX_FAN_OUT)
+    ).scalars()
     found: list[tuple[str, str]] = []
-    for row in uow.search(query).rows:
+    for stored in uow.fetch_many(("Patient", rid) for rid in sorted(ids)):
         types = [
             str(link.get("type", "?"))
-            for link in row.json().get("link") or []
+            for link in stored.json().get("link") or []
             if ref_id((link.get("other") or {}).get("reference")) == patient_id
         ]
-        found.append((row.id, f"Patient/{row.id} link {','.join(types) or '?'} Patient/{patient_id}"))
+        found.append((stored.id, f"Patient/{stored.id} link {','.join(types) or '?'} Patient/{patient_id}"))
     return found
 
 

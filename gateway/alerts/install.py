@@ -136,4 +136,5 @@ def install(app: FastAPI, services: Services) -> dict[str, Any]:
 
     services.extras.setdefault("startup", []).append(startup)
     services.extras.setdefault("shutdown", []).append(shutdown)
-    return {"alerts": pipeline, "subscriptions": service}
+    # Subscriptions first: a Subscription and an alert committed in one batch reach the new spec.
+    return {"subscriptions": service, "alerts": pipeline}

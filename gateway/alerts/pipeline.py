@@ -20,11 +20,14 @@ Per committed write (read from the store by the version the event names):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 import structlog
+from sqlalchemy import select, tuple_
 
 from gateway.alerts.content import alert_ids, build_alert, end_flag, retract
 from gateway.alerts.identity_links import LinkedPatients, linked_patients
@@ -49,6 +52,7 @@ from gateway.codes import (
 from gateway.events.dedupe import RecentSeqs
 from gateway.fhir.errors import FhirError
 from gateway.store.api import Store, StoredResource, UnitOfWork
+from gateway.store.schema import resource as resource_table
 from gateway.store.schema import sp_reference
 from gateway.store.search.query import Criterion, SearchQuery
 from gateway.types import JSON
@@ -62,6 +66,7 @@ EXT_MATCH_VIA = "match-via"
 RETRACTED_STATUSES = frozenset({"entered-in-error", "cancelled"})
 _LOAD_LIMIT = 100_000
 _PEOPLE = ("Practitioner/", "PractitionerRole/")
+_HANDLED = frozenset({"EpisodeOfCare", "CarePlan", "Encounter", "Communication"})
 
 
 def _utc_now() -> datetime:
@@ -90,6 +95,18 @@ def is_presentation_alert(resource: JSON) -> bool:
 def _alert_refs(key: str) -> list[tuple[str, str]]:
     ids = alert_ids(key)
     return [("Flag", ids.flag), ("Communication", ids.communication), ("Task", ids.task)]
+
+
+def _alert_rows(uow: UnitOfWork, key: str) -> tuple[dict[str, JSON], set[str]]:
+    """The alert's resources by type as stored now, and the types stored only as a tombstone (one query)."""
+    wanted = _alert_refs(key)
+    uow.flush()  # an earlier alert of the same transaction may be the same visit
+    r = resource_table.c
+    rows = uow.conn.execute(
+        select(r.res_type, r.deleted, r.content).where(tuple_(r.res_type, r.res_id).in_(wanted))
+    ).all()
+    live = {row.res_type: orjson.loads(row.content) for row in rows if not row.deleted and row.content is not None}
+    return live, {row.res_type for row in rows if row.deleted}
 
 
 def _ward_values(ward_id: str | None) -> list[str]:
@@ -123,6 +140,37 @@ def _add_match_via(communication: JSON, how: str) -> None:
     for ext in communication.get("extension") or []:
         if ext.get("url") == EXT_ALERT_REASONING:
             ext.setdefault("extension", []).append({"url": EXT_MATCH_VIA, "valueString": how})
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A presentation of a case-managed person, to be written as an alert."""
+
+    entry: CaseManagedEntry
+    presentation: Presentation
+    linked: LinkedPatients
+    version: int
+
+
+_BATCHED = frozenset({"Encounter", "Communication"})
+
+
+def _runs(events: Sequence[EventLike]) -> Iterator[tuple[str, list[EventLike]]]:
+    """Consecutive events grouped by type; the batched types (Encounter, Communication) form one
+    run across the unrelated events between them, which the pipeline ignores anyway."""
+    run: list[EventLike] = []
+    kind = ""
+    for event in events:
+        rtype = event.res_type if event.res_type in _BATCHED else ("" if event.res_type not in _HANDLED else "*")
+        if not rtype:
+            continue
+        if rtype != kind and run:
+            yield kind, run
+            run = []
+        kind = rtype
+        run.append(event)
+    if run:
+        yield kind, run
 
 
 class AlertPipeline:
@@ -174,6 +222,23 @@ class AlertPipeline:
         if handler is not None:
             await handler(event)
         self._handled.add(event.seq)
+
+    async def handle_batch(self, events: Sequence[EventLike]) -> None:
+        """Several events at once: Encounters are classified in one read and their alerts written in
+        ONE transaction; presentation-alert Communications are published with one numbering
+        transaction. Runs of one type are handled together, in seq order across runs.
+        """
+        fresh = [e for e in events if e.seq not in self._handled]
+        for rtype, run in _runs(fresh):
+            if rtype == "Encounter":
+                await self._encounters(run)
+            elif rtype == "Communication":
+                await self._communications(run)
+            else:
+                for event in run:
+                    await self.handle(event)
+            for event in run:
+                self._handled.add(event.seq)
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -264,57 +329,80 @@ class AlertPipeline:
     # --- Encounter -----------------------------------------------------------------------------------
 
     async def _encounter(self, event: EventLike) -> None:
-        if event.method == "DELETE":
-            return
-        found = await asyncio.to_thread(self._classify, event)
-        if found is None:
-            return
-        detection, linked = found
-        if isinstance(detection, Retraction):
-            retracted = await asyncio.to_thread(self._retract, detection)
-            if retracted:
-                log.info("alerts.retracted", encounter=detection.encounter_ref, reason=detection.reason)
-            return
-        entries = await self.registry.lookup(linked.ids) if linked is not None else []
-        entries = [e for e in entries if during_episode(detection.time, e.since)]
-        if not entries or linked is None:
-            return
-        entry = entries[0]  # one alert per visit, under the first episode (ordered by patient, episode)
-        written = await asyncio.to_thread(self._write_alert, entry, detection, linked, event.version_id)
-        log.info(
-            "alerts.presentation",
-            encounter=detection.encounter_ref,
-            rule=detection.rule,
-            episode=entry.episode_id,
-            written=written,
-        )
+        await self._encounters([event])
 
-    def _classify(self, event: EventLike) -> tuple[Presentation | Retraction, LinkedPatients | None] | None:
-        with self.store.reader() as uow:
-            encounter = self._vread(uow, "Encounter", event.res_id, event.version_id)
-            if encounter is None:
-                return None
-            previous = self._vread(uow, "Encounter", event.res_id, event.version_id - 1)
-            trigger = hl7_trigger(uow, event.res_id, event.version_id)
-            detection = detect_presentation(encounter, previous, source_event=trigger)
-            if detection is None:
-                return None
+    async def _encounters(self, events: Sequence[EventLike]) -> None:
+        live = [e for e in events if e.method != "DELETE"]
+        if not live:
+            return
+        found = await asyncio.to_thread(self._classify_many, live)
+        work: list[Alert | Retraction] = []
+        for event, detection, linked in found:
             if isinstance(detection, Retraction):
-                return detection, None
-            subject = relative_ref(detection.subject_ref)
-            if not subject or not subject.startswith("Patient/"):
-                return None
-            return detection, linked_patients(uow, str(ref_id(subject)))
+                work.append(detection)
+                continue
+            entries = await self.registry.lookup(linked.ids) if linked is not None else []
+            entries = [e for e in entries if during_episode(detection.time, e.since)]
+            if entries and linked is not None:
+                # one alert per visit, under the first episode (ordered by patient, episode)
+                work.append(Alert(entries[0], detection, linked, event.version_id))
+        if not work:
+            return
+        written = await asyncio.to_thread(self._write_all, work)
+        for item, refs in zip(work, written, strict=True):
+            if isinstance(item, Retraction):
+                if refs:
+                    log.info("alerts.retracted", encounter=item.encounter_ref, reason=item.reason)
+                continue
+            log.info(
+                "alerts.presentation",
+                encounter=item.presentation.encounter_ref,
+                rule=item.presentation.rule,
+                episode=item.entry.episode_id,
+                written=refs,
+            )
 
-    def _write_alert(
-        self, entry: CaseManagedEntry, presentation: Presentation, linked: LinkedPatients, version: int
-    ) -> list[str]:
-        """Write whatever of the alert is missing (or was retracted), in one transaction; returns refs written."""
+    def _classify_many(
+        self, events: Sequence[EventLike]
+    ) -> list[tuple[EventLike, Presentation | Retraction, LinkedPatients | None]]:
+        with self.store.reader() as uow:
+            found = [(event, self._classify_in(uow, event)) for event in events]
+        return [(event, *got) for event, got in found if got is not None]
+
+    def _classify_in(
+        self, uow: UnitOfWork, event: EventLike
+    ) -> tuple[Presentation | Retraction, LinkedPatients | None] | None:
+        encounter = self._vread(uow, "Encounter", event.res_id, event.version_id)
+        if encounter is None:
+            return None
+        previous = self._vread(uow, "Encounter", event.res_id, event.version_id - 1)
+        trigger = hl7_trigger(uow, event.res_id, event.version_id)
+        detection = detect_presentation(encounter, previous, source_event=trigger)
+        if detection is None:
+            return None
+        if isinstance(detection, Retraction):
+            return detection, None
+        subject = relative_ref(detection.subject_ref)
+        if not subject or not subject.startswith("Patient/"):
+            return None
+        return detection, linked_patients(uow, str(ref_id(subject)))
+
+    def _write_all(self, work: Sequence[Alert | Retraction]) -> list[list[str]]:
+        """Write every alert and retraction of a batch in ONE transaction, in order; refs written per item.
+
+        Two workers creating the same alert at once: the loser's transaction fails with a conflict
+        and is retried once, when it finds the winner's resources and leaves them alone.
+        """
         for attempt in range(2):
             try:
                 with self.store.writer() as uow:
-                    return self._write_alert_in(uow, entry, presentation, linked, version)
-            except FhirError as exc:  # two workers creating the same alert at once: the loser retries
+                    return [
+                        self._retract_in(uow, item)
+                        if isinstance(item, Retraction)
+                        else self._write_alert_in(uow, item.entry, item.presentation, item.linked, item.version)
+                        for item in work
+                    ]
+            except FhirError as exc:
                 if attempt or exc.status != 409:
                     raise
         return []  # pragma: no cover
@@ -327,7 +415,7 @@ class AlertPipeline:
         linked: LinkedPatients,
         version: int,
     ) -> list[str]:
-        existing = {s.type: s.json() for s in uow.fetch_many(_alert_refs(presentation.dedupe_key))}
+        existing, tombstones = _alert_rows(uow, presentation.dedupe_key)
         now = self._clock()
         sent = (existing.get("Communication") or {}).get("sent")
         if sent:  # the alert keeps the time it was first raised, so rewriting it stays idempotent
@@ -346,57 +434,71 @@ class AlertPipeline:
             old = existing.get(resource["resourceType"])
             if old is not None and old.get("status") not in RETRACTED_STATUSES:
                 continue
+            if old is None and resource["resourceType"] not in tombstones:
+                # the usual case: create under the derived id, with no read-back (a concurrent creator
+                # of the same alert makes this transaction fail with a conflict, and it is retried)
+                stored = uow.create(resource, rid=resource["id"])
+            else:
+                stored, _ = uow.update(resource)
+            written.append(stored.reference)
+        return written
+
+    def _retract_in(self, uow: UnitOfWork, retraction: Retraction) -> list[str]:
+        existing = [s.json() for s in uow.fetch_many(_alert_refs(retraction.dedupe_key))]
+        written: list[str] = []
+        for resource in retract(existing, reason=retraction.reason, now=self._clock()):
             stored, _ = uow.update(resource)
             written.append(stored.reference)
         return written
 
-    def _retract(self, retraction: Retraction) -> list[str]:
-        with self.store.writer() as uow:
-            existing = [s.json() for s in uow.fetch_many(_alert_refs(retraction.dedupe_key))]
-            written: list[str] = []
-            for resource in retract(existing, reason=retraction.reason, now=self._clock()):
-                stored, _ = uow.update(resource)
-                written.append(stored.reference)
-            return written
-
     # --- Communication -> presented topic ---------------------------------------------------------------
 
     async def _communication(self, event: EventLike) -> None:
-        if event.method == "DELETE":
-            return
-        found = await asyncio.to_thread(self._alert_with_context, event)
-        if found is None:
-            return
-        communication, episode, included = found
-        values = presented_filter_values(communication, episode)
-        focus = EventFocus(
-            res_type="Communication",
-            res_id=event.res_id,
-            version=event.version_id,
-            interaction="create" if event.version_id == 1 else "update",
-            context=tuple(f"{r['resourceType']}/{r['id']}" for r in included),
-            resource=communication,
-            included=tuple(included),
-        )
-        await self.subscriptions.publish(TOPIC_PRESENTED, focus, values)
+        await self._communications([event])
 
-    def _alert_with_context(self, event: EventLike) -> tuple[JSON, JSON | None, list[JSON]] | None:
+    async def _communications(self, events: Sequence[EventLike]) -> None:
+        live = [e for e in events if e.method != "DELETE"]
+        if not live:
+            return
+        found = await asyncio.to_thread(self._alerts_with_context, live)
+        items: list[tuple[str, EventFocus, Mapping[str, Iterable[str]]]] = []
+        for event, (communication, episode, included) in found:
+            focus = EventFocus(
+                res_type="Communication",
+                res_id=event.res_id,
+                version=event.version_id,
+                interaction="create" if event.version_id == 1 else "update",
+                context=tuple(f"{r['resourceType']}/{r['id']}" for r in included),
+                resource=communication,
+                included=tuple(included),
+            )
+            items.append((TOPIC_PRESENTED, focus, presented_filter_values(communication, episode)))
+        if items:
+            await self.subscriptions.publish_many(items)
+
+    def _alerts_with_context(
+        self, events: Sequence[EventLike]
+    ) -> list[tuple[EventLike, tuple[JSON, JSON | None, list[JSON]]]]:
         with self.store.reader() as uow:
-            communication = self._vread(uow, "Communication", event.res_id, event.version_id)
-            if communication is None or not is_presentation_alert(communication):
-                return None
-            about = [r for a in communication.get("about") or [] if (r := relative_ref(a.get("reference")))]
-            episode_ref = next((r for r in about if r.startswith("EpisodeOfCare/")), None)
-            episode = _json(uow.get(*_split(episode_ref))) if episode_ref else None
-            keys = [
-                i["value"]
-                for i in communication.get("identifier") or []
-                if i.get("system") == PRESENTATION_KEY_SYSTEM and i.get("value")
-            ]
-            refs: list[tuple[str, str]] = [_split(r) for r in about if r.startswith("Encounter/")]
-            for key in keys[:1]:
-                refs += [("Flag", alert_ids(key).flag), ("Task", alert_ids(key).task)]
-            included = [s.json() for s in uow.fetch_many(refs)]
+            found = [(event, self._alert_context_in(uow, event)) for event in events]
+        return [(event, got) for event, got in found if got is not None]
+
+    def _alert_context_in(self, uow: UnitOfWork, event: EventLike) -> tuple[JSON, JSON | None, list[JSON]] | None:
+        communication = self._vread(uow, "Communication", event.res_id, event.version_id)
+        if communication is None or not is_presentation_alert(communication):
+            return None
+        about = [r for a in communication.get("about") or [] if (r := relative_ref(a.get("reference")))]
+        episode_ref = next((r for r in about if r.startswith("EpisodeOfCare/")), None)
+        episode = _json(uow.get(*_split(episode_ref))) if episode_ref else None
+        keys = [
+            i["value"]
+            for i in communication.get("identifier") or []
+            if i.get("system") == PRESENTATION_KEY_SYSTEM and i.get("value")
+        ]
+        refs: list[tuple[str, str]] = [_split(r) for r in about if r.startswith("Encounter/")]
+        for key in keys[:1]:
+            refs += [("Flag", alert_ids(key).flag), ("Task", alert_ids(key).task)]
+        included = [s.json() for s in uow.fetch_many(refs)]
         return communication, episode, included
 
     @staticmethod

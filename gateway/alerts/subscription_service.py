@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -266,30 +266,47 @@ class SubscriptionService:
 
         Delivery follows in a per-subscription background flush, so one slow receiver delays nobody else.
         """
-        numbers: dict[str, int] = {}
-        for spec in [s for s in self.specs.values() if s.topic == topic and s.status != "off"]:
-            if not matches(spec, values):
-                continue
-            if self.may_see is not None and not await asyncio.to_thread(
-                self.may_see, spec.id, focus.res_type, focus.res_id
-            ):
-                continue  # a notification is a disclosure too: never about what the subscriber may not see
-            number = await asyncio.to_thread(self._record, spec, focus)
-            if number is not None:
-                numbers[spec.id] = number
-                self._kick(spec.id)
-        if numbers:
-            log.info("subscription.published", topic=topic, focus=focus.reference, events=numbers)
-        return numbers
+        return (await self.publish_many([(topic, focus, values)]))[0]
 
-    def _record(self, spec: SubscriptionSpec, focus: EventFocus) -> int | None:
+    async def publish_many(
+        self, items: Sequence[tuple[str, EventFocus, Mapping[str, Iterable[str]]]]
+    ) -> list[dict[str, int]]:
+        """`publish` for several topic events at once: one consent pass and ONE transaction numbers
+        them all (in order, so each subscription's numbers follow the events' order). Returns the
+        numbers per item.
+
+        Only a newly numbered event kicks a delivery; a repeat (a redelivered bus event) keeps its
+        number and is left to the flush that is already under way, or to the timer.
+        """
+        planned: list[tuple[int, SubscriptionSpec, EventFocus]] = []
+        for index, (topic, focus, values) in enumerate(items):
+            for spec in self.specs.values():
+                if spec.topic == topic and spec.status != "off" and matches(spec, values):
+                    planned.append((index, spec, focus))
+        if planned and self.may_see is not None:
+            may_see = self.may_see
+            allowed = await asyncio.to_thread(lambda: [may_see(s.id, f.res_type, f.res_id) for _, s, f in planned])
+            # a notification is a disclosure too: never about what the subscriber may not see
+            planned = [p for p, ok in zip(planned, allowed, strict=True) if ok]
+        out: list[dict[str, int]] = [{} for _ in items]
+        if not planned:
+            return out
         now = self._clock()
-        state = self.repo.get(spec.id)
-        if state is None:
-            state = self.repo.register(spec.id, spec.topic, now=now, heartbeat_period=spec.heartbeat_period)
-        if state.status == "off":
-            return None
-        return self.repo.record_event(spec.id, focus, topic=spec.topic, now=now, once_per_version=True)
+        numbered = await asyncio.to_thread(
+            self.repo.record_events, [(s.id, s.topic, f, s.heartbeat_period) for _, s, f in planned], now=now
+        )
+        for (index, spec, focus), got in zip(planned, numbered, strict=True):
+            if got is None:
+                continue
+            number, new = got
+            out[index][spec.id] = number
+            if new:
+                self.deliverer.remember(spec, number, focus)
+                self._kick(spec.id)
+        for (topic, focus, _), numbers in zip(items, out, strict=True):
+            if numbers:
+                log.info("subscription.published", topic=topic, focus=focus.reference, events=numbers)
+        return out
 
     def _kick(self, sub_id: str) -> None:
         if sub_id in self._flushing:

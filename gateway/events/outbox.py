@@ -34,9 +34,12 @@ def _event(row: Any) -> Event:
     )
 
 
-def _pending(limit: int) -> Any:
+def _pending(limit: int, after: int | None = None) -> Any:
     o = outbox.c
-    return select(outbox).where(o.dispatched_at.is_(None)).order_by(o.seq).limit(limit)
+    query = select(outbox).where(o.dispatched_at.is_(None))
+    if after is not None:
+        query = query.where(o.seq > after)
+    return query.order_by(o.seq).limit(limit)
 
 
 class OutboxClaim:
@@ -47,6 +50,11 @@ class OutboxClaim:
         self.events = events
         self._conn = conn
         self._trans = trans
+
+    @property
+    def holds_locks(self) -> bool:
+        """True for a PostgreSQL claim: its row locks are what keeps other relays off the batch."""
+        return self._conn is not None
 
     def mark(self, seqs: Sequence[int]) -> None:
         """Set `dispatched_at` on these rows (and end the claim)."""
@@ -75,11 +83,16 @@ class OutboxClaim:
         self._conn = self._trans = None
 
 
-def claim(store: Store, limit: int) -> OutboxClaim:
-    """The oldest undispatched rows (at most `limit`), held for this relay."""
+def claim(store: Store, limit: int, *, after: int | None = None) -> OutboxClaim:
+    """The oldest undispatched rows (at most `limit`), held for this relay.
+
+    `after` (SQLite only) skips rows up to that seq: published rows whose mark is still being
+    written. SQLite commits one writer at a time, so seq order is commit order and no row can
+    appear later below a seq already seen.
+    """
     if is_sqlite(store.engine):
         with store.reader() as uow:
-            events = [_event(r) for r in uow.conn.execute(_pending(limit))]
+            events = [_event(r) for r in uow.conn.execute(_pending(limit, after))]
         return OutboxClaim(store, events, None, None)
     conn = store.engine.connect()
     try:

@@ -36,6 +36,8 @@ from gateway.types import JSON
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+PAYLOADS_KEPT = 1_000
+"""Payloads kept in memory per subscription for delivery (beyond that they are read from the store)."""
 ResourceResolver = Callable[[EventRecord], Awaitable[JSON | None]]
 """Loads an event's focus (as the subscriber may see it) for full-resource catch-up; None if gone."""
 
@@ -69,12 +71,28 @@ class Deliverer:
         self._sleep = sleep
         self._rand = rand
         self._locks: dict[str, asyncio.Lock] = {}
+        self._payloads: dict[str, dict[int, EventFocus]] = {}  # sub id -> number -> focus, until delivered
+        self._delivered: dict[str, SubscriptionState] = {}  # state after the last delivery, for `flush`
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     def _lock(self, sub_id: str) -> asyncio.Lock:
         return self._locks.setdefault(sub_id, asyncio.Lock())
+
+    def remember(self, spec: SubscriptionSpec, number: int, focus: EventFocus) -> None:
+        """Keep the focus as the publisher saw it (the version the event names) for the flush that
+        delivers event `number`, so delivery needs no store read.
+
+        Bounded per subscription; an event whose payload was dropped (or that a restart forgot) is
+        loaded through `resolve` as before.
+        """
+        if spec.content != "full-resource" or focus.resource is None:
+            return
+        kept = self._payloads.setdefault(spec.id, {})
+        kept[number] = focus
+        while len(kept) > PAYLOADS_KEPT:
+            del kept[next(iter(kept))]
 
     async def register(self, spec: SubscriptionSpec) -> SubscriptionState:
         """Create or refresh the status row for a created/updated Subscription (no handshake)."""
@@ -182,9 +200,12 @@ class Deliverer:
                 numbers = [e.number for e in events]
                 if not await self._send(spec, bundle, numbers, attempts=1 if probe else self._policy.max_attempts):
                     break
+                kept = self._payloads.get(spec.id, {})
+                for number in numbers:
+                    kept.pop(number, None)
                 probe = False
                 delivered += len(events)
-                state = await self._db(self._repo.get, spec.id) or state
+                state = self._delivered.pop(spec.id, None) or state
         return delivered
 
     async def flush_pending(self, specs: Mapping[str, SubscriptionSpec]) -> dict[str, int]:
@@ -221,11 +242,15 @@ class Deliverer:
         return sent
 
     async def _resources(self, spec: SubscriptionSpec, events: Sequence[EventRecord]) -> dict[str, JSON]:
-        if spec.content != "full-resource" or self._resolve is None:
+        if spec.content != "full-resource":
             return {}
         found: dict[str, JSON] = {}
+        kept = self._payloads.get(spec.id, {})
         for event in events:
-            resource = await self._resolve(event)
+            focus = kept.get(event.number)
+            resource = focus.resource if focus is not None else None
+            if resource is None and self._resolve is not None:
+                resource = await self._resolve(event)
             if resource is not None:
                 found[event.focus_reference] = resource
         return found
@@ -264,6 +289,6 @@ class Deliverer:
                 if attempt < attempts:
                     await self._sleep(backoff_delay(attempt, self._policy, self._rand()))
                 continue
-            await self._db(self._repo.mark_delivered, spec.id, numbers, now=self._clock())
+            self._delivered[spec.id] = await self._db(self._repo.mark_delivered, spec.id, numbers, now=self._clock())
             return True
         return False

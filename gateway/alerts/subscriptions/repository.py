@@ -153,16 +153,9 @@ class SubscriptionStateRepository:
         """
         with self._write(conn) as c:
             if once_per_version and focus.version is not None:
-                known = c.execute(
-                    select(ev.c.event_number).where(
-                        ev.c.sub_id == sub_id,
-                        ev.c.focus_type == focus.res_type,
-                        ev.c.focus_id == focus.res_id,
-                        ev.c.focus_version == focus.version,
-                    )
-                ).first()
+                known = _known_number(c, sub_id, focus)
                 if known is not None:
-                    return int(known.event_number)
+                    return known
             bumped = c.execute(
                 update(st)
                 .where(st.c.sub_id == sub_id)
@@ -187,6 +180,56 @@ class SubscriptionStateRepository:
                 )
             )
             return number
+
+    def record_events(
+        self, items: Sequence[tuple[str, str, EventFocus, int | None]], *, now: datetime
+    ) -> list[tuple[int, bool] | None]:
+        """Number and log several events in ONE transaction, each once per focus version.
+
+        `items` are (subscription id, topic, focus, heartbeat period); a subscription not yet
+        registered is registered `requested` (as `register` would). Per item: (number, whether it
+        is new), or None for a subscription that is `off`. All or nothing: numbers stay gap-free.
+        """
+        for attempt in range(2):  # a concurrent first registration loses the race once
+            try:
+                with self._write() as conn:
+                    return [self._record_one(conn, *item, now=now) for item in items]
+            except IntegrityError:
+                if attempt:
+                    raise
+        return []  # pragma: no cover
+
+    def _record_one(
+        self,
+        conn: Connection,
+        sub_id: str,
+        topic: str,
+        focus: EventFocus,
+        heartbeat_period: int | None,
+        *,
+        now: datetime,
+    ) -> tuple[int, bool] | None:
+        row = _locked(conn, sub_id)
+        if row is None:
+            conn.execute(
+                insert(st).values(
+                    sub_id=sub_id,
+                    topic=topic,
+                    status="requested",
+                    events_since_start=0,
+                    last_delivered_event=0,
+                    error_count=0,
+                    heartbeat_period=heartbeat_period,
+                    updated_at=now,
+                )
+            )
+        elif row.status == "off":
+            return None
+        if focus.version is not None:
+            known = _known_number(conn, sub_id, focus)
+            if known is not None:
+                return known, False
+        return self.record_event(sub_id, focus, topic=topic, now=now, conn=conn), True
 
     def events(
         self, sub_id: str, since: int | None = None, until: int | None = None, *, limit: int | None = None
@@ -303,6 +346,19 @@ def _check_status(status: str) -> None:
 def _locked(conn: Connection, sub_id: str) -> Row[Any] | None:
     # FOR UPDATE on PostgreSQL; SQLite is already serialised by BEGIN IMMEDIATE (and ignores it).
     return conn.execute(select(st).where(st.c.sub_id == sub_id).with_for_update()).first()
+
+
+def _known_number(conn: Connection, sub_id: str, focus: EventFocus) -> int | None:
+    """The number this focus version already has in the subscription's log, if any."""
+    row = conn.execute(
+        select(ev.c.event_number).where(
+            ev.c.sub_id == sub_id,
+            ev.c.focus_type == focus.res_type,
+            ev.c.focus_id == focus.res_id,
+            ev.c.focus_version == focus.version,
+        )
+    ).first()
+    return int(row.event_number) if row is not None else None
 
 
 def _require(conn: Connection, sub_id: str) -> SubscriptionState:
