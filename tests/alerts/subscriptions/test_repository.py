@@ -158,3 +158,29 @@ def test_a_redelivered_focus_version_keeps_its_number(repo: SubscriptionStateRep
     assert (first, again, repo.record_event("s1", newer, now=NOW, once_per_version=True)) == (1, 1, 2)
     state = repo.get("s1")
     assert state is not None and state.events_since_start == 2
+
+
+def test_record_events_numbers_a_batch_in_one_go_and_once_per_focus_version(repo: SubscriptionStateRepository) -> None:
+    repo.register("s1", TOPIC_PRESENTED, now=NOW)
+    repo.register("off", TOPIC_PRESENTED, now=NOW, status="off")
+    second = EventFocus("Communication", "c2", version=1)
+    got = repo.record_events(
+        [
+            ("s1", TOPIC_PRESENTED, FOCUS, None),
+            ("s1", TOPIC_PRESENTED, second, None),
+            ("new", TOPIC_PRESENTED, FOCUS, 60),  # not registered yet: registered `requested`
+            ("off", TOPIC_PRESENTED, FOCUS, None),  # the client turned it off: nothing numbered
+        ],
+        now=NOW,
+    )
+    assert got == [(1, True), (2, True), (1, True), None]
+    new = repo.get("new")
+    assert new is not None and new.status == "requested" and new.heartbeat_period == 60
+
+    # the same focus versions again (a redelivered bus batch): same numbers, no gap, nothing new
+    again = repo.record_events([("s1", TOPIC_PRESENTED, second, None), ("s1", TOPIC_PRESENTED, FOCUS, None)], now=NOW)
+    assert again == [(2, False), (1, False)]
+    assert repo.record_events(
+        [("s1", TOPIC_PRESENTED, EventFocus("Communication", "c1", version=2), None)], now=NOW
+    ) == [(3, True)]
+    assert [e.number for e in repo.events("s1")] == [1, 2, 3]

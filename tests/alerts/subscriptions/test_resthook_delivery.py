@@ -220,3 +220,32 @@ async def test_heartbeats_on_schedule(
     assert await deliverer.send_due_heartbeats(specs) == [spec.id]
     assert await deliverer.send_due_heartbeats(specs) == []  # rescheduled a period on
     assert [kind(b) for _, b in receiver.hooks["beat"].received] == ["handshake", "heartbeat"]
+
+
+async def test_flush_sends_the_remembered_payload_without_reading_the_store(
+    topics: dict[str, Topic], receiver: Receiver, repo: SubscriptionStateRepository, http: httpx.AsyncClient
+) -> None:
+    """What the publisher saw (the version the event names) is what goes out; `resolve` is only
+    the fall-back for events whose payload this process does not hold (e.g. after a restart)."""
+    resolved: list[str] = []
+
+    async def resolve(event: Any) -> dict[str, Any]:
+        resolved.append(event.focus_reference)
+        return {"resourceType": "Communication", "id": event.focus_id, "status": "from-the-store"}
+
+    deliverer = Deliverer(repo, {"rest-hook": RestHookChannel(http)}, fhir_base=BASE, resolve=resolve)
+    spec = spec_for(topics, receiver.add("remembered"))
+    await deliverer.activate(spec)
+    remembered = EventFocus("Communication", "c1", 1, "create", resource=ALERT)
+    [(first, _)] = repo.record_events([(spec.id, spec.topic, remembered, None)], now=datetime(2025, 3, 1))
+    deliverer.remember(spec, first, remembered)
+    [(second, _)] = repo.record_events(
+        [(spec.id, spec.topic, EventFocus("Communication", "c2", 1, "create"), None)], now=datetime(2025, 3, 1)
+    )
+
+    assert await deliverer.flush(spec) == 2
+    bodies = [body for _, body in receiver.hooks["remembered"].received if kind(body) == "event-notification"]
+    assert [numbers(b) for b in bodies] == [[first], [second]]
+    assert bodies[0]["entry"][1]["resource"] == ALERT
+    assert bodies[1]["entry"][1]["resource"]["status"] == "from-the-store"
+    assert resolved == ["Communication/c2"]
