@@ -39,6 +39,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,8 @@ class Tally:
     latency: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (phase, path) -> ms
     accept: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (phase, path) -> send->ACK/201 ms
     early: dict[str, deque[float]] = field(default_factory=dict)  # notified before the ACK/201 came back
+    # where the time goes, per phase: alert stored -> notification built -> webhook (wall clocks)
+    stages: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     rejected: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # exception name -> count
 
@@ -186,6 +189,13 @@ class Tally:
             self.sent.setdefault(pid, deque()).append((at, path, self.phase))
 
 
+def _epoch(instant: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(instant).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def _tail(reference: str) -> str:
     return reference.rstrip("/").rsplit("/", 1)[-1]
 
@@ -200,7 +210,7 @@ def webhook_app(tally: Tally) -> Any:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        arrived = time.perf_counter()
+        arrived, wall = time.perf_counter(), time.time()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         bundle = orjson.loads(body)
@@ -209,6 +219,10 @@ def webhook_app(tally: Tally) -> Any:
             res = entry.get("resource") or {}
             if res.get("resourceType") == "Communication":
                 tally.notified(_tail((res.get("subject") or {}).get("reference", "")), arrived)
+                stored = _epoch((res.get("meta") or {}).get("lastUpdated"))
+                built = _epoch(bundle.get("timestamp"))
+                if stored is not None and built is not None:
+                    tally.stages.setdefault(tally.phase, []).append(((built - stored) * 1000, (wall - built) * 1000))
 
     return app
 
@@ -404,6 +418,10 @@ def run_config(label: str, backend: str, processes: int, redis: bool, plan: Plan
         for path, name in (("MLLP", "ADT A04 MLLP ACK"), ("REST", "REST Encounter 201")):
             if by_path[path]:
                 result.add(f"{phase}: … {name} → webhook", _figure(by_path[path]))
+        stages = tally.stages.get(phase, [])
+        if stages:
+            result.add(f"{phase}: … alert stored → notification built", _figure([a for a, _ in stages]))
+            result.add(f"{phase}: … notification built → webhook", _figure([b for _, b in stages]))
         accept = tally.accept.get((phase, "MLLP"), []) + tally.accept.get((phase, "REST"), [])
         if accept:
             result.add(f"{phase}: send → accepted (ACK/201), all presentations", _figure(accept))

@@ -19,7 +19,6 @@ Per committed write (read from the store by the version the event names):
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from gateway.codes import (
     TOPIC_PRESENTED,
 )
 from gateway.events.dedupe import RecentSeqs
+from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
 from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.schema import resource as resource_table
@@ -194,7 +194,7 @@ class AlertPipeline:
 
     async def load_registry(self) -> int:
         """Rebuild the registry from every active EpisodeOfCare (start-up); returns how many case-manage."""
-        episodes = await asyncio.to_thread(self._active_episodes)
+        episodes = await in_thread(self._active_episodes)
         held = 0
         for episode in episodes:
             if await self.registry.apply_episode(episode) is not None:
@@ -258,14 +258,14 @@ class AlertPipeline:
     # --- EpisodeOfCare and CarePlan ------------------------------------------------------------------
 
     async def _episode(self, event: EventLike) -> None:
-        episode = None if event.method == "DELETE" else await asyncio.to_thread(self._version, event)
+        episode = None if event.method == "DELETE" else await in_thread(self._version, event)
         if episode is None:
             await self.registry.remove_episode(event.res_id)
             entry = None
         else:
             entry = await self.registry.apply_episode(episode)
         if entry is None:
-            ended = await asyncio.to_thread(self._end_flags, event.res_id)
+            ended = await in_thread(self._end_flags, event.res_id)
             if ended:
                 log.info("alerts.flags_ended", episode=event.res_id, flags=ended)
         values = self._episode_values(episode or {}, entry)
@@ -307,7 +307,7 @@ class AlertPipeline:
         return ended
 
     async def _care_plan(self, event: EventLike) -> None:
-        plan = None if event.method == "DELETE" else await asyncio.to_thread(self._version, event)
+        plan = None if event.method == "DELETE" else await in_thread(self._version, event)
         plan = plan or {}
         patient = relative_ref((plan.get("subject") or {}).get("reference"))
         author = relative_ref((plan.get("author") or {}).get("reference"))
@@ -335,7 +335,7 @@ class AlertPipeline:
         live = [e for e in events if e.method != "DELETE"]
         if not live:
             return
-        found = await asyncio.to_thread(self._classify_many, live)
+        found = await in_thread(self._classify_many, live)
         work: list[Alert | Retraction] = []
         for event, detection, linked in found:
             if isinstance(detection, Retraction):
@@ -348,7 +348,7 @@ class AlertPipeline:
                 work.append(Alert(entries[0], detection, linked, event.version_id))
         if not work:
             return
-        written = await asyncio.to_thread(self._write_all, work)
+        written = await in_thread(self._write_all, work)
         for item, refs in zip(work, written, strict=True):
             if isinstance(item, Retraction):
                 if refs:
@@ -460,7 +460,7 @@ class AlertPipeline:
         live = [e for e in events if e.method != "DELETE"]
         if not live:
             return
-        found = await asyncio.to_thread(self._alerts_with_context, live)
+        found = await in_thread(self._alerts_with_context, live)
         items: list[tuple[str, EventFocus, Mapping[str, Iterable[str]]]] = []
         for event, (communication, episode, included) in found:
             focus = EventFocus(

@@ -40,6 +40,7 @@ from gateway.alerts.subscriptions import (
     utcnow,
 )
 from gateway.events.dedupe import RecentSeqs
+from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
 from gateway.store.api import Store
 from gateway.store.schema import resource as resource_table
@@ -135,7 +136,7 @@ class SubscriptionService:
         if event.method == "DELETE":
             await self.forget(event.res_id)
             return
-        stored = await asyncio.to_thread(self._current, event.res_id)
+        stored = await in_thread(self._current, event.res_id)
         if stored is None:
             await self.forget(event.res_id)
             return
@@ -149,18 +150,18 @@ class SubscriptionService:
             log.warning("subscription.unparseable", subscription=resource.get("id"))
             return
         self.specs[spec.id] = spec
-        state = await asyncio.to_thread(self.repo.get, spec.id)
+        state = await in_thread(self.repo.get, spec.id)
         if state is not None and resource.get("status") == state.status and state.status in ("active", "error"):
             return
         self._spawn(self._activate(spec))
 
     async def forget(self, sub_id: str) -> None:
         self.specs.pop(sub_id, None)
-        await asyncio.to_thread(self.repo.remove, sub_id)
+        await in_thread(self.repo.remove, sub_id)
 
     async def _activate(self, spec: SubscriptionSpec) -> None:
         state = await self.deliverer.activate(spec)
-        await asyncio.to_thread(self._write_status, spec.id, state.status)
+        await in_thread(self._write_status, spec.id, state.status)
 
     def _current(self, sub_id: str) -> JSON | None:
         with self.store.reader() as uow:
@@ -186,7 +187,7 @@ class SubscriptionService:
 
     async def load(self) -> None:
         """Read every stored Subscription; handshake those still `requested` (e.g. written while down)."""
-        resources = await asyncio.to_thread(self._all)
+        resources = await in_thread(self._all)
         for resource in resources:
             try:
                 spec = self.parse(resource)
@@ -194,7 +195,7 @@ class SubscriptionService:
                 log.warning("subscription.unparseable", subscription=resource.get("id"))
                 continue
             self.specs[spec.id] = spec
-            state = await asyncio.to_thread(self.repo.get, spec.id)
+            state = await in_thread(self.repo.get, spec.id)
             if state is None or resource.get("status") == "requested":
                 self._spawn(self._activate(spec))
 
@@ -216,10 +217,11 @@ class SubscriptionService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.deliverer.settle()  # what was delivered is recorded as delivered
 
     async def refresh(self) -> None:
         """Pick up Subscriptions another process handled (each process caches the specs it publishes to)."""
-        for sub_id, resource in await asyncio.to_thread(self._changed):
+        for sub_id, resource in await in_thread(self._changed):
             if resource is None:
                 self.specs.pop(sub_id, None)
                 continue
@@ -285,14 +287,14 @@ class SubscriptionService:
                     planned.append((index, spec, focus))
         if planned and self.may_see is not None:
             may_see = self.may_see
-            allowed = await asyncio.to_thread(lambda: [may_see(s.id, f.res_type, f.res_id) for _, s, f in planned])
+            allowed = await in_thread(lambda: [may_see(s.id, f.res_type, f.res_id) for _, s, f in planned])
             # a notification is a disclosure too: never about what the subscriber may not see
             planned = [p for p, ok in zip(planned, allowed, strict=True) if ok]
         out: list[dict[str, int]] = [{} for _ in items]
         if not planned:
             return out
         now = self._clock()
-        numbered = await asyncio.to_thread(
+        numbered = await in_thread(
             self.repo.record_events, [(s.id, s.topic, f, s.heartbeat_period) for _, s, f in planned], now=now
         )
         for (index, spec, focus), got in zip(planned, numbered, strict=True):
@@ -339,6 +341,8 @@ class SubscriptionService:
             log.error("subscription.task_failed", error=type(task.exception()).__name__)
 
     async def idle(self) -> None:
-        """Wait until every background handshake and flush has finished (tests, shutdown)."""
+        """Wait until every background handshake and flush has finished, and its marks are written
+        (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.deliverer.settle()

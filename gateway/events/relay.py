@@ -18,6 +18,7 @@ import structlog
 
 from gateway.events.model import EventBus, check_cancelled
 from gateway.events.outbox import OutboxClaim, claim
+from gateway.events.threads import in_thread
 from gateway.store.api import Store, StoredResource
 
 log = structlog.get_logger(__name__)
@@ -73,7 +74,7 @@ class OutboxRelay:
         With `mark_later` (the running relay) a SQLite batch is marked in the background.
         """
         after = self._after if mark_later else None
-        claiming = asyncio.ensure_future(asyncio.to_thread(claim, self.store, self.batch_size, after=after))
+        claiming = asyncio.ensure_future(in_thread(claim, self.store, self.batch_size, after=after))
         try:
             held = await asyncio.shield(claiming)
         except asyncio.CancelledError:
@@ -95,14 +96,14 @@ class OutboxRelay:
                     self._after = seqs[-1]
                     self._marking = asyncio.ensure_future(self._mark(held, seqs))
             else:
-                await asyncio.to_thread(held.mark, seqs)
+                await in_thread(held.mark, seqs)
             return RelayResult(len(held.events), done)
         finally:
-            await asyncio.to_thread(held.release)
+            await in_thread(held.release)
 
     async def _mark(self, held: OutboxClaim, seqs: list[int]) -> None:
         try:
-            await asyncio.to_thread(held.mark, seqs)
+            await in_thread(held.mark, seqs)
         except Exception:
             log.exception("events.mark_failed", first_seq=seqs[0], count=len(seqs))
             self._after = None  # claim from the first undispatched row again

@@ -12,11 +12,19 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+SQLITE_MAX_OVERFLOW = 100
+
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        pool: dict[str, Any] = {}
+        if parsed.database not in (None, "", ":memory:"):
+            # A writer waiting for the database lock holds its connection meanwhile; with the default
+            # 5 + 10 connections those waiters left WAL readers (the event loop's token checks, the
+            # alert pipeline) queueing for a connection. A file connection is cheap: allow plenty.
+            pool = {"pool_size": pool_size, "max_overflow": SQLITE_MAX_OVERFLOW}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):

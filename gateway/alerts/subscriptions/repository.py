@@ -246,9 +246,12 @@ class SubscriptionStateRepository:
         with self._engine.connect() as conn:
             return [_event(r) for r in conn.execute(query)]
 
-    def undelivered(self, sub_id: str, *, limit: int | None = None) -> list[EventRecord]:
-        """Events not yet delivered, oldest first."""
+    def undelivered(self, sub_id: str, *, limit: int | None = None, exclude: Iterable[int] = ()) -> list[EventRecord]:
+        """Events not yet delivered (less `exclude`: delivered, mark not yet written), oldest first."""
         query = select(ev).where(ev.c.sub_id == sub_id, ev.c.delivered_at.is_(None)).order_by(ev.c.event_number)
+        skip = list(exclude)
+        if skip:
+            query = query.where(ev.c.event_number.not_in(skip))
         if limit is not None:
             query = query.limit(limit)
         with self._engine.connect() as conn:
@@ -267,27 +270,15 @@ class SubscriptionStateRepository:
         heartbeat out by one period (any notification proves the channel is alive).
         """
         with self._write() as conn:
-            row = _locked(conn, sub_id)
-            if row is None:
-                raise not_found(f"Subscription/{sub_id}")
-            if numbers:
-                conn.execute(
-                    update(ev)
-                    .where(ev.c.sub_id == sub_id, ev.c.event_number.in_(list(numbers)), ev.c.delivered_at.is_(None))
-                    .values(delivered_at=now, attempts=ev.c.attempts + 1)
-                )
-            values: dict[str, Any] = {
-                "last_delivered_event": max([int(row.last_delivered_event), *numbers]),
-                "error_count": 0,
-                "last_error": None,
-                "updated_at": now,
-            }
-            if row.status == "error":
-                values["status"] = "active"
-            if row.status in ("active", "error"):
-                values["next_heartbeat"] = _next_beat(row.heartbeat_period, now)
-            conn.execute(update(st).where(st.c.sub_id == sub_id).values(**values))
-            return _require(conn, sub_id)
+            return _mark_delivered_in(conn, sub_id, numbers, now)
+
+    def mark_delivered_many(self, deliveries: Sequence[tuple[str, Sequence[int]]], *, now: datetime) -> None:
+        """`mark_delivered` for several deliveries in ONE transaction (a subscription deleted
+        meanwhile is skipped: its log is gone with it)."""
+        with self._write() as conn:
+            for sub_id, numbers in deliveries:
+                if _locked(conn, sub_id) is not None:
+                    _mark_delivered_in(conn, sub_id, numbers, now)
 
     def mark_failed(self, sub_id: str, numbers: Sequence[int], error: str, *, now: datetime) -> SubscriptionState:
         """Record a failed attempt; the events stay undelivered. Returns the new state (error count)."""
@@ -346,6 +337,30 @@ def _check_status(status: str) -> None:
 def _locked(conn: Connection, sub_id: str) -> Row[Any] | None:
     # FOR UPDATE on PostgreSQL; SQLite is already serialised by BEGIN IMMEDIATE (and ignores it).
     return conn.execute(select(st).where(st.c.sub_id == sub_id).with_for_update()).first()
+
+
+def _mark_delivered_in(conn: Connection, sub_id: str, numbers: Sequence[int], now: datetime) -> SubscriptionState:
+    row = _locked(conn, sub_id)
+    if row is None:
+        raise not_found(f"Subscription/{sub_id}")
+    if numbers:
+        conn.execute(
+            update(ev)
+            .where(ev.c.sub_id == sub_id, ev.c.event_number.in_(list(numbers)), ev.c.delivered_at.is_(None))
+            .values(delivered_at=now, attempts=ev.c.attempts + 1)
+        )
+    values: dict[str, Any] = {
+        "last_delivered_event": max([int(row.last_delivered_event), *numbers]),
+        "error_count": 0,
+        "last_error": None,
+        "updated_at": now,
+    }
+    if row.status == "error":
+        values["status"] = "active"
+    if row.status in ("active", "error"):
+        values["next_heartbeat"] = _next_beat(row.heartbeat_period, now)
+    conn.execute(update(st).where(st.c.sub_id == sub_id).values(**values))
+    return _require(conn, sub_id)
 
 
 def _known_number(conn: Connection, sub_id: str, focus: EventFocus) -> int | None:

@@ -249,3 +249,25 @@ async def test_flush_sends_the_remembered_payload_without_reading_the_store(
     assert bodies[0]["entry"][1]["resource"] == ALERT
     assert bodies[1]["entry"][1]["resource"]["status"] == "from-the-store"
     assert resolved == ["Communication/c2"]
+
+
+async def test_flush_marks_deliveries_in_the_background_and_never_sends_one_twice_meanwhile(
+    topics: dict[str, Topic], receiver: Receiver, deliverer: Deliverer, repo: SubscriptionStateRepository
+) -> None:
+    """A flush does not wait for each delivery's mark: marks are queued and written together. Until
+    written, the delivered events are held back from further flushes, so nothing goes out twice."""
+    spec = spec_for(topics, receiver.add("quick"), content="id-only")
+    await deliverer.activate(spec)
+    for n in range(1, 4):
+        repo.record_events(
+            [(spec.id, spec.topic, EventFocus("Communication", f"c{n}", 1), None)], now=datetime(2025, 3, 1)
+        )
+
+    assert await deliverer.flush(spec) == 3
+    assert await deliverer.flush(spec) == 0  # marks perhaps not written yet: still nothing re-sent
+    await deliverer.settle()
+    assert repo.undelivered(spec.id) == []
+    state = repo.get(spec.id)
+    assert state is not None and state.last_delivered_event == 3 and state.error_count == 0
+    sent = [numbers(b) for _, b in receiver.hooks["quick"].received if kind(b) == "event-notification"]
+    assert sent == [[1], [2], [3]]
