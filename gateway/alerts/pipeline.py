@@ -29,7 +29,7 @@ import structlog
 from sqlalchemy import select, tuple_
 
 from gateway.alerts.content import alert_ids, build_alert, end_flag, retract
-from gateway.alerts.identity_links import LinkedPatients, linked_patients
+from gateway.alerts.identity_links import LinkedPatients, linked_patients_many
 from gateway.alerts.reasoning import EXT_ALERT_REASONING, build_reasoning, from_extension
 from gateway.alerts.registry import CaseManagedEntry, CaseManagedRegistry, ref_id, relative_ref
 from gateway.alerts.rules import (
@@ -53,7 +53,7 @@ from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
 from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.schema import resource as resource_table
-from gateway.store.schema import sp_reference
+from gateway.store.schema import resource_version, sp_reference
 from gateway.store.search.query import Criterion, SearchQuery
 from gateway.types import JSON
 
@@ -97,16 +97,19 @@ def _alert_refs(key: str) -> list[tuple[str, str]]:
     return [("Flag", ids.flag), ("Communication", ids.communication), ("Task", ids.task)]
 
 
-def _alert_rows(uow: UnitOfWork, key: str) -> tuple[dict[str, JSON], set[str]]:
-    """The alert's resources by type as stored now, and the types stored only as a tombstone (one query)."""
-    wanted = _alert_refs(key)
-    uow.flush()  # an earlier alert of the same transaction may be the same visit
+def _alert_rows(uow: UnitOfWork, keys: Iterable[str]) -> tuple[dict[tuple[str, str], JSON], set[tuple[str, str]]]:
+    """The alert resources of these visits as stored now, and those stored only as a tombstone (one query)."""
+    wanted = list(dict.fromkeys(ref for key in keys for ref in _alert_refs(key)))
     r = resource_table.c
     rows = uow.conn.execute(
-        select(r.res_type, r.deleted, r.content).where(tuple_(r.res_type, r.res_id).in_(wanted))
+        select(r.res_type, r.res_id, r.deleted, r.content).where(tuple_(r.res_type, r.res_id).in_(wanted))
     ).all()
-    live = {row.res_type: orjson.loads(row.content) for row in rows if not row.deleted and row.content is not None}
-    return live, {row.res_type for row in rows if row.deleted}
+    live = {
+        (row.res_type, row.res_id): orjson.loads(row.content)
+        for row in rows
+        if not row.deleted and row.content is not None
+    }
+    return live, {(row.res_type, row.res_id) for row in rows if row.deleted}
 
 
 def _ward_values(ward_id: str | None) -> list[str]:
@@ -365,27 +368,29 @@ class AlertPipeline:
     def _classify_many(
         self, events: Sequence[EventLike]
     ) -> list[tuple[EventLike, Presentation | Retraction, LinkedPatients | None]]:
+        """Classify a run of Encounter versions with a fixed handful of queries for all of them."""
         with self.store.reader() as uow:
-            found = [(event, self._classify_in(uow, event)) for event in events]
-        return [(event, *got) for event, got in found if got is not None]
-
-    def _classify_in(
-        self, uow: UnitOfWork, event: EventLike
-    ) -> tuple[Presentation | Retraction, LinkedPatients | None] | None:
-        encounter = self._vread(uow, "Encounter", event.res_id, event.version_id)
-        if encounter is None:
-            return None
-        previous = self._vread(uow, "Encounter", event.res_id, event.version_id - 1)
-        trigger = hl7_trigger(uow, event.res_id, event.version_id)
-        detection = detect_presentation(encounter, previous, source_event=trigger)
-        if detection is None:
-            return None
-        if isinstance(detection, Retraction):
-            return detection, None
-        subject = relative_ref(detection.subject_ref)
-        if not subject or not subject.startswith("Patient/"):
-            return None
-        return detection, linked_patients(uow, str(ref_id(subject)))
+            wanted = [(e.res_id, v) for e in events for v in (e.version_id, e.version_id - 1) if v >= 1]
+            versions = encounter_versions(uow, wanted)
+            triggers = hl7_triggers(uow, [(e.res_id, e.version_id) for e in events])
+            found: list[tuple[EventLike, Presentation | Retraction, str | None]] = []
+            for event in events:
+                encounter = versions.get((event.res_id, event.version_id))
+                if encounter is None:
+                    continue
+                previous = versions.get((event.res_id, event.version_id - 1))
+                trigger = triggers.get((event.res_id, event.version_id))
+                detection = detect_presentation(encounter, previous, source_event=trigger)
+                if detection is None:
+                    continue
+                if isinstance(detection, Retraction):
+                    found.append((event, detection, None))
+                    continue
+                subject = relative_ref(detection.subject_ref)
+                if subject and subject.startswith("Patient/"):
+                    found.append((event, detection, str(ref_id(subject))))
+            linked = linked_patients_many(uow, [pid for _, _, pid in found if pid is not None])
+        return [(event, detection, linked[pid] if pid else None) for event, detection, pid in found]
 
     def _write_all(self, work: Sequence[Alert | Retraction]) -> list[list[str]]:
         """Write every alert and retraction of a batch in ONE transaction, in order; refs written per item.
@@ -396,60 +401,75 @@ class AlertPipeline:
         for attempt in range(2):
             try:
                 with self.store.writer() as uow:
-                    return [
-                        self._retract_in(uow, item)
-                        if isinstance(item, Retraction)
-                        else self._write_alert_in(uow, item.entry, item.presentation, item.linked, item.version)
-                        for item in work
-                    ]
+                    return self._write_all_in(uow, work)
             except FhirError as exc:
                 if attempt or exc.status != 409:
                     raise
         return []  # pragma: no cover
 
-    def _write_alert_in(
-        self,
-        uow: UnitOfWork,
-        entry: CaseManagedEntry,
-        presentation: Presentation,
-        linked: LinkedPatients,
-        version: int,
-    ) -> list[str]:
-        existing, tombstones = _alert_rows(uow, presentation.dedupe_key)
+    def _write_all_in(self, uow: UnitOfWork, work: Sequence[Alert | Retraction]) -> list[list[str]]:
+        """The batch's writes with its reads done up front: every alert resource of every visit in
+        one query, every care manager and team in another; new resources are created unread (the
+        inserts go out together at commit). `known` follows the writes, so a visit that comes twice
+        in one batch, or with its cancel, is handled as it would be one event at a time."""
+        keys = [item.dedupe_key if isinstance(item, Retraction) else item.presentation.dedupe_key for item in work]
+        known, tombstones = _alert_rows(uow, keys)
+        people = {
+            s.reference: s.json()
+            for s in uow.fetch_many(
+                _split(ref)
+                for item in work
+                if isinstance(item, Alert)
+                for ref in (item.entry.care_manager, *item.entry.teams[:1])
+            )
+        }
+        out: list[list[str]] = []
+        for item, key in zip(work, keys, strict=True):
+            if isinstance(item, Retraction):
+                existing = [known[r] for r in _alert_refs(key) if r in known]
+                resources = retract(existing, reason=item.reason, now=self._clock())
+            else:
+                existing_by_type = {t: known[(t, i)] for t, i in _alert_refs(key) if (t, i) in known}
+                resources = self._alert_resources(item, existing_by_type, people)
+            written: list[str] = []
+            for resource in resources:
+                ref = (resource["resourceType"], resource["id"])
+                if ref in known or ref in tombstones:
+                    stored, _ = uow.update(resource)
+                else:
+                    # the usual case: create under the derived id, with no read-back (a concurrent creator
+                    # of the same alert makes this transaction fail with a conflict, and it is retried)
+                    stored = uow.create(resource, rid=resource["id"])
+                known[ref] = stored.json()
+                written.append(stored.reference)
+            out.append(written)
+        return out
+
+    def _alert_resources(
+        self, alert: Alert, existing: Mapping[str, JSON], people: Mapping[str, JSON] | None = None
+    ) -> list[JSON]:
+        """What of the alert must be written: the resources missing, or taken back before."""
+        entry, presentation = alert.entry, alert.presentation
         now = self._clock()
         sent = (existing.get("Communication") or {}).get("sent")
         if sent:  # the alert keeps the time it was first raised, so rewriting it stays idempotent
             with suppress(ValueError):
                 now = datetime.fromisoformat(str(sent).replace("Z", "+00:00"))
-        care_manager = _json(uow.get(*_split(entry.care_manager)))
-        team = _json(uow.get(*_split(entry.teams[0]))) if entry.teams else None
-        reasoning = build_reasoning(presentation, entry, match_grade="certain", resource_version=str(version))
+        people = people or {}
+        care_manager = people.get(entry.care_manager)
+        team = people.get(entry.teams[0]) if entry.teams else None
+        reasoning = build_reasoning(presentation, entry, match_grade="certain", resource_version=str(alert.version))
         resources = build_alert(
             entry, presentation, care_manager, author_ref=self._author, now=now, team=team, reasoning=reasoning
         )
-        written: list[str] = []
+        due: list[JSON] = []
         for resource in resources:
             if resource["resourceType"] == "Communication":
-                _add_match_via(resource, linked.how(entry.patient_id))
+                _add_match_via(resource, alert.linked.how(entry.patient_id))
             old = existing.get(resource["resourceType"])
-            if old is not None and old.get("status") not in RETRACTED_STATUSES:
-                continue
-            if old is None and resource["resourceType"] not in tombstones:
-                # the usual case: create under the derived id, with no read-back (a concurrent creator
-                # of the same alert makes this transaction fail with a conflict, and it is retried)
-                stored = uow.create(resource, rid=resource["id"])
-            else:
-                stored, _ = uow.update(resource)
-            written.append(stored.reference)
-        return written
-
-    def _retract_in(self, uow: UnitOfWork, retraction: Retraction) -> list[str]:
-        existing = [s.json() for s in uow.fetch_many(_alert_refs(retraction.dedupe_key))]
-        written: list[str] = []
-        for resource in retract(existing, reason=retraction.reason, now=self._clock()):
-            stored, _ = uow.update(resource)
-            written.append(stored.reference)
-        return written
+            if old is None or old.get("status") in RETRACTED_STATUSES:
+                due.append(resource)
+        return due
 
     # --- Communication -> presented topic ---------------------------------------------------------------
 
@@ -511,23 +531,58 @@ _V2_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0003"
 
 
 def hl7_trigger(uow: UnitOfWork, encounter_id: str, version: int) -> str | None:
-    """The HL7 v2 trigger (A04, A01, A05 …) that wrote this Encounter version, from its Provenance.
+    """The HL7 v2 trigger (A04, A01, A05 …) that wrote this Encounter version, from its Provenance."""
+    return hl7_triggers(uow, [(encounter_id, version)]).get((encounter_id, version))
+
+
+def hl7_triggers(uow: UnitOfWork, versions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    """The HL7 v2 triggers that wrote these Encounter versions (id, version), from their Provenance.
 
     The intake writes the Provenance in the same transaction as the Encounter, naming the exact
     version as target and the trigger as activity; Encounters from other sources have none.
     """
+    ids = list(dict.fromkeys(rid for rid, _ in versions))
+    if not ids:
+        return {}
     ref = sp_reference.c
-    ids = uow.conn.execute(
+    provenances = uow.conn.execute(
         sp_reference.select()
         .with_only_columns(ref.res_id)
         .where(ref.res_type == "Provenance", ref.param == "target", ref.target_type == "Encounter")
-        .where(ref.target_id == encounter_id)
+        .where(ref.target_id.in_(ids))
+        .distinct()
     ).scalars()
-    wanted = f"Encounter/{encounter_id}/_history/{version}"
-    for stored in uow.fetch_many(("Provenance", pid) for pid in set(ids)):
+    wanted = {f"Encounter/{rid}/_history/{version}": (rid, version) for rid, version in versions}
+    found: dict[tuple[str, int], str] = {}
+    for stored in uow.fetch_many(("Provenance", pid) for pid in sorted(set(provenances))):
         prov = stored.json()
-        if any(str(t.get("reference", "")).endswith(wanted) for t in prov.get("target", [])):
-            for coding in (prov.get("activity") or {}).get("coding", []):
-                if coding.get("system") == _V2_EVENT_TYPE and coding.get("code"):
-                    return str(coding["code"])
-    return None
+        code = next(
+            (
+                str(c["code"])
+                for c in (prov.get("activity") or {}).get("coding", [])
+                if c.get("system") == _V2_EVENT_TYPE and c.get("code")
+            ),
+            None,
+        )
+        if code is None:
+            continue
+        for target in prov.get("target", []):
+            reference = str(target.get("reference", ""))
+            for suffix, key in wanted.items():
+                if reference.endswith(suffix) and key not in found:
+                    found[key] = code
+    return found
+
+
+def encounter_versions(uow: UnitOfWork, versions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], JSON]:
+    """These Encounter versions (id, version) as stored; deleted or unknown ones are left out (one query)."""
+    wanted = list(dict.fromkeys(versions))
+    if not wanted:
+        return {}
+    v = resource_version.c
+    rows = uow.conn.execute(
+        select(v.res_id, v.version_id, v.content)
+        .where(v.res_type == "Encounter", v.deleted.is_(False))
+        .where(tuple_(v.res_id, v.version_id).in_(wanted))
+    ).all()
+    return {(row.res_id, int(row.version_id)): orjson.loads(row.content) for row in rows if row.content is not None}
