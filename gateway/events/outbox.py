@@ -61,18 +61,12 @@ class OutboxClaim:
         if not seqs:
             self.release()
             return
-        stmt = (
-            update(outbox)
-            .where(outbox.c.seq.in_(list(seqs)), outbox.c.dispatched_at.is_(None))
-            .values(dispatched_at=utcnow())
-        )
         if self._conn is not None and self._trans is not None:
-            self._conn.execute(stmt)
+            self._conn.execute(_mark(seqs))
             self._trans.commit()
             self.release()
             return
-        with self.store.writer() as uow:
-            uow.conn.execute(stmt)
+        mark_dispatched(self.store, seqs)
 
     def release(self) -> None:
         """Give the batch back unmarked (rolls back a PostgreSQL claim). Safe to call twice."""
@@ -81,6 +75,18 @@ class OutboxClaim:
         if self._conn is not None:
             self._conn.close()
         self._conn = self._trans = None
+
+
+def _mark(seqs: Sequence[int]) -> Any:
+    o = outbox.c
+    return update(outbox).where(o.seq.in_(list(seqs)), o.dispatched_at.is_(None)).values(dispatched_at=utcnow())
+
+
+def mark_dispatched(store: Store, seqs: Sequence[int]) -> None:
+    """Mark rows dispatched in a transaction of their own (SQLite: the claim holds no locks)."""
+    if seqs:
+        with store.writer() as uow:
+            uow.conn.execute(_mark(seqs))
 
 
 def claim(store: Store, limit: int, *, after: int | None = None) -> OutboxClaim:

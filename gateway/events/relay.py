@@ -2,9 +2,9 @@
 the bus has it. The outbox is the source of truth: `store.on_commit` only wakes the relay early,
 and a timer poll finds what other processes (or a crashed run) left behind.
 
-On SQLite the running relay does not wait for a batch's mark before claiming the next batch: the
-mark is written in the background (one at a time) while the next batch is claimed above the last
-seq published. A mark that fails sends the relay back to the outbox's first undispatched row, so
+On SQLite the running relay does not wait for a batch's mark before claiming the next batch: marks
+are written in the background (all that queued up, in one transaction) while the next batch is
+claimed above the last seq published. A mark that fails sends the relay back to the outbox's first undispatched row, so
 the worst case is a repeat, which consumers recognise by seq.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import structlog
 
 from gateway.events.model import EventBus, check_cancelled
-from gateway.events.outbox import OutboxClaim, claim
+from gateway.events.outbox import claim, mark_dispatched
 from gateway.events.threads import in_thread
 from gateway.store.api import Store, StoredResource
 
@@ -57,6 +57,7 @@ class OutboxRelay:
         self._wake: asyncio.Event | None = None
         self._halt = asyncio.Event()  # set by stop(); a plain Event binds to no loop until awaited
         self._after: int | None = None  # SQLite: last seq published whose mark may be in flight
+        self._unmarked: list[int] = []  # published, mark not yet written
         self._marking: asyncio.Task[None] | None = None
         store.on_commit(self._on_commit)
 
@@ -91,28 +92,34 @@ class OutboxRelay:
                 done = 0
             seqs = [e.seq for e in held.events[:done]]
             if mark_later and not held.holds_locks:
-                await self.settle()
                 if seqs:
                     self._after = seqs[-1]
-                    self._marking = asyncio.ensure_future(self._mark(held, seqs))
+                    self._mark_later(seqs)
             else:
                 await in_thread(held.mark, seqs)
             return RelayResult(len(held.events), done)
         finally:
             await in_thread(held.release)
 
-    async def _mark(self, held: OutboxClaim, seqs: list[int]) -> None:
-        try:
-            await in_thread(held.mark, seqs)
-        except Exception:
-            log.exception("events.mark_failed", first_seq=seqs[0], count=len(seqs))
-            self._after = None  # claim from the first undispatched row again
+    def _mark_later(self, seqs: list[int]) -> None:
+        """Queue the marks; one background task writes all that queued up, in one transaction."""
+        self._unmarked.extend(seqs)
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.ensure_future(self._write_marks())
+
+    async def _write_marks(self) -> None:
+        while self._unmarked:
+            seqs, self._unmarked = self._unmarked, []
+            try:
+                await in_thread(mark_dispatched, self.store, seqs)
+            except Exception:
+                log.exception("events.mark_failed", first_seq=seqs[0], count=len(seqs))
+                self._after = None  # claim from the first undispatched row again
 
     async def settle(self) -> None:
-        """Wait for the background mark in flight, if any."""
-        marking, self._marking = self._marking, None
-        if marking is not None:
-            await marking
+        """Wait until every queued mark is written."""
+        while self._marking is not None and not self._marking.done():
+            await asyncio.shield(self._marking)
 
     async def drain(self) -> int:
         """Dispatch until nothing is pending or a publish fails; the number dispatched."""

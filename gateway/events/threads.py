@@ -16,6 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from gateway.store.engine import URGENT_WRITES
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -24,7 +26,12 @@ _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="events")
 
 
 async def in_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """`asyncio.to_thread`, on the event machinery's pool (context variables go along, as there)."""
+    """`asyncio.to_thread`, on the event machinery's pool (context variables go along, as there).
+
+    Its SQLite write transactions are urgent (`URGENT_WRITES`): they are on the alert latency path.
+    """
     loop = asyncio.get_running_loop()
-    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    context = contextvars.copy_context()
+    context.run(URGENT_WRITES.set, True)
+    call = functools.partial(context.run, fn, *args, **kwargs)
     return await loop.run_in_executor(_pool, call)
