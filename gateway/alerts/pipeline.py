@@ -153,6 +153,7 @@ class Alert:
     presentation: Presentation
     linked: LinkedPatients
     version: int
+    encounter: JSON | None = None  # the version that presented, for the notification's payload
 
 
 _BATCHED = frozenset({"Encounter", "Communication"})
@@ -194,6 +195,7 @@ class AlertPipeline:
         self._author = author_ref
         self._clock = clock
         self._handled = RecentSeqs()
+        self._published = RecentSeqs()  # (Communication id, version) published when written
 
     async def load_registry(self) -> int:
         """Rebuild the registry from every active EpisodeOfCare (start-up); returns how many case-manage."""
@@ -340,7 +342,7 @@ class AlertPipeline:
             return
         found = await in_thread(self._classify_many, live)
         work: list[Alert | Retraction] = []
-        for event, detection, linked in found:
+        for event, detection, linked, encounter in found:
             if isinstance(detection, Retraction):
                 work.append(detection)
                 continue
@@ -348,11 +350,13 @@ class AlertPipeline:
             entries = [e for e in entries if during_episode(detection.time, e.since)]
             if entries and linked is not None:
                 # one alert per visit, under the first episode (ordered by patient, episode)
-                work.append(Alert(entries[0], detection, linked, event.version_id))
+                work.append(Alert(entries[0], detection, linked, event.version_id, encounter))
         if not work:
             return
-        written = await in_thread(self._write_all, work)
-        for item, refs in zip(work, written, strict=True):
+        written, known = await in_thread(self._write_all, work)
+        notify: list[tuple[str, EventFocus, Mapping[str, Iterable[str]]]] = []
+        for item, resources in zip(work, written, strict=True):
+            refs = [f"{r['resourceType']}/{r['id']}" for r in resources]
             if isinstance(item, Retraction):
                 if refs:
                     log.info("alerts.retracted", encounter=item.encounter_ref, reason=item.reason)
@@ -364,16 +368,48 @@ class AlertPipeline:
                 episode=item.entry.episode_id,
                 written=refs,
             )
+            notify += [self._presented(item, r, known) for r in resources if r["resourceType"] == "Communication"]
+        if notify:
+            await self.subscriptions.publish_many(notify)
+            for _, focus, _ in notify:
+                self._published.add((focus.res_id, focus.version))
+
+    @staticmethod
+    def _presented(
+        alert: Alert, communication: JSON, known: Mapping[tuple[str, str], JSON]
+    ) -> tuple[str, EventFocus, Mapping[str, Iterable[str]]]:
+        """The presented-topic event of an alert Communication just written, from what is in hand.
+
+        Publishing it here, rather than when the Communication's own outbox event comes round,
+        saves that round trip; the outbox event still comes (and is recognised as published), so
+        a crash in between loses nothing.
+        """
+        ids = alert_ids(alert.presentation.dedupe_key)
+        included = [alert.encounter] if alert.encounter is not None else []
+        included += [known[ref] for ref in (("Flag", ids.flag), ("Task", ids.task)) if ref in known]
+        version = int((communication.get("meta") or {}).get("versionId", 1))
+        focus = EventFocus(
+            res_type="Communication",
+            res_id=communication["id"],
+            version=version,
+            interaction="create" if version == 1 else "update",
+            context=tuple(f"{r['resourceType']}/{r['id']}" for r in included),
+            resource=communication,
+            included=tuple(included),
+        )
+        org = alert.entry.managing_organization
+        episode = {"managingOrganization": {"reference": org}} if org else None
+        return TOPIC_PRESENTED, focus, presented_filter_values(communication, episode)
 
     def _classify_many(
         self, events: Sequence[EventLike]
-    ) -> list[tuple[EventLike, Presentation | Retraction, LinkedPatients | None]]:
+    ) -> list[tuple[EventLike, Presentation | Retraction, LinkedPatients | None, JSON]]:
         """Classify a run of Encounter versions with a fixed handful of queries for all of them."""
         with self.store.reader() as uow:
             wanted = [(e.res_id, v) for e in events for v in (e.version_id, e.version_id - 1) if v >= 1]
             versions = encounter_versions(uow, wanted)
             triggers = hl7_triggers(uow, [(e.res_id, e.version_id) for e in events])
-            found: list[tuple[EventLike, Presentation | Retraction, str | None]] = []
+            found: list[tuple[EventLike, Presentation | Retraction, str | None, JSON]] = []
             for event in events:
                 encounter = versions.get((event.res_id, event.version_id))
                 if encounter is None:
@@ -384,15 +420,15 @@ class AlertPipeline:
                 if detection is None:
                     continue
                 if isinstance(detection, Retraction):
-                    found.append((event, detection, None))
+                    found.append((event, detection, None, encounter))
                     continue
                 subject = relative_ref(detection.subject_ref)
                 if subject and subject.startswith("Patient/"):
-                    found.append((event, detection, str(ref_id(subject))))
-            linked = linked_patients_many(uow, [pid for _, _, pid in found if pid is not None])
-        return [(event, detection, linked[pid] if pid else None) for event, detection, pid in found]
+                    found.append((event, detection, str(ref_id(subject)), encounter))
+            linked = linked_patients_many(uow, [pid for _, _, pid, _ in found if pid is not None])
+        return [(e, detection, linked[pid] if pid else None, enc) for e, detection, pid, enc in found]
 
-    def _write_all(self, work: Sequence[Alert | Retraction]) -> list[list[str]]:
+    def _write_all(self, work: Sequence[Alert | Retraction]) -> tuple[list[list[JSON]], dict[tuple[str, str], JSON]]:
         """Write every alert and retraction of a batch in ONE transaction, in order; refs written per item.
 
         Two workers creating the same alert at once: the loser's transaction fails with a conflict
@@ -405,9 +441,11 @@ class AlertPipeline:
             except FhirError as exc:
                 if attempt or exc.status != 409:
                     raise
-        return []  # pragma: no cover
+        return [], {}  # pragma: no cover
 
-    def _write_all_in(self, uow: UnitOfWork, work: Sequence[Alert | Retraction]) -> list[list[str]]:
+    def _write_all_in(
+        self, uow: UnitOfWork, work: Sequence[Alert | Retraction]
+    ) -> tuple[list[list[JSON]], dict[tuple[str, str], JSON]]:
         """The batch's writes with its reads done up front: every alert resource of every visit in
         one query, every care manager and team in another; new resources are created unread (the
         inserts go out together at commit). `known` follows the writes, so a visit that comes twice
@@ -423,7 +461,7 @@ class AlertPipeline:
                 for ref in (item.entry.care_manager, *item.entry.teams[:1])
             )
         }
-        out: list[list[str]] = []
+        out: list[list[JSON]] = []
         for item, key in zip(work, keys, strict=True):
             if isinstance(item, Retraction):
                 existing = [known[r] for r in _alert_refs(key) if r in known]
@@ -431,7 +469,7 @@ class AlertPipeline:
             else:
                 existing_by_type = {t: known[(t, i)] for t, i in _alert_refs(key) if (t, i) in known}
                 resources = self._alert_resources(item, existing_by_type, people)
-            written: list[str] = []
+            written: list[JSON] = []
             for resource in resources:
                 ref = (resource["resourceType"], resource["id"])
                 if ref in known or ref in tombstones:
@@ -441,9 +479,9 @@ class AlertPipeline:
                     # of the same alert makes this transaction fail with a conflict, and it is retried)
                     stored = uow.create(resource, rid=resource["id"])
                 known[ref] = stored.json()
-                written.append(stored.reference)
+                written.append(known[ref])
             out.append(written)
-        return out
+        return out, known
 
     def _alert_resources(
         self, alert: Alert, existing: Mapping[str, JSON], people: Mapping[str, JSON] | None = None
@@ -477,7 +515,8 @@ class AlertPipeline:
         await self._communications([event])
 
     async def _communications(self, events: Sequence[EventLike]) -> None:
-        live = [e for e in events if e.method != "DELETE"]
+        # those this process published as it wrote them need nothing more
+        live = [e for e in events if e.method != "DELETE" and (e.res_id, e.version_id) not in self._published]
         if not live:
             return
         found = await in_thread(self._alerts_with_context, live)
