@@ -189,28 +189,34 @@ class SubscriptionStateRepository:
         `items` are (subscription id, topic, focus, heartbeat period); a subscription not yet
         registered is registered `requested` (as `register` would). Per item: (number, whether it
         is new), or None for a subscription that is `off`. All or nothing: numbers stay gap-free.
+        The status rows are locked in id order first, so two processes' batches never deadlock.
         """
         for attempt in range(2):  # a concurrent first registration loses the race once
             try:
                 with self._write() as conn:
-                    return [self._record_one(conn, *item, now=now) for item in items]
+                    statuses = self._lock_all(conn, items, now=now)
+                    return [
+                        None if statuses[sub_id] == "off" else self._record_one(conn, sub_id, topic, focus, now=now)
+                        for sub_id, topic, focus, _ in items
+                    ]
             except IntegrityError:
                 if attempt:
                     raise
         return []  # pragma: no cover
 
-    def _record_one(
-        self,
-        conn: Connection,
-        sub_id: str,
-        topic: str,
-        focus: EventFocus,
-        heartbeat_period: int | None,
-        *,
-        now: datetime,
-    ) -> tuple[int, bool] | None:
-        row = _locked(conn, sub_id)
-        if row is None:
+    @staticmethod
+    def _lock_all(
+        conn: Connection, items: Sequence[tuple[str, str, EventFocus, int | None]], *, now: datetime
+    ) -> dict[str, str]:
+        """Lock (or create, `requested`) each subscription's status row, in id order; their statuses."""
+        first = {sub_id: (topic, period) for sub_id, topic, _, period in reversed(items)}
+        statuses: dict[str, str] = {}
+        for sub_id in sorted(first):
+            row = _locked(conn, sub_id)
+            if row is not None:
+                statuses[sub_id] = row.status
+                continue
+            topic, period = first[sub_id]
             conn.execute(
                 insert(st).values(
                     sub_id=sub_id,
@@ -219,12 +225,16 @@ class SubscriptionStateRepository:
                     events_since_start=0,
                     last_delivered_event=0,
                     error_count=0,
-                    heartbeat_period=heartbeat_period,
+                    heartbeat_period=period,
                     updated_at=now,
                 )
             )
-        elif row.status == "off":
-            return None
+            statuses[sub_id] = "requested"
+        return statuses
+
+    def _record_one(
+        self, conn: Connection, sub_id: str, topic: str, focus: EventFocus, *, now: datetime
+    ) -> tuple[int, bool]:
         if focus.version is not None:
             known = _known_number(conn, sub_id, focus)
             if known is not None:
@@ -275,10 +285,13 @@ class SubscriptionStateRepository:
     def mark_delivered_many(self, deliveries: Sequence[tuple[str, Sequence[int]]], *, now: datetime) -> None:
         """`mark_delivered` for several deliveries in ONE transaction (a subscription deleted
         meanwhile is skipped: its log is gone with it)."""
+        merged: dict[str, list[int]] = {}
+        for sub_id, numbers in deliveries:
+            merged.setdefault(sub_id, []).extend(numbers)
         with self._write() as conn:
-            for sub_id, numbers in deliveries:
+            for sub_id in sorted(merged):  # id order, as `record_events` locks: no deadlock between them
                 if _locked(conn, sub_id) is not None:
-                    _mark_delivered_in(conn, sub_id, numbers, now)
+                    _mark_delivered_in(conn, sub_id, merged[sub_id], now)
 
     def mark_failed(self, sub_id: str, numbers: Sequence[int], error: str, *, now: datetime) -> SubscriptionState:
         """Record a failed attempt; the events stay undelivered. Returns the new state (error count)."""
