@@ -51,6 +51,10 @@ log = structlog.get_logger(__name__)
 
 _SERVER_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("subscription_server_write", default=False)
 TICK_SECONDS = 1.0
+RECOVERY_AFTER = timedelta(seconds=2)
+"""The timer recovers events left undelivered this long. Younger ones are in the hands of the
+flush that numbered them (perhaps in another process, its delivery mark not yet written): the
+timer taking them too would send duplicates under load."""
 _LOAD_LIMIT = 10_000
 _REFRESH_OVERLAP = timedelta(seconds=5)  # a late-committing write is never missed
 
@@ -250,7 +254,7 @@ class SubscriptionService:
     async def tick(self) -> None:
         """One timer round: learn of new Subscriptions, retry what is pending, send due heartbeats."""
         await self.refresh()
-        await self.deliverer.flush_pending(self.specs)
+        await self.deliverer.flush_pending(self.specs, older_than=RECOVERY_AFTER)
         await self.deliverer.send_due_heartbeats(self.specs)
 
     async def _tick_forever(self) -> None:

@@ -20,7 +20,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -250,13 +250,16 @@ class Deliverer:
         while self._marker is not None and not self._marker.done():
             await asyncio.shield(self._marker)
 
-    async def flush_pending(self, specs: Mapping[str, SubscriptionSpec]) -> dict[str, int]:
+    async def flush_pending(
+        self, specs: Mapping[str, SubscriptionSpec], *, older_than: timedelta | None = None
+    ) -> dict[str, int]:
         """`flush` every subscription in `specs` that has undelivered events; run it on a schedule.
 
         This is the recovery path for subscriptions in `error` (one probe per call) and for events
         held while a handshake was in flight. Returns delivered counts by subscription id.
         """
-        pending = await self._db(self._repo.pending_subscriptions)
+        before = self._clock() - older_than if older_than is not None else None
+        pending = await self._db(self._repo.pending_subscriptions, created_before=before)
         delivered = {sub_id: await self.flush(specs[sub_id]) for sub_id in pending if sub_id in specs}
         await self.settle()  # the timer's round ends with its deliveries recorded
         return delivered

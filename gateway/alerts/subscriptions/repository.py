@@ -267,9 +267,11 @@ class SubscriptionStateRepository:
         with self._engine.connect() as conn:
             return [_event(r) for r in conn.execute(query)]
 
-    def pending_subscriptions(self) -> list[str]:
-        """Ids of subscriptions with at least one undelivered event."""
+    def pending_subscriptions(self, *, created_before: datetime | None = None) -> list[str]:
+        """Ids of subscriptions with at least one undelivered event (logged before `created_before`)."""
         query = select(ev.c.sub_id).where(ev.c.delivered_at.is_(None)).distinct().order_by(ev.c.sub_id)
+        if created_before is not None:
+            query = query.where(ev.c.created_at < created_before)
         with self._engine.connect() as conn:
             return [r.sub_id for r in conn.execute(query)]
 

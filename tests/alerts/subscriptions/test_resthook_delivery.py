@@ -271,3 +271,17 @@ async def test_flush_marks_deliveries_in_the_background_and_never_sends_one_twic
     assert state is not None and state.last_delivered_event == 3 and state.error_count == 0
     sent = [numbers(b) for _, b in receiver.hooks["quick"].received if kind(b) == "event-notification"]
     assert sent == [[1], [2], [3]]
+
+
+async def test_the_timer_leaves_fresh_events_to_the_flush_that_numbered_them(
+    topics: dict[str, Topic], receiver: Receiver, deliverer: Deliverer, repo: SubscriptionStateRepository, clock: Clock
+) -> None:
+    """Another process may be delivering a fresh event (its mark not yet written): the recovery
+    timer only takes events left undelivered for `older_than`, so it does not send duplicates."""
+    spec = spec_for(topics, receiver.add("fresh"), content="id-only")
+    await deliverer.activate(spec)
+    repo.record_events([(spec.id, spec.topic, EventFocus("Communication", "c1", 1), None)], now=clock.now)
+
+    assert await deliverer.flush_pending({spec.id: spec}, older_than=timedelta(seconds=2)) == {}
+    clock.now += timedelta(seconds=3)
+    assert await deliverer.flush_pending({spec.id: spec}, older_than=timedelta(seconds=2)) == {spec.id: 1}
