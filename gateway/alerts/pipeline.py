@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 import orjson
 import structlog
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 
 from gateway.alerts.content import alert_ids, build_alert, end_flag, retract
 from gateway.alerts.identity_links import LinkedPatients, linked_patients_many
@@ -51,7 +51,7 @@ from gateway.codes import (
 from gateway.events.dedupe import RecentSeqs
 from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
-from gateway.store.api import Store, StoredResource, UnitOfWork
+from gateway.store.api import Store, StoredResource, UnitOfWork, refs_in
 from gateway.store.schema import resource as resource_table
 from gateway.store.schema import resource_version, sp_reference
 from gateway.store.search.query import Criterion, SearchQuery
@@ -102,7 +102,7 @@ def _alert_rows(uow: UnitOfWork, keys: Iterable[str]) -> tuple[dict[tuple[str, s
     wanted = list(dict.fromkeys(ref for key in keys for ref in _alert_refs(key)))
     r = resource_table.c
     rows = uow.conn.execute(
-        select(r.res_type, r.res_id, r.deleted, r.content).where(tuple_(r.res_type, r.res_id).in_(wanted))
+        select(r.res_type, r.res_id, r.deleted, r.content).where(refs_in(resource_table, wanted))
     ).all()
     live = {
         (row.res_type, row.res_id): orjson.loads(row.content)
@@ -619,9 +619,15 @@ def encounter_versions(uow: UnitOfWork, versions: Sequence[tuple[str, int]]) -> 
     if not wanted:
         return {}
     v = resource_version.c
+    # by id, then the versions wanted picked here: a row-value IN would scan every Encounter version
     rows = uow.conn.execute(
         select(v.res_id, v.version_id, v.content)
         .where(v.res_type == "Encounter", v.deleted.is_(False))
-        .where(tuple_(v.res_id, v.version_id).in_(wanted))
+        .where(v.res_id.in_(list(dict.fromkeys(rid for rid, _ in wanted))))
     ).all()
-    return {(row.res_id, int(row.version_id)): orjson.loads(row.content) for row in rows if row.content is not None}
+    keep = set(wanted)
+    return {
+        (row.res_id, int(row.version_id)): orjson.loads(row.content)
+        for row in rows
+        if row.content is not None and (row.res_id, int(row.version_id)) in keep
+    }

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, delete, false, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, Table, and_, delete, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.fhir.errors import conflict, gone, not_found, precondition_failed
@@ -107,6 +107,17 @@ def _row_to_stored(row: Any, method: str = "PUT", seq: int | None = None) -> Sto
         method=method,
         seq=seq,
     )
+
+
+def refs_in(table: Table, refs: Iterable[tuple[str, str]]) -> Any:
+    """`(res_type, res_id) IN refs` that SQLite answers from the primary key: grouped by type.
+
+    A row-value IN list makes SQLite scan the whole key index (every stored resource) per query.
+    """
+    by_type: dict[str, list[str]] = {}
+    for rtype, rid in refs:
+        by_type.setdefault(rtype, []).append(rid)
+    return or_(false(), *(and_(table.c.res_type == t, table.c.res_id.in_(ids)) for t, ids in by_type.items()))
 
 
 class Store:
@@ -260,11 +271,7 @@ class UnitOfWork:
         found: dict[tuple[str, str], StoredResource] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rows = self.conn.execute(
-                select(resource).where(
-                    tuple_(resource.c.res_type, resource.c.res_id).in_(chunk), resource.c.deleted == false()
-                )
-            )
+            rows = self.conn.execute(select(resource).where(refs_in(resource, chunk), resource.c.deleted == false()))
             for row in rows:
                 found[(row.res_type, row.res_id)] = _row_to_stored(row)
         return [found[r] for r in wanted if r in found]
