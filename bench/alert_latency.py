@@ -20,8 +20,9 @@ one process), and PostgreSQL + Redis Streams with two gateway processes. One res
 Subscription per care manager (topic case-managed-person-presented, filter `care-manager=`,
 full-resource payload) points at a webhook receiver in this process. Presentations are sent
 open-loop at a fixed rate (default 100/s), half as ADT A04 over MLLP and half as REST Encounters
-(class EMER), alternating between the gateway processes; a share of them (default 50 %) are
-people on the ward, each presenting once; the rest are other patients (load, no alert).
+(class EMER; `--mllp-share` changes the mix, 0 = REST only), alternating between the gateway
+processes; a share of them (default 50 %) are people on the ward, each presenting once; the rest
+are other patients (load, no alert).
 
     .venv/bin/python -m bench alert-latency            # 100k patients, ward 5k, 100/s for 60 s
     .venv/bin/python -m bench alert-latency --quick    # 5k patients, ward 500, 100/s for 15 s
@@ -32,11 +33,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import math
 import random
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +165,8 @@ class Tally:
     latency: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (phase, path) -> ms
     accept: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (phase, path) -> send->ACK/201 ms
     early: dict[str, deque[float]] = field(default_factory=dict)  # notified before the ACK/201 came back
+    # where the time goes, per phase: alert stored -> notification built -> webhook (wall clocks)
+    stages: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     rejected: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # exception name -> count
 
@@ -184,6 +189,13 @@ class Tally:
             self.sent.setdefault(pid, deque()).append((at, path, self.phase))
 
 
+def _epoch(instant: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(instant).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def _tail(reference: str) -> str:
     return reference.rstrip("/").rsplit("/", 1)[-1]
 
@@ -198,7 +210,7 @@ def webhook_app(tally: Tally) -> Any:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        arrived = time.perf_counter()
+        arrived, wall = time.perf_counter(), time.time()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         bundle = orjson.loads(body)
@@ -207,6 +219,10 @@ def webhook_app(tally: Tally) -> Any:
             res = entry.get("resource") or {}
             if res.get("resourceType") == "Communication":
                 tally.notified(_tail((res.get("subject") or {}).get("reference", "")), arrived)
+                stored = _epoch((res.get("meta") or {}).get("lastUpdated"))
+                built = _epoch(bundle.get("timestamp"))
+                if stored is not None and built is not None:
+                    tally.stages.setdefault(tally.phase, []).append(((built - stored) * 1000, (wall - built) * 1000))
 
     return app
 
@@ -269,6 +285,7 @@ class Plan:
     duration: float
     ward_share: float
     seed: int
+    mllp_share: float = 0.5
 
 
 async def drive(endpoints: list[Endpoint], pop: Population, plan: Plan, tally: Tally, hook_port: int) -> list[float]:
@@ -309,7 +326,8 @@ async def drive(endpoints: list[Endpoint], pop: Population, plan: Plan, tally: T
         async def present_one(i: int, on_ward: bool, timed: bool) -> None:
             pid, nhs = next(ward_iter) if on_ward else rng.choice(pop.others)
             proc = i % len(endpoints)
-            path = "MLLP" if (i // len(endpoints)) % 2 == 0 else "REST"
+            k = i // len(endpoints)  # every process gets the same mix
+            path = "MLLP" if math.floor((k + 1) * plan.mllp_share) > math.floor(k * plan.mllp_share) else "REST"
             visit = f"BV{next(counter):08d}"
             t0 = time.perf_counter()
             if path == "MLLP":
@@ -400,6 +418,10 @@ def run_config(label: str, backend: str, processes: int, redis: bool, plan: Plan
         for path, name in (("MLLP", "ADT A04 MLLP ACK"), ("REST", "REST Encounter 201")):
             if by_path[path]:
                 result.add(f"{phase}: … {name} → webhook", _figure(by_path[path]))
+        stages = tally.stages.get(phase, [])
+        if stages:
+            result.add(f"{phase}: … alert stored → notification built", _figure([a for a, _ in stages]))
+            result.add(f"{phase}: … notification built → webhook", _figure([b for _, b in stages]))
         accept = tally.accept.get((phase, "MLLP"), []) + tally.accept.get((phase, "REST"), [])
         if accept:
             result.add(f"{phase}: send → accepted (ACK/201), all presentations", _figure(accept))
@@ -426,6 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--duration", type=float, help="seconds of load (default 60; quick 15)")
     parser.add_argument("--ward-share", type=float, default=0.5, help="share of presentations by ward people")
+    parser.add_argument(
+        "--mllp-share",
+        type=float,
+        default=0.5,
+        help="share of presentations sent as ADT A04 over MLLP, the rest REST (default 0.5; 0 = REST only)",
+    )
     parser.add_argument("--quick", action="store_true", help="small population, 15 s of load")
     parser.add_argument(
         "--config", choices=("embedded", "postgres-redis", "both"), default="both", help="which deployment(s)"
@@ -441,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         duration=args.duration or (15.0 if args.quick else 60.0),
         ward_share=args.ward_share,
         seed=args.seed,
+        mllp_share=args.mllp_share,
     )
     results = []
     configs = [
@@ -461,8 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     footer = [
         f"{plan.patients:,} Patients, {plan.ward:,} on the virtual ward ({plan.managers} care managers, one "
         f"Subscription each, full-resource rest-hook to a receiver in the bench process). Each phase: "
-        f"presentations open-loop at the rate shown for {plan.duration:g} s, {plan.ward_share:.0%} by ward people, half ADT A04 "
-        "over MLLP (16 connections per process) and half REST Encounter (class EMER); `care-gateway serve`, auth on.",
+        f"presentations open-loop at the rate shown for {plan.duration:g} s, {plan.ward_share:.0%} by ward people, "
+        f"{plan.mllp_share:.0%} ADT A04 over MLLP (16 connections per process) and the rest REST Encounter (class EMER); "
+        "`care-gateway serve`, auth on.",
     ]
     print(render(f"Alert latency bench — `{command}`", results, footer))
     return 0

@@ -12,12 +12,14 @@ Every id found carries how it was reached, so the alert can say why it believes 
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from sqlalchemy import select
 
 from gateway.alerts.registry import ref_id, relative_ref
 from gateway.store.api import UnitOfWork
-from gateway.store.search.query import Criterion, SearchQuery
+from gateway.store.schema import sp_reference
 
 MAX_HOPS = 4
 """Links are short chains in practice (local record -> master, merged -> survivor)."""
@@ -42,46 +44,64 @@ class LinkedPatients:
         return self.via.get(patient_id, "unlinked")
 
 
-def _forward(uow: UnitOfWork, patient_id: str) -> list[tuple[str, str]]:
-    stored = uow.get("Patient", patient_id)
-    if stored is None or stored.deleted or stored.content is None:
-        return []
-    found: list[tuple[str, str]] = []
-    for link in stored.json().get("link") or []:
-        ref = relative_ref((link.get("other") or {}).get("reference"))
-        if ref and ref.startswith("Patient/"):
-            found.append((str(ref_id(ref)), f"Patient/{patient_id} link {link.get('type', '?')} {ref}"))
-    return found
-
-
-def _backward(uow: UnitOfWork, patient_id: str) -> list[tuple[str, str]]:
-    param = uow.store.registry.get("Patient", "link")
-    if param is None:
-        return []
-    query = SearchQuery("Patient", (Criterion(param, (f"Patient/{patient_id}",)),), count=MAX_FAN_OUT, total="none")
-    found: list[tuple[str, str]] = []
-    for row in uow.search(query).rows:
-        types = [
-            str(link.get("type", "?"))
-            for link in row.json().get("link") or []
-            if ref_id((link.get("other") or {}).get("reference")) == patient_id
-        ]
-        found.append((row.id, f"Patient/{row.id} link {','.join(types) or '?'} Patient/{patient_id}"))
+def _links(uow: UnitOfWork, patient_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """Each record's links, forwards (`Patient.link` it holds) then backwards (records whose links
+    point at it, from the current-version `link` index): two queries for any number of records."""
+    ids = list(dict.fromkeys(patient_ids))
+    found: dict[str, list[tuple[str, str]]] = {pid: [] for pid in ids}
+    for stored in uow.fetch_many(("Patient", pid) for pid in ids):
+        for link in stored.json().get("link") or []:
+            ref = relative_ref((link.get("other") or {}).get("reference"))
+            if ref and ref.startswith("Patient/"):
+                found[stored.id].append((str(ref_id(ref)), f"Patient/{stored.id} link {link.get('type', '?')} {ref}"))
+    sp = sp_reference.c
+    pairs = uow.conn.execute(
+        select(sp.res_id, sp.target_id)
+        .where(sp.target_type == "Patient", sp.target_id.in_(ids))
+        .where(sp.res_type == "Patient", sp.param == "link")
+        .distinct()
+    ).all()
+    pointing: dict[str, list[str]] = {}
+    for row in pairs:
+        pointing.setdefault(row.target_id, []).append(row.res_id)
+    sources = {s.id: s.json() for s in uow.fetch_many(("Patient", r) for r in sorted({p.res_id for p in pairs}))}
+    for target, holders in pointing.items():
+        for holder in sorted(holders)[:MAX_FAN_OUT]:
+            if holder not in sources:
+                continue
+            types = [
+                str(link.get("type", "?"))
+                for link in sources[holder].get("link") or []
+                if ref_id((link.get("other") or {}).get("reference")) == target
+            ]
+            found[target].append((holder, f"Patient/{holder} link {','.join(types) or '?'} Patient/{target}"))
     return found
 
 
 def linked_patients(uow: UnitOfWork, patient_id: str, *, max_hops: int = MAX_HOPS) -> LinkedPatients:
     """The presenting record plus every Patient linked to it, in either direction (breadth first)."""
-    via: dict[str, str] = {patient_id: SAME_PATIENT}
-    queue: deque[tuple[str, int]] = deque([(patient_id, 0)])
-    while queue:
-        current, depth = queue.popleft()
-        if depth >= max_hops:
-            continue
-        for other, step in [*_forward(uow, current), *_backward(uow, current)]:
-            if other in via:
-                continue
-            before = via[current]
-            via[other] = step if before == SAME_PATIENT else f"{before}; {step}"
-            queue.append((other, depth + 1))
-    return LinkedPatients(patient_id, via)
+    return linked_patients_many(uow, [patient_id], max_hops=max_hops)[patient_id]
+
+
+def linked_patients_many(
+    uow: UnitOfWork, patient_ids: Iterable[str], *, max_hops: int = MAX_HOPS
+) -> dict[str, LinkedPatients]:
+    """`linked_patients` for several presenting records at once, a hop at a time for all of them."""
+    via = {pid: {pid: SAME_PATIENT} for pid in patient_ids}
+    frontier = {pid: [pid] for pid in via}
+    for _ in range(max_hops):
+        if not frontier:
+            break
+        steps = _links(uow, (x for xs in frontier.values() for x in xs))
+        reached: dict[str, list[str]] = {}
+        for start, current in frontier.items():
+            seen = via[start]
+            for node in current:
+                for other, step in steps.get(node, []):
+                    if other in seen:
+                        continue
+                    before = seen[node]
+                    seen[other] = step if before == SAME_PATIENT else f"{before}; {step}"
+                    reached.setdefault(start, []).append(other)
+        frontier = reached
+    return {pid: LinkedPatients(pid, seen) for pid, seen in via.items()}

@@ -9,7 +9,6 @@ what they need in `services.extras["subscriptions"]` (a `SubscriptionRuntime`).
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from gateway.alerts.subscriptions import (
     repository_handshake,
     websocket_router,
 )
+from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
 from gateway.fhir.services import Services
 from gateway.store.api import Store
@@ -98,7 +98,7 @@ def _resolver(store: Store) -> ResourceResolver:
                 stored = uow.get(event.focus_type, event.focus_id)
             return stored.json() if stored is not None and not stored.deleted else None
 
-        return await asyncio.to_thread(read)
+        return await in_thread(read)
 
     return resolve
 
@@ -136,4 +136,5 @@ def install(app: FastAPI, services: Services) -> dict[str, Any]:
 
     services.extras.setdefault("startup", []).append(startup)
     services.extras.setdefault("shutdown", []).append(shutdown)
-    return {"alerts": pipeline, "subscriptions": service}
+    # Subscriptions first: a Subscription and an alert committed in one batch reach the new spec.
+    return {"subscriptions": service, "alerts": pipeline}

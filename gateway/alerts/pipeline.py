@@ -19,15 +19,17 @@ Per committed write (read from the store by the version the event names):
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 import structlog
+from sqlalchemy import select
 
 from gateway.alerts.content import alert_ids, build_alert, end_flag, retract
-from gateway.alerts.identity_links import LinkedPatients, linked_patients
+from gateway.alerts.identity_links import LinkedPatients, linked_patients_many
 from gateway.alerts.reasoning import EXT_ALERT_REASONING, build_reasoning, from_extension
 from gateway.alerts.registry import CaseManagedEntry, CaseManagedRegistry, ref_id, relative_ref
 from gateway.alerts.rules import (
@@ -47,9 +49,11 @@ from gateway.codes import (
     TOPIC_PRESENTED,
 )
 from gateway.events.dedupe import RecentSeqs
+from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
-from gateway.store.api import Store, StoredResource, UnitOfWork
-from gateway.store.schema import sp_reference
+from gateway.store.api import Store, StoredResource, UnitOfWork, refs_in
+from gateway.store.schema import resource as resource_table
+from gateway.store.schema import resource_version, sp_reference
 from gateway.store.search.query import Criterion, SearchQuery
 from gateway.types import JSON
 
@@ -62,6 +66,7 @@ EXT_MATCH_VIA = "match-via"
 RETRACTED_STATUSES = frozenset({"entered-in-error", "cancelled"})
 _LOAD_LIMIT = 100_000
 _PEOPLE = ("Practitioner/", "PractitionerRole/")
+_HANDLED = frozenset({"EpisodeOfCare", "CarePlan", "Encounter", "Communication"})
 
 
 def _utc_now() -> datetime:
@@ -90,6 +95,21 @@ def is_presentation_alert(resource: JSON) -> bool:
 def _alert_refs(key: str) -> list[tuple[str, str]]:
     ids = alert_ids(key)
     return [("Flag", ids.flag), ("Communication", ids.communication), ("Task", ids.task)]
+
+
+def _alert_rows(uow: UnitOfWork, keys: Iterable[str]) -> tuple[dict[tuple[str, str], JSON], set[tuple[str, str]]]:
+    """The alert resources of these visits as stored now, and those stored only as a tombstone (one query)."""
+    wanted = list(dict.fromkeys(ref for key in keys for ref in _alert_refs(key)))
+    r = resource_table.c
+    rows = uow.conn.execute(
+        select(r.res_type, r.res_id, r.deleted, r.content).where(refs_in(resource_table, wanted))
+    ).all()
+    live = {
+        (row.res_type, row.res_id): orjson.loads(row.content)
+        for row in rows
+        if not row.deleted and row.content is not None
+    }
+    return live, {(row.res_type, row.res_id) for row in rows if row.deleted}
 
 
 def _ward_values(ward_id: str | None) -> list[str]:
@@ -125,6 +145,38 @@ def _add_match_via(communication: JSON, how: str) -> None:
             ext.setdefault("extension", []).append({"url": EXT_MATCH_VIA, "valueString": how})
 
 
+@dataclass(frozen=True)
+class Alert:
+    """A presentation of a case-managed person, to be written as an alert."""
+
+    entry: CaseManagedEntry
+    presentation: Presentation
+    linked: LinkedPatients
+    version: int
+    encounter: JSON | None = None  # the version that presented, for the notification's payload
+
+
+_BATCHED = frozenset({"Encounter", "Communication"})
+
+
+def _runs(events: Sequence[EventLike]) -> Iterator[tuple[str, list[EventLike]]]:
+    """Consecutive events grouped by type; the batched types (Encounter, Communication) form one
+    run across the unrelated events between them, which the pipeline ignores anyway."""
+    run: list[EventLike] = []
+    kind = ""
+    for event in events:
+        rtype = event.res_type if event.res_type in _BATCHED else ("" if event.res_type not in _HANDLED else "*")
+        if not rtype:
+            continue
+        if rtype != kind and run:
+            yield kind, run
+            run = []
+        kind = rtype
+        run.append(event)
+    if run:
+        yield kind, run
+
+
 class AlertPipeline:
     """Bus consumer for EpisodeOfCare, CarePlan, Encounter and presentation-alert Communication writes."""
 
@@ -143,10 +195,11 @@ class AlertPipeline:
         self._author = author_ref
         self._clock = clock
         self._handled = RecentSeqs()
+        self._published = RecentSeqs()  # (Communication id, version) published when written
 
     async def load_registry(self) -> int:
         """Rebuild the registry from every active EpisodeOfCare (start-up); returns how many case-manage."""
-        episodes = await asyncio.to_thread(self._active_episodes)
+        episodes = await in_thread(self._active_episodes)
         held = 0
         for episode in episodes:
             if await self.registry.apply_episode(episode) is not None:
@@ -175,6 +228,23 @@ class AlertPipeline:
             await handler(event)
         self._handled.add(event.seq)
 
+    async def handle_batch(self, events: Sequence[EventLike]) -> None:
+        """Several events at once: Encounters are classified in one read and their alerts written in
+        ONE transaction; presentation-alert Communications are published with one numbering
+        transaction. Runs of one type are handled together, in seq order across runs.
+        """
+        fresh = [e for e in events if e.seq not in self._handled]
+        for rtype, run in _runs(fresh):
+            if rtype == "Encounter":
+                await self._encounters(run)
+            elif rtype == "Communication":
+                await self._communications(run)
+            else:
+                for event in run:
+                    await self.handle(event)
+            for event in run:
+                self._handled.add(event.seq)
+
     # --- reading ----------------------------------------------------------------------------------
 
     def _version(self, event: EventLike) -> JSON | None:
@@ -193,14 +263,14 @@ class AlertPipeline:
     # --- EpisodeOfCare and CarePlan ------------------------------------------------------------------
 
     async def _episode(self, event: EventLike) -> None:
-        episode = None if event.method == "DELETE" else await asyncio.to_thread(self._version, event)
+        episode = None if event.method == "DELETE" else await in_thread(self._version, event)
         if episode is None:
             await self.registry.remove_episode(event.res_id)
             entry = None
         else:
             entry = await self.registry.apply_episode(episode)
         if entry is None:
-            ended = await asyncio.to_thread(self._end_flags, event.res_id)
+            ended = await in_thread(self._end_flags, event.res_id)
             if ended:
                 log.info("alerts.flags_ended", episode=event.res_id, flags=ended)
         values = self._episode_values(episode or {}, entry)
@@ -242,7 +312,7 @@ class AlertPipeline:
         return ended
 
     async def _care_plan(self, event: EventLike) -> None:
-        plan = None if event.method == "DELETE" else await asyncio.to_thread(self._version, event)
+        plan = None if event.method == "DELETE" else await in_thread(self._version, event)
         plan = plan or {}
         patient = relative_ref((plan.get("subject") or {}).get("reference"))
         author = relative_ref((plan.get("author") or {}).get("reference"))
@@ -264,139 +334,230 @@ class AlertPipeline:
     # --- Encounter -----------------------------------------------------------------------------------
 
     async def _encounter(self, event: EventLike) -> None:
-        if event.method == "DELETE":
-            return
-        found = await asyncio.to_thread(self._classify, event)
-        if found is None:
-            return
-        detection, linked = found
-        if isinstance(detection, Retraction):
-            retracted = await asyncio.to_thread(self._retract, detection)
-            if retracted:
-                log.info("alerts.retracted", encounter=detection.encounter_ref, reason=detection.reason)
-            return
-        entries = await self.registry.lookup(linked.ids) if linked is not None else []
-        entries = [e for e in entries if during_episode(detection.time, e.since)]
-        if not entries or linked is None:
-            return
-        entry = entries[0]  # one alert per visit, under the first episode (ordered by patient, episode)
-        written = await asyncio.to_thread(self._write_alert, entry, detection, linked, event.version_id)
-        log.info(
-            "alerts.presentation",
-            encounter=detection.encounter_ref,
-            rule=detection.rule,
-            episode=entry.episode_id,
-            written=written,
-        )
+        await self._encounters([event])
 
-    def _classify(self, event: EventLike) -> tuple[Presentation | Retraction, LinkedPatients | None] | None:
-        with self.store.reader() as uow:
-            encounter = self._vread(uow, "Encounter", event.res_id, event.version_id)
-            if encounter is None:
-                return None
-            previous = self._vread(uow, "Encounter", event.res_id, event.version_id - 1)
-            trigger = hl7_trigger(uow, event.res_id, event.version_id)
-            detection = detect_presentation(encounter, previous, source_event=trigger)
-            if detection is None:
-                return None
+    async def _encounters(self, events: Sequence[EventLike]) -> None:
+        live = [e for e in events if e.method != "DELETE"]
+        if not live:
+            return
+        found = await in_thread(self._classify_many, live)
+        work: list[Alert | Retraction] = []
+        for event, detection, linked, encounter in found:
             if isinstance(detection, Retraction):
-                return detection, None
-            subject = relative_ref(detection.subject_ref)
-            if not subject or not subject.startswith("Patient/"):
-                return None
-            return detection, linked_patients(uow, str(ref_id(subject)))
+                work.append(detection)
+                continue
+            entries = await self.registry.lookup(linked.ids) if linked is not None else []
+            entries = [e for e in entries if during_episode(detection.time, e.since)]
+            if entries and linked is not None:
+                # one alert per visit, under the first episode (ordered by patient, episode)
+                work.append(Alert(entries[0], detection, linked, event.version_id, encounter))
+        if not work:
+            return
+        written, known = await in_thread(self._write_all, work)
+        notify: list[tuple[str, EventFocus, Mapping[str, Iterable[str]]]] = []
+        for item, resources in zip(work, written, strict=True):
+            refs = [f"{r['resourceType']}/{r['id']}" for r in resources]
+            if isinstance(item, Retraction):
+                if refs:
+                    log.info("alerts.retracted", encounter=item.encounter_ref, reason=item.reason)
+                continue
+            log.info(
+                "alerts.presentation",
+                encounter=item.presentation.encounter_ref,
+                rule=item.presentation.rule,
+                episode=item.entry.episode_id,
+                written=refs,
+            )
+            notify += [self._presented(item, r, known) for r in resources if r["resourceType"] == "Communication"]
+        if notify:
+            await self.subscriptions.publish_many(notify)
+            for _, focus, _ in notify:
+                self._published.add((focus.res_id, focus.version))
 
-    def _write_alert(
-        self, entry: CaseManagedEntry, presentation: Presentation, linked: LinkedPatients, version: int
-    ) -> list[str]:
-        """Write whatever of the alert is missing (or was retracted), in one transaction; returns refs written."""
+    @staticmethod
+    def _presented(
+        alert: Alert, communication: JSON, known: Mapping[tuple[str, str], JSON]
+    ) -> tuple[str, EventFocus, Mapping[str, Iterable[str]]]:
+        """The presented-topic event of an alert Communication just written, from what is in hand.
+
+        Publishing it here, rather than when the Communication's own outbox event comes round,
+        saves that round trip; the outbox event still comes (and is recognised as published), so
+        a crash in between loses nothing.
+        """
+        ids = alert_ids(alert.presentation.dedupe_key)
+        included = [alert.encounter] if alert.encounter is not None else []
+        included += [known[ref] for ref in (("Flag", ids.flag), ("Task", ids.task)) if ref in known]
+        version = int((communication.get("meta") or {}).get("versionId", 1))
+        focus = EventFocus(
+            res_type="Communication",
+            res_id=communication["id"],
+            version=version,
+            interaction="create" if version == 1 else "update",
+            context=tuple(f"{r['resourceType']}/{r['id']}" for r in included),
+            resource=communication,
+            included=tuple(included),
+        )
+        org = alert.entry.managing_organization
+        episode = {"managingOrganization": {"reference": org}} if org else None
+        return TOPIC_PRESENTED, focus, presented_filter_values(communication, episode)
+
+    def _classify_many(
+        self, events: Sequence[EventLike]
+    ) -> list[tuple[EventLike, Presentation | Retraction, LinkedPatients | None, JSON]]:
+        """Classify a run of Encounter versions with a fixed handful of queries for all of them."""
+        with self.store.reader() as uow:
+            wanted = [(e.res_id, v) for e in events for v in (e.version_id, e.version_id - 1) if v >= 1]
+            versions = encounter_versions(uow, wanted)
+            triggers = hl7_triggers(uow, [(e.res_id, e.version_id) for e in events])
+            found: list[tuple[EventLike, Presentation | Retraction, str | None, JSON]] = []
+            for event in events:
+                encounter = versions.get((event.res_id, event.version_id))
+                if encounter is None:
+                    continue
+                previous = versions.get((event.res_id, event.version_id - 1))
+                trigger = triggers.get((event.res_id, event.version_id))
+                detection = detect_presentation(encounter, previous, source_event=trigger)
+                if detection is None:
+                    continue
+                if isinstance(detection, Retraction):
+                    found.append((event, detection, None, encounter))
+                    continue
+                subject = relative_ref(detection.subject_ref)
+                if subject and subject.startswith("Patient/"):
+                    found.append((event, detection, str(ref_id(subject)), encounter))
+            linked = linked_patients_many(uow, [pid for _, _, pid, _ in found if pid is not None])
+        return [(e, detection, linked[pid] if pid else None, enc) for e, detection, pid, enc in found]
+
+    def _write_all(self, work: Sequence[Alert | Retraction]) -> tuple[list[list[JSON]], dict[tuple[str, str], JSON]]:
+        """Write every alert and retraction of a batch in ONE transaction, in order; refs written per item.
+
+        Two workers creating the same alert at once: the loser's transaction fails with a conflict
+        and is retried once, when it finds the winner's resources and leaves them alone.
+        """
         for attempt in range(2):
             try:
                 with self.store.writer() as uow:
-                    return self._write_alert_in(uow, entry, presentation, linked, version)
-            except FhirError as exc:  # two workers creating the same alert at once: the loser retries
+                    return self._write_all_in(uow, work)
+            except FhirError as exc:
                 if attempt or exc.status != 409:
                     raise
-        return []  # pragma: no cover
+        return [], {}  # pragma: no cover
 
-    def _write_alert_in(
-        self,
-        uow: UnitOfWork,
-        entry: CaseManagedEntry,
-        presentation: Presentation,
-        linked: LinkedPatients,
-        version: int,
-    ) -> list[str]:
-        existing = {s.type: s.json() for s in uow.fetch_many(_alert_refs(presentation.dedupe_key))}
+    def _write_all_in(
+        self, uow: UnitOfWork, work: Sequence[Alert | Retraction]
+    ) -> tuple[list[list[JSON]], dict[tuple[str, str], JSON]]:
+        """The batch's writes with its reads done up front: every alert resource of every visit in
+        one query, every care manager and team in another; new resources are created unread (the
+        inserts go out together at commit). `known` follows the writes, so a visit that comes twice
+        in one batch, or with its cancel, is handled as it would be one event at a time."""
+        keys = [item.dedupe_key if isinstance(item, Retraction) else item.presentation.dedupe_key for item in work]
+        known, tombstones = _alert_rows(uow, keys)
+        people = {
+            s.reference: s.json()
+            for s in uow.fetch_many(
+                _split(ref)
+                for item in work
+                if isinstance(item, Alert)
+                for ref in (item.entry.care_manager, *item.entry.teams[:1])
+            )
+        }
+        out: list[list[JSON]] = []
+        for item, key in zip(work, keys, strict=True):
+            if isinstance(item, Retraction):
+                existing = [known[r] for r in _alert_refs(key) if r in known]
+                resources = retract(existing, reason=item.reason, now=self._clock())
+            else:
+                existing_by_type = {t: known[(t, i)] for t, i in _alert_refs(key) if (t, i) in known}
+                resources = self._alert_resources(item, existing_by_type, people)
+            written: list[JSON] = []
+            for resource in resources:
+                ref = (resource["resourceType"], resource["id"])
+                if ref in known or ref in tombstones:
+                    stored, _ = uow.update(resource)
+                else:
+                    # the usual case: create under the derived id, with no read-back (a concurrent creator
+                    # of the same alert makes this transaction fail with a conflict, and it is retried)
+                    stored = uow.create(resource, rid=resource["id"])
+                known[ref] = stored.json()
+                written.append(known[ref])
+            out.append(written)
+        return out, known
+
+    def _alert_resources(
+        self, alert: Alert, existing: Mapping[str, JSON], people: Mapping[str, JSON] | None = None
+    ) -> list[JSON]:
+        """What of the alert must be written: the resources missing, or taken back before."""
+        entry, presentation = alert.entry, alert.presentation
         now = self._clock()
         sent = (existing.get("Communication") or {}).get("sent")
         if sent:  # the alert keeps the time it was first raised, so rewriting it stays idempotent
             with suppress(ValueError):
                 now = datetime.fromisoformat(str(sent).replace("Z", "+00:00"))
-        care_manager = _json(uow.get(*_split(entry.care_manager)))
-        team = _json(uow.get(*_split(entry.teams[0]))) if entry.teams else None
-        reasoning = build_reasoning(presentation, entry, match_grade="certain", resource_version=str(version))
+        people = people or {}
+        care_manager = people.get(entry.care_manager)
+        team = people.get(entry.teams[0]) if entry.teams else None
+        reasoning = build_reasoning(presentation, entry, match_grade="certain", resource_version=str(alert.version))
         resources = build_alert(
             entry, presentation, care_manager, author_ref=self._author, now=now, team=team, reasoning=reasoning
         )
-        written: list[str] = []
+        due: list[JSON] = []
         for resource in resources:
             if resource["resourceType"] == "Communication":
-                _add_match_via(resource, linked.how(entry.patient_id))
+                _add_match_via(resource, alert.linked.how(entry.patient_id))
             old = existing.get(resource["resourceType"])
-            if old is not None and old.get("status") not in RETRACTED_STATUSES:
-                continue
-            stored, _ = uow.update(resource)
-            written.append(stored.reference)
-        return written
-
-    def _retract(self, retraction: Retraction) -> list[str]:
-        with self.store.writer() as uow:
-            existing = [s.json() for s in uow.fetch_many(_alert_refs(retraction.dedupe_key))]
-            written: list[str] = []
-            for resource in retract(existing, reason=retraction.reason, now=self._clock()):
-                stored, _ = uow.update(resource)
-                written.append(stored.reference)
-            return written
+            if old is None or old.get("status") in RETRACTED_STATUSES:
+                due.append(resource)
+        return due
 
     # --- Communication -> presented topic ---------------------------------------------------------------
 
     async def _communication(self, event: EventLike) -> None:
-        if event.method == "DELETE":
-            return
-        found = await asyncio.to_thread(self._alert_with_context, event)
-        if found is None:
-            return
-        communication, episode, included = found
-        values = presented_filter_values(communication, episode)
-        focus = EventFocus(
-            res_type="Communication",
-            res_id=event.res_id,
-            version=event.version_id,
-            interaction="create" if event.version_id == 1 else "update",
-            context=tuple(f"{r['resourceType']}/{r['id']}" for r in included),
-            resource=communication,
-            included=tuple(included),
-        )
-        await self.subscriptions.publish(TOPIC_PRESENTED, focus, values)
+        await self._communications([event])
 
-    def _alert_with_context(self, event: EventLike) -> tuple[JSON, JSON | None, list[JSON]] | None:
+    async def _communications(self, events: Sequence[EventLike]) -> None:
+        # those this process published as it wrote them need nothing more
+        live = [e for e in events if e.method != "DELETE" and (e.res_id, e.version_id) not in self._published]
+        if not live:
+            return
+        found = await in_thread(self._alerts_with_context, live)
+        items: list[tuple[str, EventFocus, Mapping[str, Iterable[str]]]] = []
+        for event, (communication, episode, included) in found:
+            focus = EventFocus(
+                res_type="Communication",
+                res_id=event.res_id,
+                version=event.version_id,
+                interaction="create" if event.version_id == 1 else "update",
+                context=tuple(f"{r['resourceType']}/{r['id']}" for r in included),
+                resource=communication,
+                included=tuple(included),
+            )
+            items.append((TOPIC_PRESENTED, focus, presented_filter_values(communication, episode)))
+        if items:
+            await self.subscriptions.publish_many(items)
+
+    def _alerts_with_context(
+        self, events: Sequence[EventLike]
+    ) -> list[tuple[EventLike, tuple[JSON, JSON | None, list[JSON]]]]:
         with self.store.reader() as uow:
-            communication = self._vread(uow, "Communication", event.res_id, event.version_id)
-            if communication is None or not is_presentation_alert(communication):
-                return None
-            about = [r for a in communication.get("about") or [] if (r := relative_ref(a.get("reference")))]
-            episode_ref = next((r for r in about if r.startswith("EpisodeOfCare/")), None)
-            episode = _json(uow.get(*_split(episode_ref))) if episode_ref else None
-            keys = [
-                i["value"]
-                for i in communication.get("identifier") or []
-                if i.get("system") == PRESENTATION_KEY_SYSTEM and i.get("value")
-            ]
-            refs: list[tuple[str, str]] = [_split(r) for r in about if r.startswith("Encounter/")]
-            for key in keys[:1]:
-                refs += [("Flag", alert_ids(key).flag), ("Task", alert_ids(key).task)]
-            included = [s.json() for s in uow.fetch_many(refs)]
+            found = [(event, self._alert_context_in(uow, event)) for event in events]
+        return [(event, got) for event, got in found if got is not None]
+
+    def _alert_context_in(self, uow: UnitOfWork, event: EventLike) -> tuple[JSON, JSON | None, list[JSON]] | None:
+        communication = self._vread(uow, "Communication", event.res_id, event.version_id)
+        if communication is None or not is_presentation_alert(communication):
+            return None
+        about = [r for a in communication.get("about") or [] if (r := relative_ref(a.get("reference")))]
+        episode_ref = next((r for r in about if r.startswith("EpisodeOfCare/")), None)
+        episode = _json(uow.get(*_split(episode_ref))) if episode_ref else None
+        keys = [
+            i["value"]
+            for i in communication.get("identifier") or []
+            if i.get("system") == PRESENTATION_KEY_SYSTEM and i.get("value")
+        ]
+        refs: list[tuple[str, str]] = [_split(r) for r in about if r.startswith("Encounter/")]
+        for key in keys[:1]:
+            refs += [("Flag", alert_ids(key).flag), ("Task", alert_ids(key).task)]
+        included = [s.json() for s in uow.fetch_many(refs)]
         return communication, episode, included
 
     @staticmethod
@@ -409,23 +570,64 @@ _V2_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0003"
 
 
 def hl7_trigger(uow: UnitOfWork, encounter_id: str, version: int) -> str | None:
-    """The HL7 v2 trigger (A04, A01, A05 …) that wrote this Encounter version, from its Provenance.
+    """The HL7 v2 trigger (A04, A01, A05 …) that wrote this Encounter version, from its Provenance."""
+    return hl7_triggers(uow, [(encounter_id, version)]).get((encounter_id, version))
+
+
+def hl7_triggers(uow: UnitOfWork, versions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    """The HL7 v2 triggers that wrote these Encounter versions (id, version), from their Provenance.
 
     The intake writes the Provenance in the same transaction as the Encounter, naming the exact
     version as target and the trigger as activity; Encounters from other sources have none.
     """
+    ids = list(dict.fromkeys(rid for rid, _ in versions))
+    if not ids:
+        return {}
     ref = sp_reference.c
-    ids = uow.conn.execute(
+    provenances = uow.conn.execute(
         sp_reference.select()
         .with_only_columns(ref.res_id)
         .where(ref.res_type == "Provenance", ref.param == "target", ref.target_type == "Encounter")
-        .where(ref.target_id == encounter_id)
+        .where(ref.target_id.in_(ids))
+        .distinct()
     ).scalars()
-    wanted = f"Encounter/{encounter_id}/_history/{version}"
-    for stored in uow.fetch_many(("Provenance", pid) for pid in set(ids)):
+    wanted = {f"Encounter/{rid}/_history/{version}": (rid, version) for rid, version in versions}
+    found: dict[tuple[str, int], str] = {}
+    for stored in uow.fetch_many(("Provenance", pid) for pid in sorted(set(provenances))):
         prov = stored.json()
-        if any(str(t.get("reference", "")).endswith(wanted) for t in prov.get("target", [])):
-            for coding in (prov.get("activity") or {}).get("coding", []):
-                if coding.get("system") == _V2_EVENT_TYPE and coding.get("code"):
-                    return str(coding["code"])
-    return None
+        code = next(
+            (
+                str(c["code"])
+                for c in (prov.get("activity") or {}).get("coding", [])
+                if c.get("system") == _V2_EVENT_TYPE and c.get("code")
+            ),
+            None,
+        )
+        if code is None:
+            continue
+        for target in prov.get("target", []):
+            reference = str(target.get("reference", ""))
+            for suffix, key in wanted.items():
+                if reference.endswith(suffix) and key not in found:
+                    found[key] = code
+    return found
+
+
+def encounter_versions(uow: UnitOfWork, versions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], JSON]:
+    """These Encounter versions (id, version) as stored; deleted or unknown ones are left out (one query)."""
+    wanted = list(dict.fromkeys(versions))
+    if not wanted:
+        return {}
+    v = resource_version.c
+    # by id, then the versions wanted picked here: a row-value IN would scan every Encounter version
+    rows = uow.conn.execute(
+        select(v.res_id, v.version_id, v.content)
+        .where(v.res_type == "Encounter", v.deleted.is_(False))
+        .where(v.res_id.in_(list(dict.fromkeys(rid for rid, _ in wanted))))
+    ).all()
+    keep = set(wanted)
+    return {
+        (row.res_id, int(row.version_id)): orjson.loads(row.content)
+        for row in rows
+        if row.content is not None and (row.res_id, int(row.version_id)) in keep
+    }

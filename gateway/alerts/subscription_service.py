@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -40,6 +40,7 @@ from gateway.alerts.subscriptions import (
     utcnow,
 )
 from gateway.events.dedupe import RecentSeqs
+from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
 from gateway.store.api import Store
 from gateway.store.schema import resource as resource_table
@@ -50,6 +51,10 @@ log = structlog.get_logger(__name__)
 
 _SERVER_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("subscription_server_write", default=False)
 TICK_SECONDS = 1.0
+RECOVERY_AFTER = timedelta(seconds=2)
+"""The timer recovers events left undelivered this long. Younger ones are in the hands of the
+flush that numbered them (perhaps in another process, its delivery mark not yet written): the
+timer taking them too would send duplicates under load."""
 _LOAD_LIMIT = 10_000
 _REFRESH_OVERLAP = timedelta(seconds=5)  # a late-committing write is never missed
 
@@ -135,7 +140,7 @@ class SubscriptionService:
         if event.method == "DELETE":
             await self.forget(event.res_id)
             return
-        stored = await asyncio.to_thread(self._current, event.res_id)
+        stored = await in_thread(self._current, event.res_id)
         if stored is None:
             await self.forget(event.res_id)
             return
@@ -149,18 +154,18 @@ class SubscriptionService:
             log.warning("subscription.unparseable", subscription=resource.get("id"))
             return
         self.specs[spec.id] = spec
-        state = await asyncio.to_thread(self.repo.get, spec.id)
+        state = await in_thread(self.repo.get, spec.id)
         if state is not None and resource.get("status") == state.status and state.status in ("active", "error"):
             return
         self._spawn(self._activate(spec))
 
     async def forget(self, sub_id: str) -> None:
         self.specs.pop(sub_id, None)
-        await asyncio.to_thread(self.repo.remove, sub_id)
+        await in_thread(self.repo.remove, sub_id)
 
     async def _activate(self, spec: SubscriptionSpec) -> None:
         state = await self.deliverer.activate(spec)
-        await asyncio.to_thread(self._write_status, spec.id, state.status)
+        await in_thread(self._write_status, spec.id, state.status)
 
     def _current(self, sub_id: str) -> JSON | None:
         with self.store.reader() as uow:
@@ -186,7 +191,7 @@ class SubscriptionService:
 
     async def load(self) -> None:
         """Read every stored Subscription; handshake those still `requested` (e.g. written while down)."""
-        resources = await asyncio.to_thread(self._all)
+        resources = await in_thread(self._all)
         for resource in resources:
             try:
                 spec = self.parse(resource)
@@ -194,7 +199,7 @@ class SubscriptionService:
                 log.warning("subscription.unparseable", subscription=resource.get("id"))
                 continue
             self.specs[spec.id] = spec
-            state = await asyncio.to_thread(self.repo.get, spec.id)
+            state = await in_thread(self.repo.get, spec.id)
             if state is None or resource.get("status") == "requested":
                 self._spawn(self._activate(spec))
 
@@ -216,10 +221,11 @@ class SubscriptionService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.deliverer.settle()  # what was delivered is recorded as delivered
 
     async def refresh(self) -> None:
         """Pick up Subscriptions another process handled (each process caches the specs it publishes to)."""
-        for sub_id, resource in await asyncio.to_thread(self._changed):
+        for sub_id, resource in await in_thread(self._changed):
             if resource is None:
                 self.specs.pop(sub_id, None)
                 continue
@@ -248,7 +254,7 @@ class SubscriptionService:
     async def tick(self) -> None:
         """One timer round: learn of new Subscriptions, retry what is pending, send due heartbeats."""
         await self.refresh()
-        await self.deliverer.flush_pending(self.specs)
+        await self.deliverer.flush_pending(self.specs, older_than=RECOVERY_AFTER)
         await self.deliverer.send_due_heartbeats(self.specs)
 
     async def _tick_forever(self) -> None:
@@ -266,30 +272,47 @@ class SubscriptionService:
 
         Delivery follows in a per-subscription background flush, so one slow receiver delays nobody else.
         """
-        numbers: dict[str, int] = {}
-        for spec in [s for s in self.specs.values() if s.topic == topic and s.status != "off"]:
-            if not matches(spec, values):
-                continue
-            if self.may_see is not None and not await asyncio.to_thread(
-                self.may_see, spec.id, focus.res_type, focus.res_id
-            ):
-                continue  # a notification is a disclosure too: never about what the subscriber may not see
-            number = await asyncio.to_thread(self._record, spec, focus)
-            if number is not None:
-                numbers[spec.id] = number
-                self._kick(spec.id)
-        if numbers:
-            log.info("subscription.published", topic=topic, focus=focus.reference, events=numbers)
-        return numbers
+        return (await self.publish_many([(topic, focus, values)]))[0]
 
-    def _record(self, spec: SubscriptionSpec, focus: EventFocus) -> int | None:
+    async def publish_many(
+        self, items: Sequence[tuple[str, EventFocus, Mapping[str, Iterable[str]]]]
+    ) -> list[dict[str, int]]:
+        """`publish` for several topic events at once: one consent pass and ONE transaction numbers
+        them all (in order, so each subscription's numbers follow the events' order). Returns the
+        numbers per item.
+
+        Only a newly numbered event kicks a delivery; a repeat (a redelivered bus event) keeps its
+        number and is left to the flush that is already under way, or to the timer.
+        """
+        planned: list[tuple[int, SubscriptionSpec, EventFocus]] = []
+        for index, (topic, focus, values) in enumerate(items):
+            for spec in self.specs.values():
+                if spec.topic == topic and spec.status != "off" and matches(spec, values):
+                    planned.append((index, spec, focus))
+        if planned and self.may_see is not None:
+            may_see = self.may_see
+            allowed = await in_thread(lambda: [may_see(s.id, f.res_type, f.res_id) for _, s, f in planned])
+            # a notification is a disclosure too: never about what the subscriber may not see
+            planned = [p for p, ok in zip(planned, allowed, strict=True) if ok]
+        out: list[dict[str, int]] = [{} for _ in items]
+        if not planned:
+            return out
         now = self._clock()
-        state = self.repo.get(spec.id)
-        if state is None:
-            state = self.repo.register(spec.id, spec.topic, now=now, heartbeat_period=spec.heartbeat_period)
-        if state.status == "off":
-            return None
-        return self.repo.record_event(spec.id, focus, topic=spec.topic, now=now, once_per_version=True)
+        numbered = await in_thread(
+            self.repo.record_events, [(s.id, s.topic, f, s.heartbeat_period) for _, s, f in planned], now=now
+        )
+        for (index, spec, focus), got in zip(planned, numbered, strict=True):
+            if got is None:
+                continue
+            number, new = got
+            out[index][spec.id] = number
+            if new:
+                self.deliverer.remember(spec, number, focus)
+                self._kick(spec.id)
+        for (topic, focus, _), numbers in zip(items, out, strict=True):
+            if numbers:
+                log.info("subscription.published", topic=topic, focus=focus.reference, events=numbers)
+        return out
 
     def _kick(self, sub_id: str) -> None:
         if sub_id in self._flushing:
@@ -322,6 +345,8 @@ class SubscriptionService:
             log.error("subscription.task_failed", error=type(task.exception()).__name__)
 
     async def idle(self) -> None:
-        """Wait until every background handshake and flush has finished (tests, shutdown)."""
+        """Wait until every background handshake and flush has finished, and its marks are written
+        (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.deliverer.settle()

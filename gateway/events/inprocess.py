@@ -1,5 +1,8 @@
 """The embedded bus (no Redis): publishing *is* delivery, to every registered consumer in turn.
 
+Each consumer gets the whole batch (in one call when it takes batches), then the next one.
+Consumers must not rely on an order between them: the Redis bus's groups have none either.
+
 The relay marks an outbox row dispatched only after `publish` counted it, i.e. after every
 consumer returned for it, so a crash or a failing consumer leaves the row to be delivered again.
 A failing consumer holds back the events behind it (seq order is kept); consumers that already
@@ -10,11 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import structlog
-
-from gateway.events.model import Consumer, Event
-
-log = structlog.get_logger(__name__)
+from gateway.events.model import Consumer, Event, handle_in_order
 
 
 class InProcessBus:
@@ -23,19 +22,18 @@ class InProcessBus:
         self._handled: dict[int, set[str]] = {}  # seq -> consumers done with it, while others retry
 
     async def publish(self, events: Sequence[Event]) -> int:
-        for index, event in enumerate(events):
-            done = self._handled.setdefault(event.seq, set())
-            for name, consumer in self.consumers.items():
-                if name in done:
-                    continue
-                try:
-                    await consumer.handle(event)
-                except Exception:
-                    log.exception("events.consumer_failed", consumer=name, seq=event.seq, ref=event.reference)
-                    return index
-                done.add(name)
-            del self._handled[event.seq]
-        return len(events)
+        limit = len(events)  # events[:limit] are handled by every consumer so far
+        for name, consumer in self.consumers.items():
+            todo = [e for e in events[:limit] if name not in self._handled.get(e.seq, ())]
+            handled = await handle_in_order(consumer, todo, name=name)
+            for event in todo[:handled]:
+                self._handled.setdefault(event.seq, set()).add(name)
+            if handled < len(todo):
+                failed = todo[handled].seq
+                limit = next(i for i, e in enumerate(events) if e.seq == failed)
+        for event in events[:limit]:
+            self._handled.pop(event.seq, None)
+        return limit
 
     async def run(self) -> None:
         """Nothing to consume: delivery happens in `publish`."""

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import structlog
+
+log = structlog.get_logger(__name__)
+
 
 @dataclass(frozen=True)
 class Event:
@@ -73,6 +77,41 @@ class Consumer(Protocol):
     """
 
     async def handle(self, event: Event) -> None: ...
+
+
+class BatchConsumer(Consumer, Protocol):
+    """A consumer that can take several events at once (one read and one write transaction for
+    all of them, say), so its cost per event falls as the load rises.
+
+    `handle_batch` has the same contract as `handle` for every event in it: returning means all
+    were handled; raising means none is counted, and the bus hands them over again one by one
+    (events already handled inside the failed batch are recognised by seq and skipped).
+    """
+
+    async def handle_batch(self, events: Sequence[Event]) -> None: ...
+
+
+async def handle_in_order(consumer: Consumer, events: Sequence[Event], *, name: str) -> int:
+    """Hand `events` to `consumer` (as one batch when it takes batches); how many, from the start, it handled.
+
+    A failed batch is retried event by event, so the count stops exactly at the event that fails.
+    """
+    if not events:
+        return 0
+    handle_batch = getattr(consumer, "handle_batch", None)
+    if handle_batch is not None and len(events) > 1:
+        try:
+            await handle_batch(events)
+            return len(events)
+        except Exception:
+            log.warning("events.batch_failed", consumer=name, first_seq=events[0].seq, count=len(events))
+    for index, event in enumerate(events):
+        try:
+            await consumer.handle(event)
+        except Exception:
+            log.exception("events.consumer_failed", consumer=name, seq=event.seq, ref=event.reference)
+            return index
+    return len(events)
 
 
 class EventBus(Protocol):

@@ -34,9 +34,12 @@ def _event(row: Any) -> Event:
     )
 
 
-def _pending(limit: int) -> Any:
+def _pending(limit: int, after: int | None = None) -> Any:
     o = outbox.c
-    return select(outbox).where(o.dispatched_at.is_(None)).order_by(o.seq).limit(limit)
+    query = select(outbox).where(o.dispatched_at.is_(None))
+    if after is not None:
+        query = query.where(o.seq > after)
+    return query.order_by(o.seq).limit(limit)
 
 
 class OutboxClaim:
@@ -48,23 +51,22 @@ class OutboxClaim:
         self._conn = conn
         self._trans = trans
 
+    @property
+    def holds_locks(self) -> bool:
+        """True for a PostgreSQL claim: its row locks are what keeps other relays off the batch."""
+        return self._conn is not None
+
     def mark(self, seqs: Sequence[int]) -> None:
         """Set `dispatched_at` on these rows (and end the claim)."""
         if not seqs:
             self.release()
             return
-        stmt = (
-            update(outbox)
-            .where(outbox.c.seq.in_(list(seqs)), outbox.c.dispatched_at.is_(None))
-            .values(dispatched_at=utcnow())
-        )
         if self._conn is not None and self._trans is not None:
-            self._conn.execute(stmt)
+            self._conn.execute(_mark(seqs))
             self._trans.commit()
             self.release()
             return
-        with self.store.writer() as uow:
-            uow.conn.execute(stmt)
+        mark_dispatched(self.store, seqs)
 
     def release(self) -> None:
         """Give the batch back unmarked (rolls back a PostgreSQL claim). Safe to call twice."""
@@ -75,11 +77,28 @@ class OutboxClaim:
         self._conn = self._trans = None
 
 
-def claim(store: Store, limit: int) -> OutboxClaim:
-    """The oldest undispatched rows (at most `limit`), held for this relay."""
+def _mark(seqs: Sequence[int]) -> Any:
+    o = outbox.c
+    return update(outbox).where(o.seq.in_(list(seqs)), o.dispatched_at.is_(None)).values(dispatched_at=utcnow())
+
+
+def mark_dispatched(store: Store, seqs: Sequence[int]) -> None:
+    """Mark rows dispatched in a transaction of their own (SQLite: the claim holds no locks)."""
+    if seqs:
+        with store.writer() as uow:
+            uow.conn.execute(_mark(seqs))
+
+
+def claim(store: Store, limit: int, *, after: int | None = None) -> OutboxClaim:
+    """The oldest undispatched rows (at most `limit`), held for this relay.
+
+    `after` (SQLite only) skips rows up to that seq: published rows whose mark is still being
+    written. SQLite commits one writer at a time, so seq order is commit order and no row can
+    appear later below a seq already seen.
+    """
     if is_sqlite(store.engine):
         with store.reader() as uow:
-            events = [_event(r) for r in uow.conn.execute(_pending(limit))]
+            events = [_event(r) for r in uow.conn.execute(_pending(limit, after))]
         return OutboxClaim(store, events, None, None)
     conn = store.engine.connect()
     try:

@@ -111,6 +111,24 @@ class RedisStreamBus:
         await self.redis.xack(self.stream, group, msg_id)
         return True
 
+    async def _handle_many(self, group: str, messages: Sequence[tuple[Any, Any]]) -> int:
+        """A batch-taking consumer gets all messages in one call and one XACK; otherwise (or if the
+        batch fails) each message is handled and acked on its own."""
+        live = [(msg_id, fields) for msg_id, fields in messages if fields]
+        if len(live) > 1 and getattr(self.consumers[group], "handle_batch", None) is not None:
+            events = [Event.from_fields(fields) for _, fields in live]
+            try:
+                await self.consumers[group].handle_batch(events)  # type: ignore[attr-defined]
+            except Exception:
+                log.warning("events.batch_failed", consumer=group, first_seq=events[0].seq, count=len(events))
+            else:
+                await self.redis.xack(self.stream, group, *[msg_id for msg_id, _ in messages])
+                return len(messages)
+        handled = 0
+        for msg_id, fields in messages:
+            handled += await self._handle(group, msg_id, fields)
+        return handled
+
     async def read(self, group: str, *, new: bool = True, block_ms: int | None = None) -> int:
         """One XREADGROUP: new messages (`>`), or this consumer's own pending ones; the number handled."""
         await self.ensure_group(group)
@@ -123,8 +141,7 @@ class RedisStreamBus:
         )
         handled = 0
         for _stream, messages in response or []:
-            for msg_id, fields in messages:
-                handled += await self._handle(group, msg_id, fields)
+            handled += await self._handle_many(group, messages)
         return handled
 
     async def reclaim(self, group: str) -> int:
@@ -137,8 +154,7 @@ class RedisStreamBus:
                 self.stream, group, self.consumer_id, self.claim_idle_ms, start_id=start, count=self.batch
             )
             next_id, messages = _text(response[0]), response[1]
-            for msg_id, fields in messages:
-                handled += await self._handle(group, msg_id, fields)
+            handled += await self._handle_many(group, messages)
             if next_id == "0-0":
                 return handled
             start = next_id

@@ -1,6 +1,11 @@
 """Moves committed writes from the outbox onto the bus, in seq order, marking each row only after
 the bus has it. The outbox is the source of truth: `store.on_commit` only wakes the relay early,
 and a timer poll finds what other processes (or a crashed run) left behind.
+
+On SQLite the running relay does not wait for a batch's mark before claiming the next batch: marks
+are written in the background (all that queued up, in one transaction) while the next batch is
+claimed above the last seq published. A mark that fails sends the relay back to the outbox's first undispatched row, so
+the worst case is a repeat, which consumers recognise by seq.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from dataclasses import dataclass
 import structlog
 
 from gateway.events.model import EventBus, check_cancelled
-from gateway.events.outbox import claim
+from gateway.events.outbox import claim, mark_dispatched
+from gateway.events.threads import in_thread
 from gateway.store.api import Store, StoredResource
 
 log = structlog.get_logger(__name__)
@@ -50,6 +56,9 @@ class OutboxRelay:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._halt = asyncio.Event()  # set by stop(); a plain Event binds to no loop until awaited
+        self._after: int | None = None  # SQLite: last seq published whose mark may be in flight
+        self._unmarked: list[int] = []  # published, mark not yet written
+        self._marking: asyncio.Task[None] | None = None
         store.on_commit(self._on_commit)
 
     def _on_commit(self, written: list[StoredResource]) -> None:
@@ -60,9 +69,13 @@ class OutboxRelay:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(wake.set)
 
-    async def dispatch_once(self) -> RelayResult:
-        """Claim one batch, publish it, mark what the bus took. Raises if the database fails."""
-        claiming = asyncio.ensure_future(asyncio.to_thread(claim, self.store, self.batch_size))
+    async def dispatch_once(self, *, mark_later: bool = False) -> RelayResult:
+        """Claim one batch, publish it, mark what the bus took. Raises if the database fails.
+
+        With `mark_later` (the running relay) a SQLite batch is marked in the background.
+        """
+        after = self._after if mark_later else None
+        claiming = asyncio.ensure_future(in_thread(claim, self.store, self.batch_size, after=after))
         try:
             held = await asyncio.shield(claiming)
         except asyncio.CancelledError:
@@ -77,10 +90,36 @@ class OutboxRelay:
             except Exception:
                 log.exception("events.publish_failed", first_seq=held.events[0].seq, count=len(held.events))
                 done = 0
-            await asyncio.to_thread(held.mark, [e.seq for e in held.events[:done]])
+            seqs = [e.seq for e in held.events[:done]]
+            if mark_later and not held.holds_locks:
+                if seqs:
+                    self._after = seqs[-1]
+                    self._mark_later(seqs)
+            else:
+                await in_thread(held.mark, seqs)
             return RelayResult(len(held.events), done)
         finally:
-            await asyncio.to_thread(held.release)
+            await in_thread(held.release)
+
+    def _mark_later(self, seqs: list[int]) -> None:
+        """Queue the marks; one background task writes all that queued up, in one transaction."""
+        self._unmarked.extend(seqs)
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.ensure_future(self._write_marks())
+
+    async def _write_marks(self) -> None:
+        while self._unmarked:
+            seqs, self._unmarked = self._unmarked, []
+            try:
+                await in_thread(mark_dispatched, self.store, seqs)
+            except Exception:
+                log.exception("events.mark_failed", first_seq=seqs[0], count=len(seqs))
+                self._after = None  # claim from the first undispatched row again
+
+    async def settle(self) -> None:
+        """Wait until every queued mark is written."""
+        while self._marking is not None and not self._marking.done():
+            await asyncio.shield(self._marking)
 
     async def drain(self) -> int:
         """Dispatch until nothing is pending or a publish fails; the number dispatched."""
@@ -110,7 +149,7 @@ class OutboxRelay:
                 check_cancelled()
                 wake.clear()  # a commit during the claim below sets it again
                 try:
-                    result = await self.dispatch_once()
+                    result = await self.dispatch_once(mark_later=True)
                 except Exception:
                     log.exception("events.relay_failed")
                     result = RelayResult(1, 0)
@@ -125,5 +164,7 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self.poll_interval)
         finally:
+            await asyncio.shield(self.settle())
+            self._after = None
             self._loop = self._wake = None
             self._halt.clear()

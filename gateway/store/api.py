@@ -20,7 +20,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Insert, Select, Table, bindparam, delete, false, func, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from gateway.fhir.errors import conflict, gone, not_found, precondition_failed
@@ -132,12 +146,6 @@ def _get_version() -> Select[Any]:
 
 
 @functools.cache
-def _fetch_current() -> Select[Any]:
-    refs = tuple_(resource.c.res_type, resource.c.res_id).in_(bindparam("refs", expanding=True))
-    return select(resource).where(refs, resource.c.deleted == false())
-
-
-@functools.cache
 def _ids_by_token(with_system: bool) -> Select[tuple[str]]:
     t = sp_token.c
     r = resource.c
@@ -147,6 +155,17 @@ def _ids_by_token(with_system: bool) -> Select[tuple[str]]:
     return select(r.res_id).where(
         r.res_type == bindparam("rtype"), r.deleted == false(), r.res_id.in_(select(t.res_id).where(*conds))
     )
+
+
+def refs_in(table: Table, refs: Iterable[tuple[str, str]]) -> Any:
+    """`(res_type, res_id) IN refs` that SQLite answers from the primary key: grouped by type.
+
+    A row-value IN list makes SQLite scan the whole key index (every stored resource) per query.
+    """
+    by_type: dict[str, list[str]] = {}
+    for rtype, rid in refs:
+        by_type.setdefault(rtype, []).append(rid)
+    return or_(false(), *(and_(table.c.res_type == t, table.c.res_id.in_(ids)) for t, ids in by_type.items()))
 
 
 class Store:
@@ -295,7 +314,7 @@ class UnitOfWork:
         found: dict[tuple[str, str], StoredResource] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rows = self.conn.execute(_fetch_current(), {"refs": chunk})
+            rows = self.conn.execute(select(resource).where(refs_in(resource, chunk), resource.c.deleted == false()))
             for row in rows:
                 found[(row.res_type, row.res_id)] = _row_to_stored(row)
         return [found[r] for r in wanted if r in found]

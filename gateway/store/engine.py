@@ -7,16 +7,27 @@ lock instead of failing half-way with "database is locked".
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+SQLITE_MAX_OVERFLOW = 100
+
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        pool: dict[str, Any] = {}
+        if parsed.database not in (None, "", ":memory:"):
+            # A writer waiting for the database lock holds its connection meanwhile; with the default
+            # 5 + 10 connections those waiters left WAL readers (the event loop's token checks, the
+            # alert pipeline) queueing for a connection. A file connection is cheap: allow plenty.
+            pool = {"pool_size": pool_size, "max_overflow": SQLITE_MAX_OVERFLOW}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
@@ -38,7 +49,38 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        if mode == "IMMEDIATE" and URGENT_WRITES.get():
+            _begin_urgently(conn.connection.dbapi_connection)
+            return
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+URGENT_WRITES: ContextVar[bool] = ContextVar("sqlite_urgent_writes", default=False)
+"""Set where a write transaction is on a latency path (the event relay and alert delivery do).
+
+SQLite's busy handler waits for the write lock in sleeps that grow to 100 ms, so under a flood of
+ingest writers a waiter can lose the lock over and over for seconds. An urgent writer instead asks
+again every `_URGENT_POLL` seconds: its (few, batched) transactions get the lock as soon as it is
+free. Nothing else changes: the same BEGIN IMMEDIATE, the same durability.
+"""
+_URGENT_POLL = 0.0005
+_URGENT_TIMEOUT = 30.0  # as the busy timeout
+
+
+def _begin_urgently(dbapi_conn: Any) -> None:
+    dbapi_conn.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + _URGENT_TIMEOUT
+        while True:
+            try:
+                dbapi_conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(_URGENT_POLL)
+    finally:
+        dbapi_conn.execute("PRAGMA busy_timeout=30000")
 
 
 def is_sqlite(engine: Engine) -> bool:

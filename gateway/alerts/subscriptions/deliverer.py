@@ -20,7 +20,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -31,11 +31,14 @@ from gateway.alerts.subscriptions.records import EventFocus, EventRecord, Subscr
 from gateway.alerts.subscriptions.repository import SubscriptionStateRepository
 from gateway.alerts.subscriptions.retry import RetryPolicy, backoff_delay
 from gateway.alerts.subscriptions.spec import SubscriptionSpec
+from gateway.events.threads import in_thread
 from gateway.types import JSON
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+PAYLOADS_KEPT = 1_000
+"""Payloads kept in memory per subscription for delivery (beyond that they are read from the store)."""
 ResourceResolver = Callable[[EventRecord], Awaitable[JSON | None]]
 """Loads an event's focus (as the subscriber may see it) for full-resource catch-up; None if gone."""
 
@@ -69,12 +72,30 @@ class Deliverer:
         self._sleep = sleep
         self._rand = rand
         self._locks: dict[str, asyncio.Lock] = {}
+        self._payloads: dict[str, dict[int, EventFocus]] = {}  # sub id -> number -> focus, until delivered
+        self._unmarked: dict[str, set[int]] = {}  # sub id -> delivered, mark not yet written
+        self._marks: list[tuple[str, list[int]]] = []
+        self._marker: asyncio.Task[None] | None = None
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await in_thread(fn, *args, **kwargs)
 
     def _lock(self, sub_id: str) -> asyncio.Lock:
         return self._locks.setdefault(sub_id, asyncio.Lock())
+
+    def remember(self, spec: SubscriptionSpec, number: int, focus: EventFocus) -> None:
+        """Keep the focus as the publisher saw it (the version the event names) for the flush that
+        delivers event `number`, so delivery needs no store read.
+
+        Bounded per subscription; an event whose payload was dropped (or that a restart forgot) is
+        loaded through `resolve` as before.
+        """
+        if spec.content != "full-resource" or focus.resource is None:
+            return
+        kept = self._payloads.setdefault(spec.id, {})
+        kept[number] = focus
+        while len(kept) > PAYLOADS_KEPT:
+            del kept[next(iter(kept))]
 
     async def register(self, spec: SubscriptionSpec) -> SubscriptionState:
         """Create or refresh the status row for a created/updated Subscription (no handshake)."""
@@ -166,12 +187,18 @@ class Deliverer:
                 return 0
             probe = state.status == "error"
             while True:
-                events = await self._db(self._repo.undelivered, spec.id, limit=spec.max_count or 1)
+                events = await self._db(
+                    self._repo.undelivered,
+                    spec.id,
+                    limit=spec.max_count or 1,
+                    exclude=sorted(self._unmarked.get(spec.id, ())),
+                )
                 if not events:
                     break
                 resources = await self._resources(spec, events)
+                numbers = [e.number for e in events]
                 bundle = notification_bundle(
-                    state,
+                    replace(state, events_since_start=max(state.events_since_start, *numbers)),
                     "event-notification",
                     fhir_base=self._base,
                     content=spec.content,
@@ -179,22 +206,63 @@ class Deliverer:
                     events=events,
                     resources=resources,
                 )
-                numbers = [e.number for e in events]
-                if not await self._send(spec, bundle, numbers, attempts=1 if probe else self._policy.max_attempts):
+                attempts = 1 if probe else self._policy.max_attempts
+                if not await self._send(spec, bundle, numbers, attempts=attempts, mark_later=True):
                     break
+                kept = self._payloads.get(spec.id, {})
+                for number in numbers:
+                    kept.pop(number, None)
+                if probe:  # it got through: the mark brings the subscription back to `active`
+                    state = replace(state, status="active", error_count=0, last_error=None)
                 probe = False
                 delivered += len(events)
-                state = await self._db(self._repo.get, spec.id) or state
         return delivered
 
-    async def flush_pending(self, specs: Mapping[str, SubscriptionSpec]) -> dict[str, int]:
+    def _mark_later(self, sub_id: str, numbers: Sequence[int]) -> None:
+        """Queue a delivery's mark; one background task writes all queued marks in one transaction.
+
+        Until its mark is written a delivered event is held back from `flush` in this process, so
+        the next notification need not wait for the database. A mark that fails (or a crash before
+        it is written) leaves the event undelivered in the log: it goes out again, with the same
+        number, so receivers see a duplicate they can detect, never a gap.
+        """
+        self._unmarked.setdefault(sub_id, set()).update(numbers)
+        self._marks.append((sub_id, list(numbers)))
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.ensure_future(self._write_marks())
+
+    async def _write_marks(self) -> None:
+        while self._marks:
+            batch, self._marks = self._marks, []
+            try:
+                await self._db(self._repo.mark_delivered_many, batch, now=self._clock())
+            except Exception:
+                log.exception("subscription.mark_failed", deliveries=len(batch))
+            for sub_id, numbers in batch:
+                held = self._unmarked.get(sub_id)
+                if held is not None:
+                    held.difference_update(numbers)
+                    if not held:
+                        del self._unmarked[sub_id]
+
+    async def settle(self) -> None:
+        """Wait until every queued delivery mark is written (shutdown, tests)."""
+        while self._marker is not None and not self._marker.done():
+            await asyncio.shield(self._marker)
+
+    async def flush_pending(
+        self, specs: Mapping[str, SubscriptionSpec], *, older_than: timedelta | None = None
+    ) -> dict[str, int]:
         """`flush` every subscription in `specs` that has undelivered events; run it on a schedule.
 
         This is the recovery path for subscriptions in `error` (one probe per call) and for events
         held while a handshake was in flight. Returns delivered counts by subscription id.
         """
-        pending = await self._db(self._repo.pending_subscriptions)
-        return {sub_id: await self.flush(specs[sub_id]) for sub_id in pending if sub_id in specs}
+        before = self._clock() - older_than if older_than is not None else None
+        pending = await self._db(self._repo.pending_subscriptions, created_before=before)
+        delivered = {sub_id: await self.flush(specs[sub_id]) for sub_id in pending if sub_id in specs}
+        await self.settle()  # the timer's round ends with its deliveries recorded
+        return delivered
 
     async def heartbeat(self, spec: SubscriptionSpec) -> bool:
         """Send one heartbeat (no retries: the next one is a period away). True when delivered."""
@@ -221,21 +289,33 @@ class Deliverer:
         return sent
 
     async def _resources(self, spec: SubscriptionSpec, events: Sequence[EventRecord]) -> dict[str, JSON]:
-        if spec.content != "full-resource" or self._resolve is None:
+        if spec.content != "full-resource":
             return {}
         found: dict[str, JSON] = {}
+        kept = self._payloads.get(spec.id, {})
         for event in events:
-            resource = await self._resolve(event)
+            focus = kept.get(event.number)
+            resource = focus.resource if focus is not None else None
+            if resource is None and self._resolve is not None:
+                resource = await self._resolve(event)
             if resource is not None:
                 found[event.focus_reference] = resource
         return found
 
     async def _send(
-        self, spec: SubscriptionSpec, bundle: JSON, numbers: Sequence[int], *, attempts: int, escalate: bool = True
+        self,
+        spec: SubscriptionSpec,
+        bundle: JSON,
+        numbers: Sequence[int],
+        *,
+        attempts: int,
+        escalate: bool = True,
+        mark_later: bool = False,
     ) -> bool:
         """Try up to `attempts` times with backoff; record the outcome. True when delivered.
 
         With `escalate`, reaching the error threshold sets the subscription to `error` and stops.
+        With `mark_later`, a delivery's mark is queued (`_mark_later`) rather than awaited.
         """
         channel = self._channels.get(spec.channel_type)
         if channel is None:
@@ -264,6 +344,9 @@ class Deliverer:
                 if attempt < attempts:
                     await self._sleep(backoff_delay(attempt, self._policy, self._rand()))
                 continue
-            await self._db(self._repo.mark_delivered, spec.id, numbers, now=self._clock())
+            if mark_later and numbers:
+                self._mark_later(spec.id, numbers)
+            else:
+                await self._db(self._repo.mark_delivered, spec.id, numbers, now=self._clock())
             return True
         return False

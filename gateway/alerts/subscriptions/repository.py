@@ -153,16 +153,9 @@ class SubscriptionStateRepository:
         """
         with self._write(conn) as c:
             if once_per_version and focus.version is not None:
-                known = c.execute(
-                    select(ev.c.event_number).where(
-                        ev.c.sub_id == sub_id,
-                        ev.c.focus_type == focus.res_type,
-                        ev.c.focus_id == focus.res_id,
-                        ev.c.focus_version == focus.version,
-                    )
-                ).first()
+                known = _known_number(c, sub_id, focus)
                 if known is not None:
-                    return int(known.event_number)
+                    return known
             bumped = c.execute(
                 update(st)
                 .where(st.c.sub_id == sub_id)
@@ -188,6 +181,66 @@ class SubscriptionStateRepository:
             )
             return number
 
+    def record_events(
+        self, items: Sequence[tuple[str, str, EventFocus, int | None]], *, now: datetime
+    ) -> list[tuple[int, bool] | None]:
+        """Number and log several events in ONE transaction, each once per focus version.
+
+        `items` are (subscription id, topic, focus, heartbeat period); a subscription not yet
+        registered is registered `requested` (as `register` would). Per item: (number, whether it
+        is new), or None for a subscription that is `off`. All or nothing: numbers stay gap-free.
+        The status rows are locked in id order first, so two processes' batches never deadlock.
+        """
+        for attempt in range(2):  # a concurrent first registration loses the race once
+            try:
+                with self._write() as conn:
+                    statuses = self._lock_all(conn, items, now=now)
+                    return [
+                        None if statuses[sub_id] == "off" else self._record_one(conn, sub_id, topic, focus, now=now)
+                        for sub_id, topic, focus, _ in items
+                    ]
+            except IntegrityError:
+                if attempt:
+                    raise
+        return []  # pragma: no cover
+
+    @staticmethod
+    def _lock_all(
+        conn: Connection, items: Sequence[tuple[str, str, EventFocus, int | None]], *, now: datetime
+    ) -> dict[str, str]:
+        """Lock (or create, `requested`) each subscription's status row, in id order; their statuses."""
+        first = {sub_id: (topic, period) for sub_id, topic, _, period in reversed(items)}
+        statuses: dict[str, str] = {}
+        for sub_id in sorted(first):
+            row = _locked(conn, sub_id)
+            if row is not None:
+                statuses[sub_id] = row.status
+                continue
+            topic, period = first[sub_id]
+            conn.execute(
+                insert(st).values(
+                    sub_id=sub_id,
+                    topic=topic,
+                    status="requested",
+                    events_since_start=0,
+                    last_delivered_event=0,
+                    error_count=0,
+                    heartbeat_period=period,
+                    updated_at=now,
+                )
+            )
+            statuses[sub_id] = "requested"
+        return statuses
+
+    def _record_one(
+        self, conn: Connection, sub_id: str, topic: str, focus: EventFocus, *, now: datetime
+    ) -> tuple[int, bool]:
+        if focus.version is not None:
+            known = _known_number(conn, sub_id, focus)
+            if known is not None:
+                return known, False
+        return self.record_event(sub_id, focus, topic=topic, now=now, conn=conn), True
+
     def events(
         self, sub_id: str, since: int | None = None, until: int | None = None, *, limit: int | None = None
     ) -> list[EventRecord]:
@@ -203,17 +256,22 @@ class SubscriptionStateRepository:
         with self._engine.connect() as conn:
             return [_event(r) for r in conn.execute(query)]
 
-    def undelivered(self, sub_id: str, *, limit: int | None = None) -> list[EventRecord]:
-        """Events not yet delivered, oldest first."""
+    def undelivered(self, sub_id: str, *, limit: int | None = None, exclude: Iterable[int] = ()) -> list[EventRecord]:
+        """Events not yet delivered (less `exclude`: delivered, mark not yet written), oldest first."""
         query = select(ev).where(ev.c.sub_id == sub_id, ev.c.delivered_at.is_(None)).order_by(ev.c.event_number)
+        skip = list(exclude)
+        if skip:
+            query = query.where(ev.c.event_number.not_in(skip))
         if limit is not None:
             query = query.limit(limit)
         with self._engine.connect() as conn:
             return [_event(r) for r in conn.execute(query)]
 
-    def pending_subscriptions(self) -> list[str]:
-        """Ids of subscriptions with at least one undelivered event."""
+    def pending_subscriptions(self, *, created_before: datetime | None = None) -> list[str]:
+        """Ids of subscriptions with at least one undelivered event (logged before `created_before`)."""
         query = select(ev.c.sub_id).where(ev.c.delivered_at.is_(None)).distinct().order_by(ev.c.sub_id)
+        if created_before is not None:
+            query = query.where(ev.c.created_at < created_before)
         with self._engine.connect() as conn:
             return [r.sub_id for r in conn.execute(query)]
 
@@ -224,27 +282,18 @@ class SubscriptionStateRepository:
         heartbeat out by one period (any notification proves the channel is alive).
         """
         with self._write() as conn:
-            row = _locked(conn, sub_id)
-            if row is None:
-                raise not_found(f"Subscription/{sub_id}")
-            if numbers:
-                conn.execute(
-                    update(ev)
-                    .where(ev.c.sub_id == sub_id, ev.c.event_number.in_(list(numbers)), ev.c.delivered_at.is_(None))
-                    .values(delivered_at=now, attempts=ev.c.attempts + 1)
-                )
-            values: dict[str, Any] = {
-                "last_delivered_event": max([int(row.last_delivered_event), *numbers]),
-                "error_count": 0,
-                "last_error": None,
-                "updated_at": now,
-            }
-            if row.status == "error":
-                values["status"] = "active"
-            if row.status in ("active", "error"):
-                values["next_heartbeat"] = _next_beat(row.heartbeat_period, now)
-            conn.execute(update(st).where(st.c.sub_id == sub_id).values(**values))
-            return _require(conn, sub_id)
+            return _mark_delivered_in(conn, sub_id, numbers, now)
+
+    def mark_delivered_many(self, deliveries: Sequence[tuple[str, Sequence[int]]], *, now: datetime) -> None:
+        """`mark_delivered` for several deliveries in ONE transaction (a subscription deleted
+        meanwhile is skipped: its log is gone with it)."""
+        merged: dict[str, list[int]] = {}
+        for sub_id, numbers in deliveries:
+            merged.setdefault(sub_id, []).extend(numbers)
+        with self._write() as conn:
+            for sub_id in sorted(merged):  # id order, as `record_events` locks: no deadlock between them
+                if _locked(conn, sub_id) is not None:
+                    _mark_delivered_in(conn, sub_id, merged[sub_id], now)
 
     def mark_failed(self, sub_id: str, numbers: Sequence[int], error: str, *, now: datetime) -> SubscriptionState:
         """Record a failed attempt; the events stay undelivered. Returns the new state (error count)."""
@@ -303,6 +352,43 @@ def _check_status(status: str) -> None:
 def _locked(conn: Connection, sub_id: str) -> Row[Any] | None:
     # FOR UPDATE on PostgreSQL; SQLite is already serialised by BEGIN IMMEDIATE (and ignores it).
     return conn.execute(select(st).where(st.c.sub_id == sub_id).with_for_update()).first()
+
+
+def _mark_delivered_in(conn: Connection, sub_id: str, numbers: Sequence[int], now: datetime) -> SubscriptionState:
+    row = _locked(conn, sub_id)
+    if row is None:
+        raise not_found(f"Subscription/{sub_id}")
+    if numbers:
+        conn.execute(
+            update(ev)
+            .where(ev.c.sub_id == sub_id, ev.c.event_number.in_(list(numbers)), ev.c.delivered_at.is_(None))
+            .values(delivered_at=now, attempts=ev.c.attempts + 1)
+        )
+    values: dict[str, Any] = {
+        "last_delivered_event": max([int(row.last_delivered_event), *numbers]),
+        "error_count": 0,
+        "last_error": None,
+        "updated_at": now,
+    }
+    if row.status == "error":
+        values["status"] = "active"
+    if row.status in ("active", "error"):
+        values["next_heartbeat"] = _next_beat(row.heartbeat_period, now)
+    conn.execute(update(st).where(st.c.sub_id == sub_id).values(**values))
+    return _require(conn, sub_id)
+
+
+def _known_number(conn: Connection, sub_id: str, focus: EventFocus) -> int | None:
+    """The number this focus version already has in the subscription's log, if any."""
+    row = conn.execute(
+        select(ev.c.event_number).where(
+            ev.c.sub_id == sub_id,
+            ev.c.focus_type == focus.res_type,
+            ev.c.focus_id == focus.res_id,
+            ev.c.focus_version == focus.version,
+        )
+    ).first()
+    return int(row.event_number) if row is not None else None
 
 
 def _require(conn: Connection, sub_id: str) -> SubscriptionState:

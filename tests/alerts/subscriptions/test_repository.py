@@ -158,3 +158,57 @@ def test_a_redelivered_focus_version_keeps_its_number(repo: SubscriptionStateRep
     assert (first, again, repo.record_event("s1", newer, now=NOW, once_per_version=True)) == (1, 1, 2)
     state = repo.get("s1")
     assert state is not None and state.events_since_start == 2
+
+
+def test_record_events_numbers_a_batch_in_one_go_and_once_per_focus_version(repo: SubscriptionStateRepository) -> None:
+    repo.register("s1", TOPIC_PRESENTED, now=NOW)
+    repo.register("off", TOPIC_PRESENTED, now=NOW, status="off")
+    second = EventFocus("Communication", "c2", version=1)
+    got = repo.record_events(
+        [
+            ("s1", TOPIC_PRESENTED, FOCUS, None),
+            ("s1", TOPIC_PRESENTED, second, None),
+            ("new", TOPIC_PRESENTED, FOCUS, 60),  # not registered yet: registered `requested`
+            ("off", TOPIC_PRESENTED, FOCUS, None),  # the client turned it off: nothing numbered
+        ],
+        now=NOW,
+    )
+    assert got == [(1, True), (2, True), (1, True), None]
+    new = repo.get("new")
+    assert new is not None and new.status == "requested" and new.heartbeat_period == 60
+
+    # the same focus versions again (a redelivered bus batch): same numbers, no gap, nothing new
+    again = repo.record_events([("s1", TOPIC_PRESENTED, second, None), ("s1", TOPIC_PRESENTED, FOCUS, None)], now=NOW)
+    assert again == [(2, False), (1, False)]
+    assert repo.record_events(
+        [("s1", TOPIC_PRESENTED, EventFocus("Communication", "c1", version=2), None)], now=NOW
+    ) == [(3, True)]
+    assert [e.number for e in repo.events("s1")] == [1, 2, 3]
+
+
+def test_batches_over_the_same_subscriptions_in_opposite_orders_never_deadlock(pg_url: str) -> None:
+    """Two gateway processes number and mark batches that name the same subscriptions in opposite
+    orders; PostgreSQL once found deadlocks there (rows locked in batch order). Locked in id order,
+    every batch goes through and the numbers stay gap-free."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    try:
+        repo = SubscriptionStateRepository(engine)
+        subs = [f"s{i}" for i in range(6)]
+        for sub in subs:
+            repo.register(sub, TOPIC_PRESENTED, now=NOW)
+
+        def batch(n: int) -> None:
+            order = subs if n % 2 else list(reversed(subs))
+            focus = EventFocus("Communication", f"c{n}", version=1)
+            got = repo.record_events([(s, TOPIC_PRESENTED, focus, None) for s in order], now=NOW)
+            numbers = [[g[0]] for g in got if g is not None]
+            repo.mark_delivered_many(list(zip(order, numbers, strict=True)), now=NOW)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(batch, range(40)))
+        for sub in subs:
+            assert [e.number for e in repo.events(sub)] == list(range(1, 41))
+            assert repo.undelivered(sub) == []
+    finally:
+        engine.dispose()

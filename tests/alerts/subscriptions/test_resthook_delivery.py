@@ -220,3 +220,68 @@ async def test_heartbeats_on_schedule(
     assert await deliverer.send_due_heartbeats(specs) == [spec.id]
     assert await deliverer.send_due_heartbeats(specs) == []  # rescheduled a period on
     assert [kind(b) for _, b in receiver.hooks["beat"].received] == ["handshake", "heartbeat"]
+
+
+async def test_flush_sends_the_remembered_payload_without_reading_the_store(
+    topics: dict[str, Topic], receiver: Receiver, repo: SubscriptionStateRepository, http: httpx.AsyncClient
+) -> None:
+    """What the publisher saw (the version the event names) is what goes out; `resolve` is only
+    the fall-back for events whose payload this process does not hold (e.g. after a restart)."""
+    resolved: list[str] = []
+
+    async def resolve(event: Any) -> dict[str, Any]:
+        resolved.append(event.focus_reference)
+        return {"resourceType": "Communication", "id": event.focus_id, "status": "from-the-store"}
+
+    deliverer = Deliverer(repo, {"rest-hook": RestHookChannel(http)}, fhir_base=BASE, resolve=resolve)
+    spec = spec_for(topics, receiver.add("remembered"))
+    await deliverer.activate(spec)
+    remembered = EventFocus("Communication", "c1", 1, "create", resource=ALERT)
+    [(first, _)] = repo.record_events([(spec.id, spec.topic, remembered, None)], now=datetime(2025, 3, 1))
+    deliverer.remember(spec, first, remembered)
+    [(second, _)] = repo.record_events(
+        [(spec.id, spec.topic, EventFocus("Communication", "c2", 1, "create"), None)], now=datetime(2025, 3, 1)
+    )
+
+    assert await deliverer.flush(spec) == 2
+    bodies = [body for _, body in receiver.hooks["remembered"].received if kind(body) == "event-notification"]
+    assert [numbers(b) for b in bodies] == [[first], [second]]
+    assert bodies[0]["entry"][1]["resource"] == ALERT
+    assert bodies[1]["entry"][1]["resource"]["status"] == "from-the-store"
+    assert resolved == ["Communication/c2"]
+
+
+async def test_flush_marks_deliveries_in_the_background_and_never_sends_one_twice_meanwhile(
+    topics: dict[str, Topic], receiver: Receiver, deliverer: Deliverer, repo: SubscriptionStateRepository
+) -> None:
+    """A flush does not wait for each delivery's mark: marks are queued and written together. Until
+    written, the delivered events are held back from further flushes, so nothing goes out twice."""
+    spec = spec_for(topics, receiver.add("quick"), content="id-only")
+    await deliverer.activate(spec)
+    for n in range(1, 4):
+        repo.record_events(
+            [(spec.id, spec.topic, EventFocus("Communication", f"c{n}", 1), None)], now=datetime(2025, 3, 1)
+        )
+
+    assert await deliverer.flush(spec) == 3
+    assert await deliverer.flush(spec) == 0  # marks perhaps not written yet: still nothing re-sent
+    await deliverer.settle()
+    assert repo.undelivered(spec.id) == []
+    state = repo.get(spec.id)
+    assert state is not None and state.last_delivered_event == 3 and state.error_count == 0
+    sent = [numbers(b) for _, b in receiver.hooks["quick"].received if kind(b) == "event-notification"]
+    assert sent == [[1], [2], [3]]
+
+
+async def test_the_timer_leaves_fresh_events_to_the_flush_that_numbered_them(
+    topics: dict[str, Topic], receiver: Receiver, deliverer: Deliverer, repo: SubscriptionStateRepository, clock: Clock
+) -> None:
+    """Another process may be delivering a fresh event (its mark not yet written): the recovery
+    timer only takes events left undelivered for `older_than`, so it does not send duplicates."""
+    spec = spec_for(topics, receiver.add("fresh"), content="id-only")
+    await deliverer.activate(spec)
+    repo.record_events([(spec.id, spec.topic, EventFocus("Communication", "c1", 1), None)], now=clock.now)
+
+    assert await deliverer.flush_pending({spec.id: spec}, older_than=timedelta(seconds=2)) == {}
+    clock.now += timedelta(seconds=3)
+    assert await deliverer.flush_pending({spec.id: spec}, older_than=timedelta(seconds=2)) == {spec.id: 1}

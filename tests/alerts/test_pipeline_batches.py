@@ -1,0 +1,109 @@
+"""The alert pipeline fed whole bus batches (`handle_batch`), as the relay and Redis bus now do.
+
+A batch holding the same visit twice, or a visit and its cancel, or arriving twice (redelivery),
+must come out exactly as event-by-event handling would: one alert per visit, a cancel retracts,
+and event numbers without gaps or repeats.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from gateway.alerts.install import install
+from gateway.alerts.subscription_service import SubscriptionService
+from gateway.fhir.services import Services
+from gateway.store.schema import outbox
+from tests.alerts.test_pipeline import ALERTS, Event, Pump, Receiver, encounter, enrol, receiver, subscription
+
+__all__ = ["receiver"]  # the module-scoped webhook receiver fixture, shared with test_pipeline
+
+
+class BatchPump:
+    """Hands every committed write not yet handed over to each consumer as ONE batch per round."""
+
+    def __init__(self, services: Services, consumers: dict[str, Any]) -> None:
+        self.services = services
+        self.consumers = consumers
+        self.seq = 0
+
+    def pending(self) -> list[Event]:
+        with self.services.store.engine.connect() as conn:
+            rows = list(conn.execute(select(outbox).where(outbox.c.seq > self.seq).order_by(outbox.c.seq)))
+        return [Event(r.seq, r.res_type, r.res_id, r.version_id, r.method, r.created_at) for r in rows]
+
+    async def feed(self, events: list[Event]) -> None:
+        for name in ("subscriptions", "alerts"):
+            consumer = self.consumers[name]
+            if hasattr(consumer, "handle_batch"):
+                await consumer.handle_batch(events)
+            else:
+                for event in events:
+                    await consumer.handle(event)
+        service: SubscriptionService = self.consumers["subscriptions"]
+        await service.idle()
+
+    async def __call__(self) -> list[list[Event]]:
+        rounds = []
+        while events := self.pending():
+            await self.feed(events)
+            self.seq = events[-1].seq
+            rounds.append(events)
+        return rounds
+
+
+async def _ready(app: FastAPI, services: Services, client: httpx.AsyncClient, hook: str) -> BatchPump:
+    consumers = install(app, services)
+    await enrol(client)
+    assert (
+        await client.post("/Subscription", json=subscription(hook, "Communication?care-manager=Practitioner/cm"))
+    ).status_code == 201
+    await Pump(services, consumers)()  # enrolment and handshake, one by one
+    pump = BatchPump(services, consumers)
+    pump.seq = pump.pending()[-1].seq  # everything so far went through the one-by-one pump
+    return pump
+
+
+async def test_one_batch_with_a_visit_twice_alerts_once_and_a_redelivered_batch_changes_nothing(
+    app: FastAPI, services: Services, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    hook = receiver.url("batch-cm")
+    pump = await _ready(app, services, client, hook)
+
+    first = (await client.post("/Encounter", json=encounter("EMER"))).json()
+    first["status"] = "in-progress"
+    assert (await client.put(f"/Encounter/{first['id']}", json=first)).status_code == 200
+    other = encounter("EMER", identifier=[{"system": "https://hosp.example/visit", "value": "V2"}])
+    assert (await client.post("/Encounter", json=other)).status_code == 201
+    rounds = await pump()
+    assert len(rounds) >= 2  # the Encounters, then the alert resources they caused
+
+    alerts = (await client.get("/Communication", params={"category": ALERTS})).json()
+    assert alerts["total"] == 2  # one per visit, not one per Encounter version
+    numbers = [n for n, _ in receiver.events("batch-cm")]
+    assert numbers == [1, 2]
+
+    for events in rounds:  # at-least-once: the same batches again
+        await pump.feed(events)
+    assert (await client.get("/Communication", params={"category": ALERTS})).json()["total"] == 2
+    assert [n for n, _ in receiver.events("batch-cm")] == [1, 2]
+
+
+async def test_a_visit_and_its_cancel_in_one_batch_end_retracted(
+    app: FastAPI, services: Services, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    hook = receiver.url("batch-cancel")
+    pump = await _ready(app, services, client, hook)
+
+    visit = (await client.post("/Encounter", json=encounter("EMER"))).json()
+    visit["status"] = "entered-in-error"
+    assert (await client.put(f"/Encounter/{visit['id']}", json=visit)).status_code == 200
+    await pump()
+
+    alerts = (await client.get("/Communication", params={"category": ALERTS})).json()
+    assert [e["resource"]["status"] for e in alerts["entry"]] == ["entered-in-error"]
+    flags = (await client.get("/Flag", params={"patient": "Patient/hosp-1", "status": "active"})).json()
+    assert flags["total"] == 0
