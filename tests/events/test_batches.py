@@ -18,7 +18,6 @@ from redis.asyncio import Redis
 
 from gateway.events import Event, InProcessBus, OutboxRelay, RedisStreamBus, pending_count
 from gateway.fhir.services import Services
-from gateway.store.engine import is_sqlite
 from tests.events.support import Recorder, write_patients
 
 WHEN = datetime(2026, 1, 1)
@@ -72,10 +71,11 @@ async def test_a_failed_batch_is_retried_event_by_event_and_stops_at_the_failing
     assert consumer.seqs == sorted(consumer.seqs) and len(set(consumer.seqs)) == 4
 
 
+@pytest.mark.parametrize(
+    "database", ["sqlite"], indirect=True
+)  # background marks are SQLite's (PostgreSQL claims hold row locks until marked)
 async def test_running_relay_does_not_republish_while_a_mark_is_in_flight(services: Services) -> None:
     store = services.store
-    if not is_sqlite(store.engine):
-        pytest.skip("background marks are SQLite's (PostgreSQL claims hold row locks until marked)")
     write_patients(store, 3)
     consumer = Recorder()
     relay = OutboxRelay(store, InProcessBus({"c": consumer}))

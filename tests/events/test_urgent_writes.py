@@ -10,13 +10,12 @@ import pytest
 
 from gateway.events.threads import in_thread
 from gateway.fhir.services import Services
-from gateway.store.engine import URGENT_WRITES, is_sqlite
+from gateway.store.engine import URGENT_WRITES
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # the write-lock poll is SQLite's
 async def test_an_urgent_writer_waits_for_a_held_write_lock_then_commits(services: Services) -> None:
     store = services.store
-    if not is_sqlite(store.engine):
-        pytest.skip("the write-lock poll is SQLite's")
     holder = store.engine.raw_connection()
     holder.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
     started = threading.Event()
