@@ -23,6 +23,7 @@ from gateway import events
 from gateway.alerts import install as alerts_install
 from gateway.alerts import ward_list_push
 from gateway.alerts.break_glass import BreakGlassNotifier
+from gateway.audit.storage import store_audit_events
 from gateway.audit.writer import BatchingAuditWriter
 from gateway.auth import (
     ClientRepository,
@@ -111,12 +112,7 @@ def _secure(services: Services) -> None:
 
 
 def write_audit_events(store: Store, events: list[dict[str, Any]]) -> None:
-    with store.writer() as uow:
-        for event in events:
-            if event.get("id"):
-                uow.update(event)
-            else:
-                uow.create(event)
+    store_audit_events(store, events)
 
 
 def demo_credentials(services: Services) -> list[dict[str, Any]]:

@@ -240,7 +240,11 @@ class ClientRepository:
             bump_client_generation(conn)
 
     def is_active(self, client_id: str) -> bool:
+        """Asked on every authenticated request: one statement on its own, so on PostgreSQL it runs
+        in autocommit (no BEGIN/ROLLBACK round trips); it still sees every committed change."""
         with self._engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             disabled = conn.execute(
                 select(auth_client.c.disabled).where(auth_client.c.client_id == client_id)
             ).scalar_one_or_none()

@@ -22,6 +22,7 @@ from gateway.store.search.query import Criterion, Cursor, SearchPage, SearchQuer
 
 INNER_LIMIT = 1000  # chained/_has targets decided per criterion
 TOTAL_LIMIT = 10_000
+FIRST_FETCH = 200  # matches the first pass of a counted search fetches with the count
 _NOTHING = "__none__"
 
 
@@ -132,14 +133,25 @@ def _first_page_with_total(uow: UnitOfWork, repo: Repository, q: SearchQuery, qu
     Every match is decided unaudited (`count`), then the page alone is decided again as the
     search (audited, obligations met): the second pass costs little, the decisions are cached.
     """
-    counted = uow.search(replace(q, count=0, cursor=None, total="accurate")).total or 0
+    bare = replace(q, cursor=None, includes=(), revincludes=())
+    # One search counts and fetches the first `FIRST_FETCH` matches (the query is built once);
+    # the rest, when there are more, continue from its last key.
+    every = uow.search(replace(bare, count=max(q.count, FIRST_FETCH), total="accurate"))
+    counted = every.total or 0
     if counted > TOTAL_LIMIT:
         return None
     if counted == 0:
         return SearchPage([], 0, None, None, False, False)
-    every = uow.search(replace(q, count=counted, cursor=None, total="none", includes=(), revincludes=()))
-    seen = {id(r) for r in repo.visible(uow, every.rows, interaction="count", query=query_text)}
-    picked = [(r, k) for r, k in zip(every.rows, every.keys, strict=True) if id(r) in seen]
+    rows, keys, more = list(every.rows), list(every.keys), every.has_next
+    if more and every.last_key is not None:
+        rest = uow.search(
+            replace(bare, count=max(counted - len(rows), 1), cursor=Cursor(False, every.last_key), total="none")
+        )
+        rows += rest.rows
+        keys += rest.keys
+        more = rest.has_next
+    seen = {id(r) for r in repo.visible(uow, rows, interaction="count", query=query_text)}
+    picked = [(r, k) for r, k in zip(rows, keys, strict=True) if id(r) in seen]
     page = picked[: q.count]
     shown = {id(r) for r in repo.visible(uow, [r for r, _ in page], interaction="search", query=query_text)}
     page = [(r, k) for r, k in page if id(r) in shown]
@@ -149,7 +161,7 @@ def _first_page_with_total(uow: UnitOfWork, repo: Repository, q: SearchQuery, qu
         total=len(picked),
         first_key=keys[0] if keys else None,
         last_key=keys[-1] if keys else None,
-        has_next=len(picked) > q.count or every.has_next,
+        has_next=len(picked) > q.count or more,
         has_previous=False,
         keys=keys,
     )
