@@ -6,6 +6,11 @@ On SQLite the running relay does not wait for a batch's mark before claiming the
 are written in the background (all that queued up, in one transaction) while the next batch is
 claimed above the last seq published. A mark that fails sends the relay back to the outbox's first undispatched row, so
 the worst case is a repeat, which consumers recognise by seq.
+
+Background marks wait up to `mark_delay` (or until a batch's worth queued up) so that many batches
+share one mark transaction: a lone MLLP sender's messages each arrive as a batch of one, and one
+mark (an fsync, and a wait for the lock the intake holds) per message cost more than the message's
+own commit. The rows stay undispatched meanwhile, so a crash in that window only repeats them.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import structlog
 
 from gateway.events.model import EventBus, check_cancelled
 from gateway.events.outbox import claim, mark_dispatched
-from gateway.events.threads import in_thread
+from gateway.events.threads import in_thread, in_thread_unhurried
 from gateway.store.api import Store, StoredResource
 
 log = structlog.get_logger(__name__)
@@ -46,6 +51,7 @@ class OutboxRelay:
         poll_interval: float = 0.5,
         retry_base: float = 0.2,
         retry_max: float = 30.0,
+        mark_delay: float = 0.25,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -53,12 +59,15 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.retry_base = retry_base
         self.retry_max = retry_max
+        self.mark_delay = mark_delay
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._halt = asyncio.Event()  # set by stop(); a plain Event binds to no loop until awaited
         self._after: int | None = None  # SQLite: last seq published whose mark may be in flight
         self._unmarked: list[int] = []  # published, mark not yet written
         self._marking: asyncio.Task[None] | None = None
+        self._mark_now = asyncio.Event()  # cuts `mark_delay` short (a full batch queued, or settle())
+        self._settling = 0
         store.on_commit(self._on_commit)
 
     def _on_commit(self, written: list[StoredResource]) -> None:
@@ -99,27 +108,42 @@ class OutboxRelay:
                 await in_thread(held.mark, seqs)
             return RelayResult(len(held.events), done)
         finally:
-            await in_thread(held.release)
+            if held.holds_locks:  # a SQLite claim holds nothing: no thread hop to give it back
+                await in_thread(held.release)
 
     def _mark_later(self, seqs: list[int]) -> None:
         """Queue the marks; one background task writes all that queued up, in one transaction."""
         self._unmarked.extend(seqs)
+        if len(self._unmarked) >= self.batch_size:
+            self._mark_now.set()
         if self._marking is None or self._marking.done():
             self._marking = asyncio.ensure_future(self._write_marks())
 
     async def _write_marks(self) -> None:
         while self._unmarked:
+            if self.mark_delay > 0 and not self._mark_now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._mark_now.wait(), self.mark_delay)
+            if not self._settling:
+                self._mark_now.clear()
             seqs, self._unmarked = self._unmarked, []
             try:
-                await in_thread(mark_dispatched, self.store, seqs)
+                await in_thread_unhurried(mark_dispatched, self.store, seqs)
             except Exception:
                 log.exception("events.mark_failed", first_seq=seqs[0], count=len(seqs))
                 self._after = None  # claim from the first undispatched row again
 
     async def settle(self) -> None:
-        """Wait until every queued mark is written."""
-        while self._marking is not None and not self._marking.done():
-            await asyncio.shield(self._marking)
+        """Write every queued mark now, and wait until it is written."""
+        self._settling += 1
+        self._mark_now.set()
+        try:
+            while self._marking is not None and not self._marking.done():
+                await asyncio.shield(self._marking)
+        finally:
+            self._settling -= 1
+            if not self._settling:
+                self._mark_now.clear()
 
     async def drain(self) -> int:
         """Dispatch until nothing is pending or a publish fails; the number dispatched."""

@@ -35,3 +35,14 @@ async def in_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) ->
     context.run(URGENT_WRITES.set, True)
     call = functools.partial(context.run, fn, *args, **kwargs)
     return await loop.run_in_executor(_pool, call)
+
+
+async def in_thread_unhurried(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """`in_thread` for bookkeeping off the latency path (the relay's marks): its SQLite writes wait
+    for the lock in SQLite's own backoff. Polling every 0.5 ms for a mark's lock while the intake
+    committed cost more gateway CPU per message than the intake itself."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    context.run(URGENT_WRITES.set, False)
+    call = functools.partial(context.run, fn, *args, **kwargs)
+    return await loop.run_in_executor(_pool, call)

@@ -90,6 +90,34 @@ async def test_running_relay_does_not_republish_while_a_mark_is_in_flight(servic
     assert len(consumer.seqs) == 5 == len(set(consumer.seqs))
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # background marks are SQLite's
+async def test_background_marks_of_several_batches_wait_and_are_written_together(services: Services) -> None:
+    store = services.store
+    consumer = Recorder()
+    relay = OutboxRelay(store, InProcessBus({"c": consumer}), mark_delay=30.0)
+    for _ in range(3):  # a lone sender: one message, one batch of one
+        write_patients(store, 1)
+        assert (await relay.dispatch_once(mark_later=True)).dispatched == 1
+    assert pending_count(store) == 3  # published, marks still queued (a crash now only repeats them)
+    assert (await relay.dispatch_once(mark_later=True)).claimed == 0  # nor are they claimed again
+    await asyncio.wait_for(relay.settle(), 5)  # settle does not wait out the delay
+    assert pending_count(store) == 0
+    assert len(consumer.seqs) == 3 == len(set(consumer.seqs))
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_full_batch_of_marks_is_written_without_waiting_out_the_delay(services: Services) -> None:
+    store = services.store
+    write_patients(store, 2)
+    relay = OutboxRelay(store, InProcessBus({"c": Recorder()}), batch_size=2, mark_delay=30.0)
+    assert (await relay.dispatch_once(mark_later=True)).dispatched == 2
+    for _ in range(200):
+        if pending_count(store) == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert pending_count(store) == 0
+
+
 async def test_running_relay_marks_everything_it_published_before_it_stops(services: Services) -> None:
     store = services.store
     write_patients(store, 6)

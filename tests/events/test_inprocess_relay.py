@@ -101,7 +101,10 @@ async def test_running_relay_wakes_on_commit_and_polls_for_other_processes(servi
         await consumer.wait_for(2, timeout=3.0)  # far sooner than the 30 s poll: the commit hint woke it
 
         # A write by another process sends no hint here; only the poll finds it.
+        relay.stop()  # (the relay is already in its 30 s wait: restart it with a short poll)
+        await asyncio.wait_for(task, 5)
         relay.poll_interval = 0.05
+        task = asyncio.create_task(relay.run())
         await asyncio.sleep(0.1)
         other = Store(store.engine, fhir_base=store.fhir_base)
         await asyncio.to_thread(write_patients, other, 1)

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from gateway.events.threads import in_thread
+from gateway.events.threads import in_thread, in_thread_unhurried
 from gateway.fhir.services import Services
 from gateway.store.engine import URGENT_WRITES
 
@@ -37,3 +37,9 @@ async def test_an_urgent_writer_waits_for_a_held_write_lock_then_commits(service
     created = await task
     assert store.read("Patient", created).id == created
     assert not URGENT_WRITES.get()  # only inside the pool's calls
+
+
+async def test_bookkeeping_calls_on_the_pool_are_not_urgent() -> None:
+    # the relay's marks: polling for the lock while the intake commits cost more CPU than the message
+    assert await in_thread(URGENT_WRITES.get)
+    assert not await in_thread_unhurried(URGENT_WRITES.get)
