@@ -58,3 +58,25 @@ def parse_resource(body: bytes, rtype: str | None = None, rid: str | None = None
         if data["id"] != rid:
             raise invalid(f"id {data['id']!r} in the body does not match {rid!r} in the URL", [f"{body_type}.id"])
     return data
+
+
+async def operation_parameters(
+    request: Request, limit: int, *, operation: str, value_keys: tuple[str, ...]
+) -> list[tuple[str, str]]:
+    """An operation's query parameters, plus those of a POSTed `Parameters` body as strings.
+
+    `value_keys` are the `value[x]` types the operation takes; a parameter with none of them is
+    left out. Booleans are spelt as in a query string (`true`/`false`).
+    """
+    items = list(request.query_params.multi_items())
+    if request.method == "POST":
+        raw = await read_body(request, limit)
+        if raw.strip():
+            body = parse_json(raw)
+            if body.get("resourceType") != "Parameters":
+                raise invalid(f"{operation} accepts a Parameters resource as its body")
+            for p in body.get("parameter") or []:
+                value = next((p[k] for k in value_keys if k in p), None)
+                if isinstance(p.get("name"), str) and value is not None:
+                    items.append((p["name"], str(value).lower() if isinstance(value, bool) else str(value)))
+    return items

@@ -26,7 +26,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from gateway.audit.writer import AuditSink
 from gateway.fhir.access import ConsentGuard
-from gateway.fhir.body import parse_json, read_body
+from gateway.fhir.body import operation_parameters
 from gateway.fhir.errors import FhirError, forbidden, invalid, issue, not_found, outcome
 from gateway.fhir.export.files import ExportFiles
 from gateway.fhir.export.jobs import DONE, FAILED, ExportJob, ExportJobs
@@ -94,22 +94,6 @@ def _prefer_tokens(request: Request) -> set[str]:
     }
 
 
-async def _items(request: Request, services: Services) -> list[tuple[str, str]]:
-    """Query parameters, plus those of a POSTed Parameters body (its values as strings)."""
-    items = list(request.query_params.multi_items())
-    if request.method == "POST":
-        raw = await read_body(request, services.settings.max_body_bytes)
-        if raw.strip():
-            body = parse_json(raw)
-            if body.get("resourceType") != "Parameters":
-                raise invalid("$export accepts a Parameters resource as its body")
-            for p in body.get("parameter") or []:
-                value = next((p[k] for k in _VALUE_KEYS if k in p), None)
-                if isinstance(p.get("name"), str) and value is not None:
-                    items.append((p["name"], str(value).lower() if isinstance(value, bool) else str(value)))
-    return items
-
-
 async def kick_off(request: Request, level: str, group_id: str | None = None) -> Response:
     """Start an export for the caller. Raises FhirError 400 (parameters, no respond-async),
     403 (no readable type, break-glass) or 404 (Group missing or hidden)."""
@@ -120,7 +104,12 @@ async def kick_off(request: Request, level: str, group_id: str | None = None) ->
         raise invalid("a Bulk Data export needs the header Prefer: respond-async")
     if repo.access.is_break_glass:
         raise forbidden("break-glass access does not extend to bulk export")
-    params = parse_export_params(await _items(request, services), lenient="handling=lenient" in prefer)
+    params = parse_export_params(
+        await operation_parameters(
+            request, services.settings.max_body_bytes, operation="$export", value_keys=_VALUE_KEYS
+        ),
+        lenient="handling=lenient" in prefer,
+    )
     query = request.url.query
     request_url = services.settings.base_url.rstrip("/") + request.url.path + (f"?{query}" if query else "")
     request_id = structlog.contextvars.get_contextvars().get("request_id")

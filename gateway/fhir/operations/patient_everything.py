@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.fhir.body import parse_json, read_body
+from gateway.fhir.body import operation_parameters
 from gateway.fhir.bundles import searchset
 from gateway.fhir.errors import invalid
 from gateway.fhir.interactions.common import in_thread, repository
@@ -44,18 +44,9 @@ class EverythingRequest:
 
 async def request_items(request: Request, services: Services) -> list[tuple[str, str]]:
     """Query parameters, plus the Parameters body of a POST (its values as strings)."""
-    items = list(request.query_params.multi_items())
-    if request.method == "POST":
-        raw = await read_body(request, services.settings.max_body_bytes)
-        if raw.strip():
-            body = parse_json(raw)
-            if body.get("resourceType") != "Parameters":
-                raise invalid("$everything accepts a Parameters resource as its body")
-            for p in body.get("parameter") or []:
-                value = next((p[k] for k in _VALUE_KEYS if k in p), None)
-                if isinstance(p.get("name"), str) and value is not None:
-                    items.append((p["name"], str(value)))
-    return items
+    return await operation_parameters(
+        request, services.settings.max_body_bytes, operation="$everything", value_keys=_VALUE_KEYS
+    )
 
 
 def _int(name: str, text: str | None, default: int, maximum: int | None = None) -> int:
