@@ -7,7 +7,7 @@ records), the demo bundles and a few synthetic vital-sign Observations (no fixtu
 
 It times two implementations in the same process, interleaved round by round, on CPU time:
 - `interpreted`: the first session's writer (each parameter's paths walked by `paths.evaluate`,
-  every parameter of the type tried), kept here as the baseline;
+  every parameter of the type tried; `index.index_rows_by_evaluation`), the baseline;
 - `compiled`: `gateway.store.search.index.index_rows` as it is now.
 It first checks both give exactly the same rows for every resource (the test
 `tests/store/test_index_rows_oracle.py` checks the same).
@@ -50,8 +50,8 @@ from gateway.mappings.social_care import Accepted, map_row, read_csv, read_json 
 from gateway.mappings.source import SourceSystem  # noqa: E402
 from gateway.paths import FIXTURES_DIR  # noqa: E402
 from gateway.store.search.index import index_rows  # noqa: E402
+from gateway.store.search.index import index_rows_by_evaluation as interpreted_rows  # noqa: E402
 from gateway.store.search.kinds import IndexContext  # noqa: E402
-from gateway.store.search.paths import evaluate  # noqa: E402
 from gateway.store.search.registry import SearchRegistry, default_registry  # noqa: E402
 
 JSON = dict[str, Any]
@@ -65,24 +65,6 @@ _SOURCE = SourceSystem(
     base_url="https://gateway.example.org",
     organization="Organization/bench-source",
 )
-
-
-def interpreted_rows(resource: JSON, registry: SearchRegistry, ctx: IndexContext) -> Rows:
-    """The first session's `index_rows`, verbatim: the baseline and the tests' oracle."""
-    rtype, rid = resource["resourceType"], resource["id"]
-    rows: Rows = {}
-    for param in registry.indexed_params(rtype):
-        kind = param.kind
-        seen: set[tuple[Any, ...]] = set()
-        for value in evaluate(param.paths, resource):
-            for row in kind.extract(value, ctx):
-                key = tuple(sorted(row.items()))
-                if key in seen:
-                    continue
-                seen.add(key)
-                row.update(res_type=rtype, res_id=rid, param=param.code)
-                rows.setdefault(kind.table, []).append(row)
-    return rows
 
 
 def _observations() -> Iterator[JSON]:

@@ -24,8 +24,9 @@ from gateway.mappings.social_care import Accepted, map_row, read_csv, read_json
 from gateway.mappings.source import SourceSystem
 from gateway.paths import FIXTURES_DIR
 from gateway.store.search.index import index_rows
+from gateway.store.search.index import index_rows_by_evaluation as interpreted_rows
 from gateway.store.search.kinds import KINDS, IndexContext
-from gateway.store.search.paths import Step, evaluate
+from gateway.store.search.paths import Step
 from gateway.store.search.registry import SearchRegistry, default_registry
 
 JSON = dict[str, Any]
@@ -38,24 +39,6 @@ SOURCE = SourceSystem(
     base_url="https://gateway.example.org",
     organization="Organization/oracle-source",
 )
-
-
-def interpreted_rows(resource: JSON, registry: SearchRegistry, ctx: IndexContext) -> Rows:
-    """The first session's `index_rows`, verbatim (paths walked by `paths.evaluate`)."""
-    rtype, rid = resource["resourceType"], resource["id"]
-    rows: Rows = {}
-    for param in registry.indexed_params(rtype):
-        kind = param.kind
-        seen: set[tuple[Any, ...]] = set()
-        for value in evaluate(param.paths, resource):
-            for row in kind.extract(value, ctx):
-                key = tuple(sorted(row.items()))
-                if key in seen:
-                    continue
-                seen.add(key)
-                row.update(res_type=rtype, res_id=rid, param=param.code)
-                rows.setdefault(kind.table, []).append(row)
-    return rows
 
 
 def _mapped() -> Iterator[JSON]:

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Table
 
 from gateway.store.search.kinds import IndexContext
+from gateway.store.search.paths import evaluate
 from gateway.store.search.registry import SearchRegistry
 
 
@@ -50,4 +51,28 @@ def index_rows(
             rows[table] = found
         else:
             table_rows.extend(found)
+    return rows
+
+
+def index_rows_by_evaluation(
+    resource: dict[str, Any], registry: SearchRegistry, ctx: IndexContext
+) -> dict[Table, list[dict[str, Any]]]:
+    """The definition `index_rows` must equal: every parameter's paths walked by `paths.evaluate`.
+
+    Not used on the write path (about twice the CPU); kept as the oracle of
+    tests/store/test_index_rows_oracle.py and the baseline of `bench index-rows`.
+    """
+    rtype, rid = resource["resourceType"], resource["id"]
+    rows: dict[Table, list[dict[str, Any]]] = {}
+    for param in registry.indexed_params(rtype):
+        kind = param.kind
+        seen: set[tuple[Any, ...]] = set()
+        for value in evaluate(param.paths, resource):
+            for row in kind.extract(value, ctx):
+                key = tuple(sorted(row.items()))
+                if key in seen:
+                    continue
+                seen.add(key)
+                row.update(res_type=rtype, res_id=rid, param=param.code)
+                rows.setdefault(kind.table, []).append(row)
     return rows
