@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -21,8 +21,8 @@ import structlog
 
 from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
-from gateway.intake.base import SourceIntake
-from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key, find_receipt
+from gateway.intake.base import SourceIntake, naive_utc
+from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key
 from gateway.intake.writes import (
     AmbiguousMatch,
     PersonResolver,
@@ -51,10 +51,6 @@ KIND = "community"
 _IDS = uuid.UUID("6f1f4c2e-5d0a-4d38-9a55-0c7b3f1e2a10")  # namespace of ids derived from source + entry
 
 
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 def _retryable(exc: Exception) -> bool:
     return isinstance(exc, FhirError) and exc.status == 409
 
@@ -70,11 +66,9 @@ class CommunityIntake(SourceIntake):
         """
         source = source or self.default_source()
         key = dedupe_key(KIND.encode(), data)
-        with self.store.reader() as uow:
-            seen = find_receipt(uow.conn, source.source_id, key)
-        if seen is not None:
-            report: JSON = orjson.loads(seen.ack)
-            return report
+        earlier = self.earlier_report(source.source_id, key)
+        if earlier is not None:
+            return earlier
         now = self.now()
         try:
             doc = _parse(data)
@@ -91,25 +85,14 @@ class CommunityIntake(SourceIntake):
             entries = [self._apply_record(r, n, source, key, now) for n, r in enumerate(records, start=1)]
             fmt = "records"
         accepted = sum(1 for e in entries if e["status"] == "accepted")
-        report = {
+        report: JSON = {
             "file": filename,
             "source_id": source.source_id,
             "format": fmt,
             "totals": {"records": len(entries), "accepted": accepted, "rejected": len(entries) - accepted},
             "records": entries,
         }
-        with self.store.writer() as uow:
-            if find_receipt(uow.conn, source.source_id, key) is None:
-                add_receipt(
-                    uow.conn,
-                    source_id=source.source_id,
-                    key=key,
-                    kind=KIND,
-                    control_id=None,
-                    received_at=_naive(now),
-                    outcome="accepted",
-                    ack=orjson.dumps(report),
-                )
+        self.record_report(source.source_id, key, now, report)
         log.info("intake.community.ingested", source_id=source.source_id, **report["totals"])
         return report
 
@@ -133,7 +116,7 @@ class CommunityIntake(SourceIntake):
                         source_provenance(
                             source,
                             changed,
-                            recorded=instant(_naive(now)),
+                            recorded=instant(naive_utc(now)),
                             entity_kind="community-record",
                             entity_value=f"{key}#{number}",
                             display=f"Community record {number}",
@@ -223,7 +206,7 @@ class CommunityIntake(SourceIntake):
                     source_provenance(
                         source,
                         list(uow.written),
-                        recorded=instant(_naive(now)),
+                        recorded=instant(naive_utc(now)),
                         entity_kind="community-record",
                         entity_value=key,
                         display="Community provider Bundle",
@@ -257,7 +240,7 @@ class CommunityIntake(SourceIntake):
     ) -> None:
         with self.store.writer() as uow:
             entry_id = add_quarantine(
-                uow.conn, source_id=source.source_id, kind=KIND, raw=raw, reason=reason, received_at=_naive(now)
+                uow.conn, source_id=source.source_id, kind=KIND, raw=raw, reason=reason, received_at=naive_utc(now)
             )
             if key is not None:  # the whole file was unreadable: its receipt answers a resend
                 add_receipt(
@@ -266,7 +249,7 @@ class CommunityIntake(SourceIntake):
                     key=key,
                     kind=KIND,
                     control_id=None,
-                    received_at=_naive(now),
+                    received_at=naive_utc(now),
                     outcome="rejected",
                     ack=orjson.dumps({"error": reason}),
                     quarantine_id=entry_id,

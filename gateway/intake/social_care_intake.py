@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -24,9 +24,9 @@ import structlog
 
 from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
-from gateway.intake.base import SourceIntake
+from gateway.intake.base import SourceIntake, naive_utc
 from gateway.intake.chunks import ChunkWrite, collector_paused
-from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key, find_receipt
+from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key
 from gateway.intake.writes import (
     AmbiguousMatch,
     source_provenance,
@@ -54,10 +54,6 @@ KIND = "social-care"
 CHUNK_ROWS = 500
 _PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 Progress = Callable[[int, int], None]  # (rows done, rows in the extract)
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 @dataclass(frozen=True)
@@ -92,11 +88,9 @@ class SocialCareIntake(SourceIntake):
         """
         source = source or self.default_source()
         key = dedupe_key(KIND.encode(), data)
-        with self.store.reader() as uow:
-            seen = find_receipt(uow.conn, source.source_id, key)
-        if seen is not None:
-            report: JSON = orjson.loads(seen.ack)
-            return report
+        earlier = self.earlier_report(source.source_id, key)
+        if earlier is not None:
+            return earlier
         now = self.now()
         try:
             rows = list(_reader(filename, data)(data))
@@ -123,19 +117,8 @@ class SocialCareIntake(SourceIntake):
                     counts[name] += count
                 if progress:
                     progress(len(entries), len(rows))
-        report = {"file": filename, "source_id": source.source_id, "totals": counts, "rows": entries}
-        with self.store.writer() as uow:
-            if find_receipt(uow.conn, source.source_id, key) is None:
-                add_receipt(
-                    uow.conn,
-                    source_id=source.source_id,
-                    key=key,
-                    kind=KIND,
-                    control_id=None,
-                    received_at=_naive(now),
-                    outcome="accepted",
-                    ack=orjson.dumps(report),
-                )
+        report: JSON = {"file": filename, "source_id": source.source_id, "totals": counts, "rows": entries}
+        self.record_report(source.source_id, key, now, report)
         log.info("intake.social_care.ingested", source_id=source.source_id, **report["totals"])
         return report
 
@@ -166,7 +149,7 @@ class SocialCareIntake(SourceIntake):
                     continue
                 final.append(result)
             written = chunk.apply()
-            recorded = instant(_naive(now))
+            recorded = instant(naive_utc(now))
             for row_number, changed in changes:
                 targets = [written[k] for k in changed if k in written]
                 if targets:
@@ -186,12 +169,14 @@ class SocialCareIntake(SourceIntake):
         self, uow: UnitOfWork, row: SourceRow, source: SourceSystem, reason: str, now: datetime
     ) -> None:
         raw = orjson.dumps({"row": row.row_number, "values": row.values})
-        add_quarantine(uow.conn, source_id=source.source_id, kind=KIND, raw=raw, reason=reason, received_at=_naive(now))
+        add_quarantine(
+            uow.conn, source_id=source.source_id, kind=KIND, raw=raw, reason=reason, received_at=naive_utc(now)
+        )
 
     def _quarantine_file(self, data: bytes, source: SourceSystem, key: str, reason: str, now: datetime) -> None:
         with self.store.writer() as uow:
             entry_id = add_quarantine(
-                uow.conn, source_id=source.source_id, kind=KIND, raw=data, reason=reason, received_at=_naive(now)
+                uow.conn, source_id=source.source_id, kind=KIND, raw=data, reason=reason, received_at=naive_utc(now)
             )
             add_receipt(
                 uow.conn,
@@ -199,7 +184,7 @@ class SocialCareIntake(SourceIntake):
                 key=key,
                 kind=KIND,
                 control_id=None,
-                received_at=_naive(now),
+                received_at=naive_utc(now),
                 outcome="rejected",
                 ack=orjson.dumps({"error": reason}),
                 quarantine_id=entry_id,
