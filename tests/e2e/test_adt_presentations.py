@@ -15,14 +15,9 @@ from typing import Any
 
 import httpx
 
-from gateway.alerts.subscriptions.backport import EXT_FILTER_CRITERIA, EXT_PAYLOAD_CONTENT
-from gateway.codes import EPISODE_TYPE_SYSTEM, NHS_NUMBER_SYSTEM, TOPIC_PRESENTED, VIRTUAL_WARD
-from gateway.consent.agreements import build_agreement
 from gateway.intake.mllp import send_mllp
 from gateway.paths import FIXTURES_DIR
-from tests.e2e.test_virtual_ward_alert import Gateway, Webhook, client_for, gateway, wait_for, webhook
-
-__all__ = ["gateway", "webhook"]  # the fixtures, shared with test_virtual_ward_alert
+from tests.e2e.wiring import Gateway, Webhook, client_for, enrol_alice, wait_for
 
 A04 = (FIXTURES_DIR / "hl7v2" / "adt_a04_epic_v24_enhanced.hl7").read_text()
 STRUCTURE = {"A01": "ADT_A01", "A04": "ADT_A01", "A05": "ADT_A05", "A06": "ADT_A06", "A07": "ADT_A06", "A11": "ADT_A09"}
@@ -47,57 +42,10 @@ def send(gw: Gateway, message: bytes) -> bytes:
 
 
 def enrol(gw: Gateway, hook: Webhook) -> tuple[httpx.Client, dict[str, Any]]:
-    """Alice Parker on the virtual ward (hospital number E1000001 linked), and the case manager's
-    id-only Subscription, active. Returns the case-management client and the hospital Patient."""
-    setup = client_for(gw, "setup")
-    agreement = build_agreement(
-        id="isa-ward", recipients=["Organization/case-mgmt", "Organization/trust-rxx"], purposes=["TREAT"]
-    )
-    assert setup.put("/Basic/isa-ward", json=agreement).status_code == 201
-    hospital_number = {"system": f"{gw.base}/source/northtown-trust/patient-id", "value": "E1000001"}
-    hosp = setup.post("/Patient", json={"resourceType": "Patient", "identifier": [hospital_number]}).json()
-    master = setup.post(
-        "/Patient",
-        json={
-            "resourceType": "Patient",
-            "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": "9990000018"}],
-            "link": [{"other": {"reference": f"Patient/{hosp['id']}"}, "type": "seealso"}],
-        },
-    ).json()
-    setup.put("/Practitioner/cm-okafor", json={"resourceType": "Practitioner", "id": "cm-okafor"})
-    team = setup.post("/CareTeam", json={"resourceType": "CareTeam", "status": "active"}).json()
-    episode = {
-        "resourceType": "EpisodeOfCare",
-        "status": "active",
-        "type": [{"coding": [{"system": EPISODE_TYPE_SYSTEM, "code": VIRTUAL_WARD}]}],
-        "patient": {"reference": f"Patient/{master['id']}"},
-        "managingOrganization": {"reference": "Organization/case-mgmt"},
-        "period": {"start": "2026-07-01"},
-        "careManager": {"reference": "Practitioner/cm-okafor"},
-        "team": [{"reference": f"CareTeam/{team['id']}"}],
-    }
-    assert setup.post("/EpisodeOfCare", json=episode).status_code == 201
-    case_app = client_for(gw, "case-app")
-    sub = {
-        "resourceType": "Subscription",
-        "status": "requested",
-        "reason": "virtual ward presentations",
-        "criteria": TOPIC_PRESENTED,
-        "_criteria": {
-            "extension": [
-                {"url": EXT_FILTER_CRITERIA, "valueString": "Communication?care-manager=Practitioner/cm-okafor"}
-            ]
-        },
-        "channel": {
-            "type": "rest-hook",
-            "endpoint": hook.url,
-            "payload": "application/fhir+json",
-            "_payload": {"extension": [{"url": EXT_PAYLOAD_CONTENT, "valueCode": "id-only"}]},
-        },
-    }
-    sub_id = case_app.post("/Subscription", json=sub).json()["id"]
-    wait_for(lambda: case_app.get(f"/Subscription/{sub_id}").json()["status"] == "active")
-    return case_app, {"hospital": hosp, "master": master}
+    """Alice on the virtual ward with the case manager's Subscription active; returns the
+    case-management client and her records (the hospital Patient and the master)."""
+    enrolled = enrol_alice(gw, hook)
+    return enrolled.case_app, {"hospital": enrolled.hospital_patient, "master": enrolled.master}
 
 
 def alerts(client: httpx.Client, patient: dict[str, Any]) -> list[dict[str, Any]]:
