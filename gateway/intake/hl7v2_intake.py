@@ -282,6 +282,15 @@ class Hl7Intake(SourceIntake):
         at = naive_utc(now)
         with self._locks.hold(lock_keys), self.store.writer() as uow:
             seen = find_receipts(uow.conn, [(todo[i].source_id, todo[i].key) for i in pending])
+            uow.preload_tokens(
+                "identifier",
+                (
+                    token
+                    for i in pending
+                    if isinstance(item := todo[i], _Ready) and (item.source_id, item.key) not in seen
+                    for token in _lookup_tokens(item.mapping)
+                ),
+            )
             resolver = PersonResolver(self.index, now=now)
             for i in pending:
                 item = todo[i]
@@ -360,15 +369,30 @@ class Hl7Intake(SourceIntake):
 # -- applying a mapping (inside the transaction) -----------------------------------------------
 
 
+def _patient_keys(mapping: AdtMapping) -> list[JSON]:
+    """The identifiers that find the message's Patient, in the order they are tried."""
+    keys = [mapping.patient_identifier]
+    if mapping.nhs_number:
+        keys.append({"system": NHS_NUMBER_SYSTEM, "value": mapping.nhs_number})
+    return keys
+
+
+def _lookup_tokens(mapping: AdtMapping) -> list[tuple[str, str | None, str]]:
+    """(type, system, code) of every identifier lookup the message will make (merges aside), so
+    a batch reads them all at once: the Patient's keys and the Encounter's first identifier."""
+    found = [("Patient", key.get("system"), str(key.get("value"))) for key in _patient_keys(mapping)]
+    identifiers = (mapping.encounter or {}).get("identifier") or []
+    if identifiers:
+        found.append(("Encounter", identifiers[0].get("system"), str(identifiers[0].get("value"))))
+    return found
+
+
 def _resolve_patient(uow: UnitOfWork, mapping: AdtMapping, resolver: PersonResolver) -> list[StoredResource]:
     """The Patient (first), and a review Task when it was linked provisionally by demographics.
 
     A merge (A40) names its records explicitly, so it is not second-guessed by the matcher.
     """
-    keys = [mapping.patient_identifier]
-    if mapping.nhs_number:
-        keys.append({"system": NHS_NUMBER_SYSTEM, "value": mapping.nhs_number})
-    linked = resolver.resolve(uow, mapping.patient, keys, match=mapping.action != "merge")
+    linked = resolver.resolve(uow, mapping.patient, _patient_keys(mapping), match=mapping.action != "merge")
     if linked.how in ("certain", "probable"):
         log.info("intake.hl7v2.demographic_link", how=linked.how, patient=linked.patient.id)
     return list(linked.written)
