@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from gateway.identity.blocking import InMemoryCandidateIndex
 from gateway.identity.linking import LinkAction, decide_link, review_task
 from gateway.identity.matcher import MatchResult
@@ -32,6 +34,13 @@ SYNC_MAX_AGE = 1.0
 
 class AmbiguousMatch(ValueError):
     """More than one live resource holds an identifier that should be unique."""
+
+
+def json_copy(res: JSON) -> JSON:
+    """A deep copy of JSON data (what a resource is), through orjson: about 5× quicker than
+    `copy.deepcopy` on a Patient, and every write path copies one or more per record."""
+    copied: JSON = orjson.loads(orjson.dumps(res))
+    return copied
 
 
 def token(identifier: JSON) -> str:
@@ -104,7 +113,7 @@ def upsert_patient(uow: UnitOfWork, patient: JSON, keys: list[JSON]) -> StoredRe
 
 def upsert_by_identifier(uow: UnitOfWork, res: JSON) -> StoredResource:
     """Conditional update on the resource's first identifier (create when none matches)."""
-    new: dict[str, Any] = copy.deepcopy(res)
+    new: dict[str, Any] = json_copy(res)
     identifiers = new.get("identifier") or []
     if isinstance(identifiers, dict):  # QuestionnaireResponse.identifier is a single Identifier
         identifiers = [identifiers]
@@ -220,8 +229,10 @@ class PersonResolver:
         patient = stored.json()
         self._touched.add(stored.id)
         self._local.remove(stored.id)
-        if _live(patient):
-            self._local.add(stored.id, PersonRecord.from_patient(patient))
+        record = PersonRecord.from_patient(patient) if patient.get("active", True) is not False else None
+        if record is not None and _live(patient):
+            self._local.add(stored.id, record)
+        self.index.prepared(stored, record)  # built once: the commit files it in the shared index
 
     def resolve(self, uow: UnitOfWork, patient: JSON, keys: list[JSON], *, match: bool = True) -> PersonLink:
         """Find the Patient by the first key that matches (and merge `patient` in), else by
@@ -236,7 +247,7 @@ class PersonResolver:
             linked = self._by_demographics(uow, patient, keys)
             if linked is not None:
                 return linked
-        stored = uow.create(copy.deepcopy(patient))
+        stored = uow.create(json_copy(patient))
         self._remember(stored)
         return PersonLink(stored, "new", (stored,))
 
