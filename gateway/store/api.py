@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     Connection,
+    Dialect,
     Engine,
     Insert,
     Select,
@@ -129,6 +130,17 @@ def _row_to_stored(row: Any, method: str = "PUT", seq: int | None = None) -> Sto
 def _insert(table: Table) -> Insert:
     """One INSERT construct per table, so SQLAlchemy's compiled-statement cache key is built once."""
     return table.insert()
+
+
+@functools.lru_cache(maxsize=256)
+def _sqlite_insert_plan(
+    table: Table, columns: tuple[str, ...], dialect: Dialect
+) -> tuple[str, tuple[Callable[[Any], Any] | None, ...]]:
+    """A qmark INSERT of `columns` into `table`, and each column's bind processor (None: as is)."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})'
+    processors = tuple(table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns)
+    return sql, processors
 
 
 # Statements built once (SQLAlchemy then reuses their compiled form): the hot reads of every write path.
@@ -287,13 +299,16 @@ class UnitOfWork:
 
     def flush(self) -> None:
         order = [resource, resource_version, *_INDEX_TABLES, outbox]
-        copy = self.conn.dialect.name == "postgresql"
+        dialect = self.conn.dialect
+        copy = dialect.name == "postgresql"
         for table in order:
             rows = self._pending.pop(table, None)
             if not rows:
                 continue
             if copy and len(rows) >= _COPY_THRESHOLD:
                 self._copy(table, rows)
+            elif dialect.name == "sqlite":
+                self._sqlite_insert(table, rows)
             else:
                 self.conn.execute(_insert(table), rows)
             if table is sp_token and self._token_ids:
@@ -301,6 +316,19 @@ class UnitOfWork:
                     ids = self._token_ids.get((row["res_type"], row["param"], row.get("system"), row["code"]))
                     if ids is not None and row["res_id"] not in ids:
                         ids.append(row["res_id"])
+
+    def _sqlite_insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """The rows through the driver's own `executemany`, with the columns' bind processors
+        (SQLite's DATETIME text, Boolean 0/1) applied here: a third of the cost of the same
+        INSERT through SQLAlchemy's per-row parameter handling, in this same transaction."""
+        columns = tuple(rows[0])
+        sql, processors = _sqlite_insert_plan(table, columns, self.conn.dialect)
+        params = [tuple(row[c] for c in columns) for row in rows]
+        if any(processors):
+            params = [tuple(p(v) if p else v for p, v in zip(processors, row, strict=True)) for row in params]
+        dbapi = self.conn.connection.dbapi_connection
+        assert dbapi is not None
+        dbapi.executemany(sql, params)
 
     def _copy(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """PostgreSQL COPY: one round trip for a bulk of rows, in this same transaction."""
