@@ -79,12 +79,13 @@ class _Rejection:
 
 @dataclass(frozen=True)
 class _Ready:
-    """A message parsed and mapped, to be applied."""
+    """A message parsed and mapped, to be applied; `ack` is its answer once it is (b"": none wanted)."""
 
     raw: bytes
     mapping: AdtMapping
     source_id: str
     key: str
+    ack: bytes
 
     @property
     def control_id(self) -> str:
@@ -139,27 +140,29 @@ class Hl7Intake(SourceIntake):
         self._locks = KeyedLocks()
         self.max_batch = max_batch
         self.max_wait = max_wait
-        self._committer: GroupCommitter[bytes, bytes] | None = None
+        self._committer: GroupCommitter[_Prepared, bytes] | None = None
         self._committer_guard = threading.Lock()
 
     # -- entry points ----------------------------------------------------------------------------
 
     @property
-    def committer(self) -> GroupCommitter[bytes, bytes]:
+    def committer(self) -> GroupCommitter[_Prepared, bytes]:
         """The process's one HL7 writer: messages waiting together are committed together."""
         with self._committer_guard:
             if self._committer is None:
                 self._committer = GroupCommitter(
-                    self.handle_batch, max_batch=self.max_batch, max_wait=self.max_wait, name="hl7v2-intake"
+                    self._apply_prepared, max_batch=self.max_batch, max_wait=self.max_wait, name="hl7v2-intake"
                 )
             return self._committer
 
     async def handle_async(self, raw: bytes) -> bytes:
         """Apply or quarantine one message through the group-commit writer; its ACK once committed.
 
+        The message is parsed and mapped here, in the caller's thread, so that the one writer
+        thread does only what needs the transaction (and this work overlaps the writer's commit).
         Raises (and so no ACK is sent) when the message could not be committed.
         """
-        return await self.committer.apply(raw)
+        return await self.committer.apply(self._prepare(raw, self.now()))
 
     def close(self) -> None:
         """Finish what is queued and stop the writer thread (a later message starts a new one)."""
@@ -186,7 +189,12 @@ class Hl7Intake(SourceIntake):
         If the commit itself fails, each message is tried again in a transaction of its own.
         """
         now = self.now()
-        todo: list[_Prepared] = [self._prepare(raw, now) for raw in raws]
+        return self._apply_prepared([self._prepare(raw, now) for raw in raws], now)
+
+    def _apply_prepared(self, items: Sequence[_Prepared], now: datetime | None = None) -> list[bytes | Exception]:
+        """`handle_batch` for messages already parsed and mapped (the group-commit writer's batches)."""
+        now = now or self.now()
+        todo = list(items)
         leader: list[int] = []
         first: dict[tuple[str, str], int] = {}
         for i, item in enumerate(todo):
@@ -209,7 +217,7 @@ class Hl7Intake(SourceIntake):
         parsed = parse_message(entry.raw)
         header = parsed.header
         source = self.sources.for_sender(header.sending_application, header.sending_facility)
-        ready = _Ready(entry.raw, map_parsed(parsed, source=source), source.source_id, "")
+        ready = _Ready(entry.raw, map_parsed(parsed, source=source), source.source_id, "", _accepted_ack(header, now))
         with self._locks.hold(ready.lock_keys), self.store.writer() as uow:
             ack, targets = self._write_applied(uow, PersonResolver(self.index, now=now), ready, now)
             mark_replayed(uow.conn, entry_id, at=naive_utc(now), ack=ack)
@@ -232,7 +240,7 @@ class Hl7Intake(SourceIntake):
             mapping = map_parsed(parsed, source=source)
         except AdtMappingError as exc:
             return self._rejection(raw, header, source.source_id, key, exc, now)
-        return _Ready(raw, mapping, source.source_id, key)
+        return _Ready(raw, mapping, source.source_id, key, _accepted_ack(header, now))
 
     def _run(self, todo: list[_Prepared], indexes: list[int], now: datetime) -> dict[int, bytes | Exception]:
         """Commit the messages at `indexes` together, setting aside those that fail alone."""
@@ -355,15 +363,16 @@ class Hl7Intake(SourceIntake):
         """Write what the message means and its Provenance; (ACK, versions written). The caller
         writes the receipt."""
         mapping = ready.mapping
-        header = mapping.header
-        ack = build_ack(header, "AA", now=now)
-        if not ack_wanted(header, "AA"):
-            ack = b""
         targets = _apply_mapping(uow, mapping, resolver)
         # The store copies the top level and changes nothing below it, so the template is left intact.
         targets_json = [{"reference": f"{s.reference}/_history/{s.version_id}"} for s in targets]
         uow.create({**mapping.provenance, "target": targets_json})
-        return ack, len(targets)
+        return ready.ack, len(targets)
+
+
+def _accepted_ack(header: AdtHeader, now: datetime) -> bytes:
+    """The ACK of an applied message (AA, or CA in enhanced mode); b"" when the sender wants none."""
+    return build_ack(header, "AA", now=now) if ack_wanted(header, "AA") else b""
 
 
 # -- applying a mapping (inside the transaction) -----------------------------------------------
