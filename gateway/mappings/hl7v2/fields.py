@@ -1,20 +1,16 @@
-"""A typed, read-only view of an HL7 v2 message: segments -> fields -> repetitions -> components.
+"""A typed, read-only view of a message parsed by python-hl7.
 
-Mapping code should not care how deep a field's text happened to nest ("ABC" is a leaf, "A^B" a
-repetition of components), so each field is normalised once into repetitions -> components ->
-subcomponents, unescaped, with the HL7 explicit null ``""`` read as empty.
-
-`split_er7` builds that view straight from the text with `str.split` (every message of the intake
-passes here, and python-hl7's container tree cost ten times more); it gives exactly what
-`from_hl7(hl7.parse(text))` gives, and hands the rare odd shapes it does not reproduce (a segment
-without a field separator, an MSH without its encoding characters) back to python-hl7.
+python-hl7 returns nested lists whose depth depends on which separators happened to occur in the
+text ("ABC" is a leaf, "A^B" a repetition of components). Mapping code should not care, so each
+field is normalised once into repetitions -> components -> subcomponents, unescaped, with the HL7
+explicit null ``""`` read as empty.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from hl7.util import unescape
 
@@ -133,99 +129,3 @@ def from_hl7(message: Any) -> Segments:
 
 
 _EMPTY_FIELD_REP = Rep((("",),))
-
-
-class _Separators(NamedTuple):
-    """What python-hl7's `unescape` reads from a message: its escape character and separators."""
-
-    esc: str
-    separators: str  # segment, field, repetition, component, subcomponent
-
-
-_HEADER_SEGMENTS = ("MSH", "BHS", "FHS")
-
-
-def _encoding_characters(text: str) -> tuple[str, str, str, str, str] | None:
-    """(field, repetition, component, subcomponent, escape) as MSH-1/MSH-2 declare them, with
-    python-hl7's defaults for any left out; None when MSH-2 is not closed by a field separator."""
-    field_sep = text[3]
-    end = text.find(field_sep, 4)
-    if end < 0:
-        return None
-    declared = text[4:end]
-    component = declared[0] if len(declared) > 0 else "^"
-    repetition = declared[1] if len(declared) > 1 else "~"
-    escape_char = declared[2] if len(declared) > 2 else "\\"
-    subcomponent = declared[3] if len(declared) > 3 else "&"
-    return field_sep, repetition, component, subcomponent, escape_char
-
-
-def split_er7(text: str) -> Segments | None:
-    """The message's `Segments`, as `from_hl7(hl7.parse(text))` would give them; None for a shape
-    this does not reproduce (the caller then asks python-hl7)."""
-    text = text.strip()
-    if text[:3] not in _HEADER_SEGMENTS or len(text) < 4:
-        return None
-    chars = _encoding_characters(text)
-    if chars is None:
-        return None
-    field_sep, rep_sep, comp_sep, sub_sep, esc = chars
-    context = _Separators(esc, "\r" + field_sep + rep_sep + comp_sep + sub_sep)
-    others = (rep_sep, comp_sep, sub_sep)
-    rep_cache: dict[str, Rep] = {}
-
-    def leaf(value: str) -> str:
-        if value == _EXPLICIT_NULL:
-            return ""
-        return str(unescape(context, value)) if esc in value else value
-
-    def rep(value: str) -> Rep:
-        found = rep_cache.get(value)
-        if found is None:
-            if comp_sep not in value and sub_sep not in value:
-                found = Rep(((leaf(value),),))
-            else:
-                found = Rep(tuple(tuple(map(leaf, comp.split(sub_sep))) for comp in value.split(comp_sep)))
-            rep_cache[value] = found
-        return found
-
-    segments: list[Seg] = []
-    for segment in text.split("\r"):
-        head = segment[:3]
-        if head in _HEADER_SEGMENTS:
-            if segment[3:4] != field_sep:
-                return None
-            end = segment.find(field_sep, 4)
-            if end < 0:
-                return None
-            fields: list[tuple[Rep, ...]] = [
-                (Rep(((head,),)),),
-                (Rep(((field_sep,),)),),
-                (Rep(((segment[4:end],),)),),
-            ]
-            rest = segment[end + 1 :]
-            values = rest.split(field_sep) if rest else []
-        else:
-            values = segment.split(field_sep)
-            name = values[0]
-            if any(sep in name for sep in others):
-                return None  # python-hl7 names such a segment after a piece of its first field
-            if len(values) < 2:
-                if not segment:
-                    return None
-                # python-hl7 names a segment without fields ("PD1") after its first character.
-                name = segment[0]
-            fields = [(Rep(((name.strip(),),)),)]
-            values = values[1:]
-        for value in values:
-            if not value:
-                fields.append(_EMPTY_FIELD)
-            elif rep_sep in value:
-                fields.append(tuple(rep(r) for r in value.split(rep_sep)))
-            else:
-                fields.append((rep(value),))
-        segments.append(Seg(fields[0][0].components[0][0], tuple(fields)))
-    return Segments(tuple(segments))
-
-
-_EMPTY_FIELD = (_EMPTY_FIELD_REP,)

@@ -1,10 +1,9 @@
 """Raw HL7 v2 bytes -> decoded, parsed message with a typed header.
 
 The header (`AdtHeader`) is all the intake needs to dedupe and acknowledge a message, so it is
-available even when the body later turns out to be unmappable. The text is split by
-`fields.split_er7` (python-hl7 for the odd shapes it hands back); this module only fixes what real
-senders get wrong before that: the charset (MSH-18), segment terminators (``\\n`` or ``\\r\\n``
-instead of ``\\r``) and stray framing bytes.
+available even when the body later turns out to be unmappable. Parsing itself is python-hl7's;
+this module only fixes what real senders get wrong before handing the text over: the charset
+(MSH-18), segment terminators (``\\n`` or ``\\r\\n`` instead of ``\\r``) and stray framing bytes.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import hl7.util
 
 from gateway.mappings.hl7v2.charset import decode
 from gateway.mappings.hl7v2.errors import Hl7ParseError
-from gateway.mappings.hl7v2.fields import Segments, from_hl7, split_er7
+from gateway.mappings.hl7v2.fields import Segments, from_hl7
 
 __all__ = ["AdtHeader", "ParsedMessage", "parse_message", "version_tuple"]
 
@@ -127,9 +126,6 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
 
 def _parse_text(text: str) -> Segments:
-    fast = split_er7(text)
-    if fast is not None:
-        return fast
     try:
         return from_hl7(hl7.parse(text))
     except (hl7.ParseException, IndexError, ValueError, AssertionError) as exc:
