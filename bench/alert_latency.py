@@ -59,6 +59,7 @@ from bench.mllp_ingest import (  # noqa: E402
     ack_accepted,
     adt_message,
     bench_settings,
+    cpu_seconds,
     database,
     flush_bench_redis,
     gateway_processes,
@@ -169,6 +170,7 @@ class Tally:
     stages: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     rejected: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # exception name -> count
+    cpu: dict[str, float] = field(default_factory=dict)  # phase -> gateway CPU s (all processes), load + drain
 
     def pending(self) -> int:
         return sum(len(q) for q in self.sent.values())
@@ -362,6 +364,7 @@ async def drive(endpoints: list[Endpoint], pop: Population, plan: Plan, tally: T
             log(f"  phase {tally.phase} for {plan.duration:g} s")
             total = int(rate * plan.duration)
             tasks = []
+            cpu0 = sum(cpu_seconds(ep.pid) for ep in endpoints)
             t0 = time.perf_counter()
             for i in range(total):
                 delay = t0 + i / rate - time.perf_counter()
@@ -374,6 +377,7 @@ async def drive(endpoints: list[Endpoint], pop: Population, plan: Plan, tally: T
             deadline = time.monotonic() + DRAIN_S
             while tally.pending() and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
+            tally.cpu[tally.phase] = sum(cpu_seconds(ep.pid) for ep in endpoints) - cpu0
             log(f"  phase {tally.phase}: {tally.pending()} ward presentations still without a notification")
             tally.sent.clear()
             await asyncio.sleep(1.0)
@@ -426,6 +430,10 @@ def run_config(label: str, backend: str, processes: int, redis: bool, plan: Plan
         if accept:
             result.add(f"{phase}: send → accepted (ACK/201), all presentations", _figure(accept))
         result.add(f"{phase}: presentations sent", f"{got:,.1f}/s for {plan.duration:g} s")
+        if tally.cpu.get(phase):
+            # the machine is shared: the gateways' own CPU per presentation is the steadier figure
+            per = tally.cpu[phase] / (rate * plan.duration) * 1000
+            result.add(f"{phase}: gateway CPU per presentation (all processes, load and drain)", f"{per:.2f} ms")
     if tally.rejected:
         failed = ", ".join(f"{n} × {name}" for name, n in tally.failures.items())
         result.notes.append(

@@ -13,7 +13,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -109,9 +108,9 @@ def install(app: FastAPI, services: Services) -> dict[str, Any]:
     settings = services.settings
     topics = load_topics()
     repo = SubscriptionStateRepository(store.engine)
-    client = httpx.AsyncClient()
+    rest_hook = RestHookChannel()
     manager = ConnectionManager()
-    channels: dict[str, Channel] = {"rest-hook": RestHookChannel(client), "websocket": WebSocketChannel(manager)}
+    channels: dict[str, Channel] = {"rest-hook": rest_hook, "websocket": WebSocketChannel(manager)}
     deliverer = Deliverer(repo, channels, fhir_base=services.fhir_base, resolve=_resolver(store))
     service = SubscriptionService(store, deliverer, repo, topics)
     store.before_write("Subscription", service.check)
@@ -132,7 +131,7 @@ def install(app: FastAPI, services: Services) -> dict[str, Any]:
 
     async def shutdown() -> None:
         await service.stop()
-        await client.aclose()
+        await rest_hook.aclose()
 
     services.extras.setdefault("startup", []).append(startup)
     services.extras.setdefault("shutdown", []).append(shutdown)
