@@ -102,9 +102,9 @@ class SubscriptionService:
         self.deliverer = deliverer
         self.repo = repo
         self.topics = topics
-        # Who may be told about what: (subscription id, focus type, focus id) -> may this subscriber
-        # see it? Set by the wiring when consent is on; unset means every subscriber may.
-        self.may_see: Callable[[str, str, str], bool] | None = None
+        # Who may be told about what: for (subscription id, focus type, focus id) items, may each
+        # subscriber see it? Set by the wiring when consent is on; unset means every subscriber may.
+        self.may_see: Callable[[Sequence[tuple[str, str, str]]], list[bool]] | None = None
         self._require_https = require_https
         self._clock = clock
         self._tick_seconds = tick_seconds
@@ -290,8 +290,7 @@ class SubscriptionService:
                 if spec.topic == topic and spec.status != "off" and matches(spec, values):
                     planned.append((index, spec, focus))
         if planned and self.may_see is not None:
-            may_see = self.may_see
-            allowed = await in_thread(lambda: [may_see(s.id, f.res_type, f.res_id) for _, s, f in planned])
+            allowed = await in_thread(self.may_see, [(s.id, f.res_type, f.res_id) for _, s, f in planned])
             # a notification is a disclosure too: never about what the subscriber may not see
             planned = [p for p, ok in zip(planned, allowed, strict=True) if ok]
         out: list[dict[str, int]] = [{} for _ in items]

@@ -179,22 +179,21 @@ class Deliverer:
 
         For a subscription in `error` the first notification is a single probe; if it gets through
         the subscription is `active` again and the rest follows. Returns how many events went out.
+
+        A notification with fewer events than `max_count` took everything there was, so the flush
+        ends without another look; an event numbered meanwhile kicks a flush of its own
+        (`SubscriptionService._kick`), and the timer recovers anything else.
         """
         delivered = 0
+        limit = spec.max_count or 1
         async with self._lock(spec.id):
-            state = await self._db(self._repo.get, spec.id)
+            state, events = await self._db(
+                self._repo.pending, spec.id, limit=limit, exclude=sorted(self._unmarked.get(spec.id, ()))
+            )
             if state is None or state.status in ("requested", "off"):
                 return 0
             probe = state.status == "error"
-            while True:
-                events = await self._db(
-                    self._repo.undelivered,
-                    spec.id,
-                    limit=spec.max_count or 1,
-                    exclude=sorted(self._unmarked.get(spec.id, ())),
-                )
-                if not events:
-                    break
+            while events:
                 resources = await self._resources(spec, events)
                 numbers = [e.number for e in events]
                 bundle = notification_bundle(
@@ -216,6 +215,11 @@ class Deliverer:
                     state = replace(state, status="active", error_count=0, last_error=None)
                 probe = False
                 delivered += len(events)
+                if len(events) < limit:
+                    break
+                events = await self._db(
+                    self._repo.undelivered, spec.id, limit=limit, exclude=sorted(self._unmarked.get(spec.id, ()))
+                )
         return delivered
 
     def _mark_later(self, sub_id: str, numbers: Sequence[int]) -> None:

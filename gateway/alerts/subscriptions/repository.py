@@ -165,20 +165,7 @@ class SubscriptionStateRepository:
             if bumped is None:
                 raise not_found(f"Subscription/{sub_id}")
             number = int(bumped.events_since_start)
-            c.execute(
-                insert(ev).values(
-                    sub_id=sub_id,
-                    event_number=number,
-                    topic=topic or bumped.topic,
-                    focus_type=focus.res_type,
-                    focus_id=focus.res_id,
-                    focus_version=focus.version,
-                    interaction=focus.interaction,
-                    context=orjson.dumps(list(focus.context)).decode() if focus.context else None,
-                    created_at=now,
-                    attempts=0,
-                )
-            )
+            c.execute(insert(ev), [_event_row(sub_id, number, topic or bumped.topic, focus, now)])
             return number
 
     def record_events(
@@ -190,19 +177,61 @@ class SubscriptionStateRepository:
         registered is registered `requested` (as `register` would). Per item: (number, whether it
         is new), or None for a subscription that is `off`. All or nothing: numbers stay gap-free.
         The status rows are locked in id order first, so two processes' batches never deadlock.
+
+        A fixed handful of statements for the whole batch: the status rows locked in one, the
+        numbers focus versions already have in one, one counter bump per subscription, and the new
+        event rows in one executemany.
         """
         for attempt in range(2):  # a concurrent first registration loses the race once
             try:
                 with self._write() as conn:
-                    statuses = self._lock_all(conn, items, now=now)
-                    return [
-                        None if statuses[sub_id] == "off" else self._record_one(conn, sub_id, topic, focus, now=now)
-                        for sub_id, topic, focus, _ in items
-                    ]
+                    return self._record_all(conn, items, now=now)
             except IntegrityError:
                 if attempt:
                     raise
         return []  # pragma: no cover
+
+    def _record_all(
+        self, conn: Connection, items: Sequence[tuple[str, str, EventFocus, int | None]], *, now: datetime
+    ) -> list[tuple[int, bool] | None]:
+        statuses = self._lock_all(conn, items, now=now)
+        known = _known_numbers(conn, [(sub_id, focus) for sub_id, _, focus, _ in items if statuses[sub_id] != "off"])
+        out: list[tuple[int, bool] | None] = [None] * len(items)
+        fresh: dict[str, list[int]] = {}  # sub id -> indexes of items that need a new number, in order
+        claimed: dict[tuple[str, str, str, int], int] = {}  # a focus version twice in one batch: one number
+        for index, (sub_id, _, focus, _) in enumerate(items):
+            if statuses[sub_id] == "off":
+                continue
+            key = _focus_key(sub_id, focus)
+            if key is not None and key in known:
+                out[index] = (known[key], False)
+            elif key is not None and key in claimed:
+                continue  # numbered below, with the first of the pair
+            else:
+                if key is not None:
+                    claimed[key] = index
+                fresh.setdefault(sub_id, []).append(index)
+        rows: list[dict[str, Any]] = []
+        for sub_id in sorted(fresh):
+            indexes = fresh[sub_id]
+            top = conn.execute(
+                update(st)
+                .where(st.c.sub_id == sub_id)
+                .values(events_since_start=st.c.events_since_start + len(indexes), updated_at=now)
+                .returning(st.c.events_since_start)
+            ).scalar_one()
+            for number, index in enumerate(indexes, start=int(top) - len(indexes) + 1):
+                _, topic, focus, _ = items[index]
+                out[index] = (number, True)
+                rows.append(_event_row(sub_id, number, topic, focus, now))
+        for index, (sub_id, _, focus, _) in enumerate(items):  # the repeats within this batch
+            key = _focus_key(sub_id, focus)
+            if out[index] is None and key is not None and key in claimed and claimed[key] != index:
+                first = out[claimed[key]]
+                out[index] = (first[0], False) if first is not None else None
+        if rows:
+            conn.execute(insert(ev), rows)
+        return out
 
     @staticmethod
     def _lock_all(
@@ -210,11 +239,15 @@ class SubscriptionStateRepository:
     ) -> dict[str, str]:
         """Lock (or create, `requested`) each subscription's status row, in id order; their statuses."""
         first = {sub_id: (topic, period) for sub_id, topic, _, period in reversed(items)}
-        statuses: dict[str, str] = {}
-        for sub_id in sorted(first):
-            row = _locked(conn, sub_id)
-            if row is not None:
-                statuses[sub_id] = row.status
+        wanted = sorted(first)
+        statuses = {
+            row.sub_id: row.status
+            for row in conn.execute(
+                select(st.c.sub_id, st.c.status).where(st.c.sub_id.in_(wanted)).order_by(st.c.sub_id).with_for_update()
+            )
+        }
+        for sub_id in wanted:
+            if sub_id in statuses:
                 continue
             topic, period = first[sub_id]
             conn.execute(
@@ -231,15 +264,6 @@ class SubscriptionStateRepository:
             )
             statuses[sub_id] = "requested"
         return statuses
-
-    def _record_one(
-        self, conn: Connection, sub_id: str, topic: str, focus: EventFocus, *, now: datetime
-    ) -> tuple[int, bool]:
-        if focus.version is not None:
-            known = _known_number(conn, sub_id, focus)
-            if known is not None:
-                return known, False
-        return self.record_event(sub_id, focus, topic=topic, now=now, conn=conn), True
 
     def events(
         self, sub_id: str, since: int | None = None, until: int | None = None, *, limit: int | None = None
@@ -258,14 +282,21 @@ class SubscriptionStateRepository:
 
     def undelivered(self, sub_id: str, *, limit: int | None = None, exclude: Iterable[int] = ()) -> list[EventRecord]:
         """Events not yet delivered (less `exclude`: delivered, mark not yet written), oldest first."""
-        query = select(ev).where(ev.c.sub_id == sub_id, ev.c.delivered_at.is_(None)).order_by(ev.c.event_number)
-        skip = list(exclude)
-        if skip:
-            query = query.where(ev.c.event_number.not_in(skip))
-        if limit is not None:
-            query = query.limit(limit)
         with self._engine.connect() as conn:
-            return [_event(r) for r in conn.execute(query)]
+            return _undelivered(conn, sub_id, limit, exclude)
+
+    def pending(
+        self, sub_id: str, *, limit: int | None = None, exclude: Iterable[int] = ()
+    ) -> tuple[SubscriptionState | None, list[EventRecord]]:
+        """`get` and `undelivered` on one connection (a flush's first look, in one thread hop)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(st).where(st.c.sub_id == sub_id)).first()
+            if row is None:
+                return None, []
+            state = _state(row)
+            if state.status in ("requested", "off"):
+                return state, []
+            return state, _undelivered(conn, sub_id, limit, exclude)
 
     def pending_subscriptions(self, *, created_before: datetime | None = None) -> list[str]:
         """Ids of subscriptions with at least one undelivered event (logged before `created_before`)."""
@@ -291,9 +322,12 @@ class SubscriptionStateRepository:
         for sub_id, numbers in deliveries:
             merged.setdefault(sub_id, []).extend(numbers)
         with self._write() as conn:
-            for sub_id in sorted(merged):  # id order, as `record_events` locks: no deadlock between them
-                if _locked(conn, sub_id) is not None:
-                    _mark_delivered_in(conn, sub_id, merged[sub_id], now)
+            # one statement locks them all, in id order as `record_events` does: no deadlock between them
+            locked = conn.execute(
+                select(st).where(st.c.sub_id.in_(sorted(merged))).order_by(st.c.sub_id).with_for_update()
+            ).all()
+            for row in locked:
+                _mark_row_delivered(conn, row, merged[row.sub_id], now)
 
     def mark_failed(self, sub_id: str, numbers: Sequence[int], error: str, *, now: datetime) -> SubscriptionState:
         """Record a failed attempt; the events stay undelivered. Returns the new state (error count)."""
@@ -358,6 +392,13 @@ def _mark_delivered_in(conn: Connection, sub_id: str, numbers: Sequence[int], no
     row = _locked(conn, sub_id)
     if row is None:
         raise not_found(f"Subscription/{sub_id}")
+    _mark_row_delivered(conn, row, numbers, now)
+    return _require(conn, sub_id)
+
+
+def _mark_row_delivered(conn: Connection, row: Row[Any], numbers: Sequence[int], now: datetime) -> None:
+    """Mark `numbers` delivered under the locked status `row` and bring the status up to date."""
+    sub_id = row.sub_id
     if numbers:
         conn.execute(
             update(ev)
@@ -375,7 +416,58 @@ def _mark_delivered_in(conn: Connection, sub_id: str, numbers: Sequence[int], no
     if row.status in ("active", "error"):
         values["next_heartbeat"] = _next_beat(row.heartbeat_period, now)
     conn.execute(update(st).where(st.c.sub_id == sub_id).values(**values))
-    return _require(conn, sub_id)
+
+
+def _event_row(sub_id: str, number: int, topic: str, focus: EventFocus, now: datetime) -> dict[str, Any]:
+    return {
+        "sub_id": sub_id,
+        "event_number": number,
+        "topic": topic,
+        "focus_type": focus.res_type,
+        "focus_id": focus.res_id,
+        "focus_version": focus.version,
+        "interaction": focus.interaction,
+        "context": orjson.dumps(list(focus.context)).decode() if focus.context else None,
+        "created_at": now,
+        "delivered_at": None,
+        "attempts": 0,
+    }
+
+
+def _focus_key(sub_id: str, focus: EventFocus) -> tuple[str, str, str, int] | None:
+    return (sub_id, focus.res_type, focus.res_id, focus.version) if focus.version is not None else None
+
+
+def _known_numbers(conn: Connection, wanted: Sequence[tuple[str, EventFocus]]) -> dict[tuple[str, str, str, int], int]:
+    """The numbers these focus versions already have in their subscriptions' logs (one query)."""
+    keys = {k for sub_id, focus in wanted if (k := _focus_key(sub_id, focus)) is not None}
+    if not keys:
+        return {}
+    rows = conn.execute(
+        select(ev.c.sub_id, ev.c.focus_type, ev.c.focus_id, ev.c.focus_version, ev.c.event_number).where(
+            ev.c.sub_id.in_(sorted({k[0] for k in keys})),
+            ev.c.focus_type.in_(sorted({k[1] for k in keys})),
+            ev.c.focus_id.in_(sorted({k[2] for k in keys})),
+        )
+    )
+    found: dict[tuple[str, str, str, int], int] = {}
+    for row in rows:
+        if row.focus_version is None:
+            continue
+        key = (row.sub_id, row.focus_type, row.focus_id, int(row.focus_version))
+        if key in keys and key not in found:
+            found[key] = int(row.event_number)
+    return found
+
+
+def _undelivered(conn: Connection, sub_id: str, limit: int | None, exclude: Iterable[int]) -> list[EventRecord]:
+    query = select(ev).where(ev.c.sub_id == sub_id, ev.c.delivered_at.is_(None)).order_by(ev.c.event_number)
+    skip = list(exclude)
+    if skip:
+        query = query.where(ev.c.event_number.not_in(skip))
+    if limit is not None:
+        query = query.limit(limit)
+    return [_event(r) for r in conn.execute(query)]
 
 
 def _known_number(conn: Connection, sub_id: str, focus: EventFocus) -> int | None:
