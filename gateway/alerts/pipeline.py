@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 import orjson
 import structlog
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from gateway.alerts.content import alert_ids, build_alert, end_flag, retract
 from gateway.alerts.identity_links import LinkedPatients, linked_patients_many
@@ -36,6 +36,7 @@ from gateway.alerts.rules import (
     PRESENTATION_KEY_SYSTEM,
     Presentation,
     Retraction,
+    dedupe_key,
     detect_presentation,
     during_episode,
 )
@@ -340,6 +341,9 @@ class AlertPipeline:
         live = [e for e in events if e.method != "DELETE"]
         if not live:
             return
+        live = await self._may_alert(live)
+        if not live:
+            return
         found = await in_thread(self._classify_many, live)
         work: list[Alert | Retraction] = []
         for event, detection, linked, encounter in found:
@@ -400,6 +404,42 @@ class AlertPipeline:
         org = alert.entry.managing_organization
         episode = {"managingOrganization": {"reference": org}} if org else None
         return TOPIC_PRESENTED, focus, presented_filter_values(communication, episode)
+
+    async def _may_alert(self, events: Sequence[EventLike]) -> list[EventLike]:
+        """The Encounter events that can change an alert: those whose person (or a record linked to
+        it) is case-managed, whose visit has an alert already (a cancel takes it back), and any this
+        cheap screen cannot place; all events of an Encounter go on when one does. The rest, most
+        Encounters, cost three index queries a batch and one registry lookup, with no resource read
+        or parse (`_classify_many` needs both).
+        """
+        screened = await in_thread(self._screen, events)
+        ids = sorted({pid for linked in screened if linked is not None for pid in linked.ids})
+        managed = {entry.patient_id for entry in await self.registry.lookup(ids)} if ids else set()
+        wanted = {
+            event.res_id
+            for event, linked in zip(events, screened, strict=True)
+            if linked is None or not managed.isdisjoint(linked.ids)
+        }
+        return [e for e in events if e.res_id in wanted]
+
+    def _screen(self, events: Sequence[EventLike]) -> list[LinkedPatients | None]:
+        """Per event, the Patient records its person can be reached by; None when the event must go the
+        full way (its visit has an alert, it is not the current version, or its subject is not a plain
+        local Patient reference). An event with no subject gets an empty set: nobody to alert."""
+        ids = list(dict.fromkeys(e.res_id for e in events))
+        with self.store.reader() as uow:
+            current = _current_subjects(uow, ids)
+            alerted = _with_alerts(uow, ids)
+            subjects: list[str | object | None] = []
+            for event in events:
+                known = current.get(event.res_id)
+                if known is None or known[0] != event.version_id or event.res_id in alerted:
+                    subjects.append(_OTHER)
+                else:
+                    subjects.append(known[1])
+            linked = linked_patients_many(uow, [pid for pid in subjects if isinstance(pid, str)])
+        nobody = LinkedPatients("", {})
+        return [None if pid is _OTHER else linked[pid] if isinstance(pid, str) else nobody for pid in subjects]
 
     def _classify_many(
         self, events: Sequence[EventLike]
@@ -567,6 +607,48 @@ class AlertPipeline:
 
 
 _V2_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0003"
+_OTHER = object()
+"""A subject that is not a plain local Patient reference (another type, a URL, a bare id)."""
+
+
+def _current_subjects(uow: UnitOfWork, encounter_ids: Sequence[str]) -> dict[str, tuple[int, str | object | None]]:
+    """Per live Encounter: its current version and the Patient id of its subject, from the search index
+    (None: no subject; `_OTHER`: a subject that is not a plain local Patient reference). One query."""
+    r, sp = resource_table.c, sp_reference.c
+    rows = uow.conn.execute(
+        select(r.res_id, r.version_id, sp.target_type, sp.target_id, sp.url)
+        .select_from(
+            resource_table.outerjoin(
+                sp_reference,
+                and_(sp.res_type == "Encounter", sp.res_id == r.res_id, sp.param == "subject"),
+            )
+        )
+        .where(r.res_type == "Encounter", r.res_id.in_(list(encounter_ids)), r.deleted.is_(False))
+    ).all()
+    out: dict[str, tuple[int, str | object | None]] = {}
+    for row in rows:
+        if row.target_type is None and row.target_id is None and row.url is None:
+            subject: str | object | None = None
+        elif row.target_type == "Patient" and row.target_id and row.url is None:
+            subject = str(row.target_id)
+        else:
+            subject = _OTHER
+        if row.res_id in out:  # two subject rows: let the full classification decide
+            subject = _OTHER
+        out[row.res_id] = (int(row.version_id), subject)
+    return out
+
+
+def _with_alerts(uow: UnitOfWork, encounter_ids: Sequence[str]) -> set[str]:
+    """The Encounters among these whose visit already has a live alert resource (one query)."""
+    keys = {dedupe_key({"id": rid}): rid for rid in encounter_ids}
+    refs = [ref for key in keys for ref in _alert_refs(key)]
+    r = resource_table.c
+    rows = uow.conn.execute(
+        select(r.res_type, r.res_id).where(refs_in(resource_table, refs), r.deleted.is_(False))
+    ).all()
+    by_ref = {ref: rid for key, rid in keys.items() for ref in _alert_refs(key)}
+    return {by_ref[(row.res_type, row.res_id)] for row in rows if (row.res_type, row.res_id) in by_ref}
 
 
 def hl7_trigger(uow: UnitOfWork, encounter_id: str, version: int) -> str | None:
