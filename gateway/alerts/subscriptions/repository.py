@@ -10,13 +10,14 @@ delivery failure.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Engine, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.alerts.subscriptions.backport import STATUSES, SubscriptionStatus
@@ -97,7 +98,7 @@ class SubscriptionStateRepository:
 
     def get(self, sub_id: str) -> SubscriptionState | None:
         with self._engine.connect() as conn:
-            row = conn.execute(select(st).where(st.c.sub_id == sub_id)).first()
+            row = conn.execute(_state_of(), {"sub": sub_id}).first()
         return _state(row) if row is not None else None
 
     def states(self, sub_ids: Iterable[str] | None = None) -> list[SubscriptionState]:
@@ -214,12 +215,7 @@ class SubscriptionStateRepository:
         rows: list[dict[str, Any]] = []
         for sub_id in sorted(fresh):
             indexes = fresh[sub_id]
-            top = conn.execute(
-                update(st)
-                .where(st.c.sub_id == sub_id)
-                .values(events_since_start=st.c.events_since_start + len(indexes), updated_at=now)
-                .returning(st.c.events_since_start)
-            ).scalar_one()
+            top = conn.execute(_bump(), {"b_sub": sub_id, "b_count": len(indexes), "b_now": now}).scalar_one()
             for number, index in enumerate(indexes, start=int(top) - len(indexes) + 1):
                 _, topic, focus, _ = items[index]
                 out[index] = (number, True)
@@ -240,12 +236,7 @@ class SubscriptionStateRepository:
         """Lock (or create, `requested`) each subscription's status row, in id order; their statuses."""
         first = {sub_id: (topic, period) for sub_id, topic, _, period in reversed(items)}
         wanted = sorted(first)
-        statuses = {
-            row.sub_id: row.status
-            for row in conn.execute(
-                select(st.c.sub_id, st.c.status).where(st.c.sub_id.in_(wanted)).order_by(st.c.sub_id).with_for_update()
-            )
-        }
+        statuses = {row.sub_id: row.status for row in conn.execute(_lock_rows(), {"subs": wanted})}
         for sub_id in wanted:
             if sub_id in statuses:
                 continue
@@ -290,7 +281,7 @@ class SubscriptionStateRepository:
     ) -> tuple[SubscriptionState | None, list[EventRecord]]:
         """`get` and `undelivered` on one connection (a flush's first look, in one thread hop)."""
         with self._engine.connect() as conn:
-            row = conn.execute(select(st).where(st.c.sub_id == sub_id)).first()
+            row = conn.execute(_state_of(), {"sub": sub_id}).first()
             if row is None:
                 return None, []
             state = _state(row)
@@ -323,11 +314,11 @@ class SubscriptionStateRepository:
             merged.setdefault(sub_id, []).extend(numbers)
         with self._write() as conn:
             # one statement locks them all, in id order as `record_events` does: no deadlock between them
-            locked = conn.execute(
-                select(st).where(st.c.sub_id.in_(sorted(merged))).order_by(st.c.sub_id).with_for_update()
-            ).all()
-            for row in locked:
-                _mark_row_delivered(conn, row, merged[row.sub_id], now)
+            locked = conn.execute(_lock_rows(), {"subs": sorted(merged)}).all()
+            events = [{"m_sub": row.sub_id, "m_number": n, "m_now": now} for row in locked for n in merged[row.sub_id]]
+            if events:
+                conn.execute(_mark_event(), events)
+            conn.execute(_mark_status(), [_delivered_status(row, merged[row.sub_id], now) for row in locked])
 
     def mark_failed(self, sub_id: str, numbers: Sequence[int], error: str, *, now: datetime) -> SubscriptionState:
         """Record a failed attempt; the events stay undelivered. Returns the new state (error count)."""
@@ -398,24 +389,91 @@ def _mark_delivered_in(conn: Connection, sub_id: str, numbers: Sequence[int], no
 
 def _mark_row_delivered(conn: Connection, row: Row[Any], numbers: Sequence[int], now: datetime) -> None:
     """Mark `numbers` delivered under the locked status `row` and bring the status up to date."""
-    sub_id = row.sub_id
     if numbers:
-        conn.execute(
-            update(ev)
-            .where(ev.c.sub_id == sub_id, ev.c.event_number.in_(list(numbers)), ev.c.delivered_at.is_(None))
-            .values(delivered_at=now, attempts=ev.c.attempts + 1)
-        )
-    values: dict[str, Any] = {
-        "last_delivered_event": max([int(row.last_delivered_event), *numbers]),
-        "error_count": 0,
-        "last_error": None,
-        "updated_at": now,
+        conn.execute(_mark_event(), [{"m_sub": row.sub_id, "m_number": n, "m_now": now} for n in numbers])
+    conn.execute(_mark_status(), [_delivered_status(row, numbers, now)])
+
+
+def _delivered_status(row: Row[Any], numbers: Sequence[int], now: datetime) -> dict[str, Any]:
+    """The status row's new values after a delivery: errors cleared, `error` back to `active`, the next
+    heartbeat one period on (any notification proves the channel is alive)."""
+    beat = _next_beat(row.heartbeat_period, now) if row.status in ("active", "error") else row.next_heartbeat
+    return {
+        "d_sub": row.sub_id,
+        "d_last": max([int(row.last_delivered_event), *numbers]),
+        "d_status": "active" if row.status == "error" else row.status,
+        "d_beat": beat,
+        "d_now": now,
     }
-    if row.status == "error":
-        values["status"] = "active"
-    if row.status in ("active", "error"):
-        values["next_heartbeat"] = _next_beat(row.heartbeat_period, now)
-    conn.execute(update(st).where(st.c.sub_id == sub_id).values(**values))
+
+
+# Statements built once (SQLAlchemy reuses their compiled form): the delivery path runs them per alert.
+@functools.cache
+def _state_of() -> Any:
+    return select(st).where(st.c.sub_id == bindparam("sub"))
+
+
+@functools.cache
+def _lock_rows() -> Any:
+    # FOR UPDATE on PostgreSQL, in id order (no deadlock between batches); SQLite ignores it.
+    return select(st).where(st.c.sub_id.in_(bindparam("subs", expanding=True))).order_by(st.c.sub_id).with_for_update()
+
+
+@functools.cache
+def _bump() -> Any:
+    return (
+        update(st)
+        .where(st.c.sub_id == bindparam("b_sub"))
+        .values(events_since_start=st.c.events_since_start + bindparam("b_count"), updated_at=bindparam("b_now"))
+        .returning(st.c.events_since_start)
+    )
+
+
+@functools.cache
+def _mark_event() -> Any:
+    return (
+        update(ev)
+        .where(
+            ev.c.sub_id == bindparam("m_sub"),
+            ev.c.event_number == bindparam("m_number"),
+            ev.c.delivered_at.is_(None),
+        )
+        .values(delivered_at=bindparam("m_now"), attempts=ev.c.attempts + 1)
+    )
+
+
+@functools.cache
+def _mark_status() -> Any:
+    return (
+        update(st)
+        .where(st.c.sub_id == bindparam("d_sub"))
+        .values(
+            last_delivered_event=bindparam("d_last"),
+            error_count=0,
+            last_error=None,
+            status=bindparam("d_status"),
+            next_heartbeat=bindparam("d_beat"),
+            updated_at=bindparam("d_now"),
+        )
+    )
+
+
+@functools.cache
+def _undelivered_query(skipping: bool, limited: bool) -> Any:
+    query = select(ev).where(ev.c.sub_id == bindparam("sub"), ev.c.delivered_at.is_(None))
+    if skipping:
+        query = query.where(ev.c.event_number.not_in(bindparam("skip", expanding=True)))
+    query = query.order_by(ev.c.event_number)
+    return query.limit(bindparam("lim")) if limited else query
+
+
+@functools.cache
+def _known_query() -> Any:
+    return select(ev.c.sub_id, ev.c.focus_type, ev.c.focus_id, ev.c.focus_version, ev.c.event_number).where(
+        ev.c.sub_id.in_(bindparam("k_subs", expanding=True)),
+        ev.c.focus_type.in_(bindparam("k_types", expanding=True)),
+        ev.c.focus_id.in_(bindparam("k_ids", expanding=True)),
+    )
 
 
 def _event_row(sub_id: str, number: int, topic: str, focus: EventFocus, now: datetime) -> dict[str, Any]:
@@ -444,11 +502,12 @@ def _known_numbers(conn: Connection, wanted: Sequence[tuple[str, EventFocus]]) -
     if not keys:
         return {}
     rows = conn.execute(
-        select(ev.c.sub_id, ev.c.focus_type, ev.c.focus_id, ev.c.focus_version, ev.c.event_number).where(
-            ev.c.sub_id.in_(sorted({k[0] for k in keys})),
-            ev.c.focus_type.in_(sorted({k[1] for k in keys})),
-            ev.c.focus_id.in_(sorted({k[2] for k in keys})),
-        )
+        _known_query(),
+        {
+            "k_subs": sorted({k[0] for k in keys}),
+            "k_types": sorted({k[1] for k in keys}),
+            "k_ids": sorted({k[2] for k in keys}),
+        },
     )
     found: dict[tuple[str, str, str, int], int] = {}
     for row in rows:
@@ -461,13 +520,9 @@ def _known_numbers(conn: Connection, wanted: Sequence[tuple[str, EventFocus]]) -
 
 
 def _undelivered(conn: Connection, sub_id: str, limit: int | None, exclude: Iterable[int]) -> list[EventRecord]:
-    query = select(ev).where(ev.c.sub_id == sub_id, ev.c.delivered_at.is_(None)).order_by(ev.c.event_number)
     skip = list(exclude)
-    if skip:
-        query = query.where(ev.c.event_number.not_in(skip))
-    if limit is not None:
-        query = query.limit(limit)
-    return [_event(r) for r in conn.execute(query)]
+    params: dict[str, Any] = {"sub": sub_id, "lim": limit, "skip": skip}
+    return [_event(r) for r in conn.execute(_undelivered_query(bool(skip), limit is not None), params)]
 
 
 def _known_number(conn: Connection, sub_id: str, focus: EventFocus) -> int | None:
