@@ -40,7 +40,7 @@ from gateway.alerts.rules import (
     detect_presentation,
     during_episode,
 )
-from gateway.alerts.subscription_service import EventLike, SubscriptionService
+from gateway.alerts.subscription_service import EventLike, Numbered, SubscriptionService
 from gateway.alerts.subscriptions import EventFocus
 from gateway.codes import (
     ALERT_CODE_SYSTEM,
@@ -357,8 +357,7 @@ class AlertPipeline:
                 work.append(Alert(entries[0], detection, linked, event.version_id, encounter))
         if not work:
             return
-        written, known = await in_thread(self._write_all, work)
-        notify: list[tuple[str, EventFocus, Mapping[str, Iterable[str]]]] = []
+        written, numbered = await in_thread(self._write_all, work)
         for item, resources in zip(work, written, strict=True):
             refs = [f"{r['resourceType']}/{r['id']}" for r in resources]
             if isinstance(item, Retraction):
@@ -372,10 +371,9 @@ class AlertPipeline:
                 episode=item.entry.episode_id,
                 written=refs,
             )
-            notify += [self._presented(item, r, known) for r in resources if r["resourceType"] == "Communication"]
-        if notify:
-            await self.subscriptions.publish_many(notify)
-            for _, focus, _ in notify:
+        if numbered is not None:
+            self.subscriptions.announce(numbered)
+            for _, focus, _ in numbered.items:
                 self._published.add((focus.res_id, focus.version))
 
     @staticmethod
@@ -468,8 +466,11 @@ class AlertPipeline:
             linked = linked_patients_many(uow, [pid for _, _, pid, _ in found if pid is not None])
         return [(e, detection, linked[pid] if pid else None, enc) for e, detection, pid, enc in found]
 
-    def _write_all(self, work: Sequence[Alert | Retraction]) -> tuple[list[list[JSON]], dict[tuple[str, str], JSON]]:
-        """Write every alert and retraction of a batch in ONE transaction, in order; refs written per item.
+    def _write_all(self, work: Sequence[Alert | Retraction]) -> tuple[list[list[JSON]], Numbered | None]:
+        """Write every alert and retraction of a batch in ONE transaction, in order, and number their
+        presented-topic events in it too (consent decided per subscriber first): an alert written is
+        an alert numbered for delivery. Returns the resources written per item and the numbering, to
+        `announce` once committed.
 
         Two workers creating the same alert at once: the loser's transaction fails with a conflict
         and is retried once, when it finds the winner's resources and leaves them alone.
@@ -477,11 +478,20 @@ class AlertPipeline:
         for attempt in range(2):
             try:
                 with self.store.writer() as uow:
-                    return self._write_all_in(uow, work)
+                    written, known = self._write_all_in(uow, work)
+                    notify = [
+                        self._presented(item, r, known)
+                        for item, resources in zip(work, written, strict=True)
+                        if isinstance(item, Alert)
+                        for r in resources
+                        if r["resourceType"] == "Communication"
+                    ]
+                    numbered = self.subscriptions.number_in(uow, notify) if notify else None
+                    return written, numbered
             except FhirError as exc:
                 if attempt or exc.status != 409:
                     raise
-        return [], {}  # pragma: no cover
+        return [], None  # pragma: no cover
 
     def _write_all_in(
         self, uow: UnitOfWork, work: Sequence[Alert | Retraction]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -162,3 +163,33 @@ async def test_a_cancel_moved_to_another_person_still_takes_the_alert_back(
     alerts = (await client.get("/Communication", params={"category": ALERTS})).json()
     assert [e["resource"]["status"] for e in alerts["entry"]] == ["entered-in-error"]
     assert (await client.get("/Flag", params={"patient": "Patient/hosp-1", "status": "active"})).json()["total"] == 0
+
+
+async def test_an_alert_and_its_event_numbers_commit_together(
+    app: FastAPI, services: Services, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """The presented-topic events are numbered in the alert's own transaction: when numbering fails
+    the alert is not written either, and the redelivered Encounter event writes both, once."""
+    hook = receiver.url("batch-atomic")
+    pump = await _ready(app, services, client, hook)
+    service: SubscriptionService = pump.consumers["subscriptions"]
+    real = service.repo.record_events
+    calls = 0
+
+    def failing_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("numbering failed")
+        return real(*args, **kwargs)
+
+    service.repo.record_events = failing_once  # type: ignore[method-assign]
+    assert (await client.post("/Encounter", json=encounter("EMER"))).status_code == 201
+    events = pump.pending()
+    with pytest.raises(RuntimeError):
+        await pump.feed(events)
+    assert (await client.get("/Communication", params={"category": ALERTS})).json()["total"] == 0
+
+    await pump()  # the same Encounter event again (at-least-once), then the alert's own events
+    assert (await client.get("/Communication", params={"category": ALERTS})).json()["total"] == 1
+    assert [n for n, _ in receiver.events("batch-atomic")] == [1]

@@ -170,7 +170,11 @@ class SubscriptionStateRepository:
             return number
 
     def record_events(
-        self, items: Sequence[tuple[str, str, EventFocus, int | None]], *, now: datetime
+        self,
+        items: Sequence[tuple[str, str, EventFocus, int | None]],
+        *,
+        now: datetime,
+        conn: Connection | None = None,
     ) -> list[tuple[int, bool] | None]:
         """Number and log several events in ONE transaction, each once per focus version.
 
@@ -181,8 +185,11 @@ class SubscriptionStateRepository:
 
         A fixed handful of statements for the whole batch: the status rows locked in one, the
         numbers focus versions already have in one, one counter bump per subscription, and the new
-        event rows in one executemany.
+        event rows in one executemany. With `conn`, in the caller's transaction (a concurrent first
+        registration then fails that transaction, for the caller to retry).
         """
+        if conn is not None:
+            return self._record_all(conn, items, now=now)
         for attempt in range(2):  # a concurrent first registration loses the race once
             try:
                 with self._write() as conn:
