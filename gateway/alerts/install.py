@@ -9,7 +9,9 @@ what they need in `services.extras["subscriptions"]` (a `SubscriptionRuntime`).
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +39,7 @@ from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
 from gateway.fhir.services import Services
 from gateway.store.api import Store
+from gateway.store.engine import is_sqlite
 from gateway.store.schema import gateway_meta
 from gateway.types import JSON
 
@@ -111,7 +114,9 @@ def install(app: FastAPI, services: Services) -> dict[str, Any]:
     rest_hook = RestHookChannel()
     manager = ConnectionManager()
     channels: dict[str, Channel] = {"rest-hook": rest_hook, "websocket": WebSocketChannel(manager)}
-    deliverer = Deliverer(repo, channels, fhir_base=services.fhir_base, resolve=_resolver(store))
+    # Several processes share a PostgreSQL database: each takes a delivery lease per subscription.
+    owner = None if is_sqlite(store.engine) else f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+    deliverer = Deliverer(repo, channels, fhir_base=services.fhir_base, resolve=_resolver(store), lease_owner=owner)
     service = SubscriptionService(store, deliverer, repo, topics)
     store.before_write("Subscription", service.check)
     registry = _registry(services)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.alerts.subscriptions.backport import STATUSES, SubscriptionStatus
@@ -296,6 +296,34 @@ class SubscriptionStateRepository:
                 return state, []
             return state, _undelivered(conn, sub_id, limit, exclude)
 
+    def claim(
+        self,
+        sub_id: str,
+        owner: str,
+        *,
+        now: datetime,
+        until: datetime,
+        limit: int | None = None,
+        exclude: Iterable[int] = (),
+    ) -> tuple[SubscriptionState | None, list[EventRecord], bool]:
+        """Take (or renew) the delivery lease and read what to deliver, in one transaction.
+
+        Returns (state, undelivered events, whether `owner` holds the lease). The lease is free when
+        nobody holds it, `owner` does, or the holder's time ran out (a process that died). Several
+        gateway processes deliver one subscription's events only one at a time this way: the
+        holder sends everything, including events the others numbered, so nothing goes out twice.
+        """
+        with self._write() as conn:
+            lease = {"l_sub": sub_id, "l_owner": owner, "l_now": now, "l_until": until}
+            row = conn.execute(_take_lease(), lease).first()
+            if row is None:
+                other = conn.execute(_state_of(), {"sub": sub_id}).first()
+                return (_state(other) if other is not None else None), [], False
+            state = _state(row)
+            if state.status in ("requested", "off"):
+                return state, [], True
+            return state, _undelivered(conn, sub_id, limit, exclude), True
+
     def pending_subscriptions(self, *, created_before: datetime | None = None) -> list[str]:
         """Ids of subscriptions with at least one undelivered event (logged before `created_before`)."""
         query = select(ev.c.sub_id).where(ev.c.delivered_at.is_(None)).distinct().order_by(ev.c.sub_id)
@@ -313,19 +341,40 @@ class SubscriptionStateRepository:
         with self._write() as conn:
             return _mark_delivered_in(conn, sub_id, numbers, now)
 
-    def mark_delivered_many(self, deliveries: Sequence[tuple[str, Sequence[int]]], *, now: datetime) -> None:
+    def mark_delivered_many(
+        self,
+        deliveries: Sequence[tuple[str, Sequence[int]]],
+        *,
+        now: datetime,
+        release: Sequence[str] = (),
+        owner: str | None = None,
+    ) -> set[str]:
         """`mark_delivered` for several deliveries in ONE transaction (a subscription deleted
-        meanwhile is skipped: its log is gone with it)."""
+        meanwhile is skipped: its log is gone with it); then give back `owner`'s leases on `release`
+        where nothing is left undelivered. Returns the subscriptions whose lease was given back.
+
+        A lease is kept while events are waiting (another process numbered them while this one was
+        sending): its holder delivers them next, so a process that found the lease taken can leave
+        its events to the holder.
+        """
         merged: dict[str, list[int]] = {}
         for sub_id, numbers in deliveries:
             merged.setdefault(sub_id, []).extend(numbers)
+        releasing = sorted(set(release)) if owner is not None else []
         with self._write() as conn:
-            # one statement locks them all, in id order as `record_events` does: no deadlock between them
-            locked = conn.execute(_lock_rows(), {"subs": sorted(merged)}).all()
-            events = [{"m_sub": row.sub_id, "m_number": n, "m_now": now} for row in locked for n in merged[row.sub_id]]
+            # one statement locks every row this touches, in id order as `record_events` does: no deadlock
+            locked = conn.execute(_lock_rows(), {"subs": sorted(set(merged) | set(releasing))}).all()
+            events = [
+                {"m_sub": row.sub_id, "m_number": n, "m_now": now} for row in locked for n in merged.get(row.sub_id, ())
+            ]
             if events:
                 conn.execute(_mark_event(), events)
-            conn.execute(_mark_status(), [_delivered_status(row, merged[row.sub_id], now) for row in locked])
+            statuses = [_delivered_status(row, merged[row.sub_id], now) for row in locked if row.sub_id in merged]
+            if statuses:
+                conn.execute(_mark_status(), statuses)
+            if not releasing:
+                return set()
+            return {row.sub_id for row in conn.execute(_give_back(), {"g_subs": releasing, "g_owner": owner})}
 
     def mark_failed(self, sub_id: str, numbers: Sequence[int], error: str, *, now: datetime) -> SubscriptionState:
         """Record a failed attempt; the events stay undelivered. Returns the new state (error count)."""
@@ -433,6 +482,30 @@ def _bump() -> Any:
         .where(st.c.sub_id == bindparam("b_sub"))
         .values(events_since_start=st.c.events_since_start + bindparam("b_count"), updated_at=bindparam("b_now"))
         .returning(st.c.events_since_start)
+    )
+
+
+@functools.cache
+def _take_lease() -> Any:
+    free = or_(
+        st.c.lease_owner.is_(None), st.c.lease_owner == bindparam("l_owner"), st.c.lease_until < bindparam("l_now")
+    )
+    return (
+        update(st)
+        .where(st.c.sub_id == bindparam("l_sub"), free)
+        .values(lease_owner=bindparam("l_owner"), lease_until=bindparam("l_until"))
+        .returning(*st.c)
+    )
+
+
+@functools.cache
+def _give_back() -> Any:
+    waiting = select(ev.c.event_number).where(ev.c.sub_id == st.c.sub_id, ev.c.delivered_at.is_(None)).exists()
+    return (
+        update(st)
+        .where(st.c.sub_id.in_(bindparam("g_subs", expanding=True)), st.c.lease_owner == bindparam("g_owner"), ~waiting)
+        .values(lease_owner=None, lease_until=None)
+        .returning(st.c.sub_id)
     )
 
 
