@@ -12,10 +12,12 @@ Every id found carries how it was reached, so the alert can say why it believes 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, union
+from sqlalchemy import bindparam, select, union
 
 from gateway.alerts.registry import ref_id, relative_ref
 from gateway.store.api import UnitOfWork
@@ -82,14 +84,19 @@ def _with_links(uow: UnitOfWork, patient_ids: list[str]) -> set[str]:
     """The ids among these that hold a `Patient.link` or are the target of one (one query)."""
     if not patient_ids:
         return set()
+    return {str(row.pid) for row in uow.conn.execute(_with_links_query(), {"ids": patient_ids})}
+
+
+@functools.cache
+def _with_links_query() -> Any:
+    """Built once: the alert pipeline's screen asks it for every batch of Encounters."""
     sp = sp_reference.c
-    holders = select(sp.res_id.label("pid")).where(
-        sp.res_type == "Patient", sp.res_id.in_(patient_ids), sp.param == "link"
-    )
+    ids: Any = bindparam("ids", expanding=True)
+    holders = select(sp.res_id.label("pid")).where(sp.res_type == "Patient", sp.res_id.in_(ids), sp.param == "link")
     targets = select(sp.target_id.label("pid")).where(
-        sp.res_type == "Patient", sp.param == "link", sp.target_type == "Patient", sp.target_id.in_(patient_ids)
+        sp.res_type == "Patient", sp.param == "link", sp.target_type == "Patient", sp.target_id.in_(ids)
     )
-    return {str(row.pid) for row in uow.conn.execute(union(holders, targets))}
+    return union(holders, targets)
 
 
 def linked_patients(uow: UnitOfWork, patient_id: str, *, max_hops: int = MAX_HOPS) -> LinkedPatients:

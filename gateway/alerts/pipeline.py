@@ -19,14 +19,16 @@ Per committed write (read from the store by the version the event names):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, or_, select
 
 from gateway.alerts.content import alert_ids, build_alert, end_flag, retract
 from gateway.alerts.identity_links import LinkedPatients, linked_patients_many
@@ -341,10 +343,10 @@ class AlertPipeline:
         live = [e for e in events if e.method != "DELETE"]
         if not live:
             return
-        live = await self._may_alert(live)
+        live, links = await self._may_alert(live)
         if not live:
             return
-        found = await in_thread(self._classify_many, live)
+        found = await in_thread(self._classify_many, live, links)
         work: list[Alert | Retraction] = []
         for event, detection, linked, encounter in found:
             if isinstance(detection, Retraction):
@@ -403,12 +405,12 @@ class AlertPipeline:
         episode = {"managingOrganization": {"reference": org}} if org else None
         return TOPIC_PRESENTED, focus, presented_filter_values(communication, episode)
 
-    async def _may_alert(self, events: Sequence[EventLike]) -> list[EventLike]:
+    async def _may_alert(self, events: Sequence[EventLike]) -> tuple[list[EventLike], dict[str, LinkedPatients]]:
         """The Encounter events that can change an alert: those whose person (or a record linked to
         it) is case-managed, whose visit has an alert already (a cancel takes it back), and any this
         cheap screen cannot place; all events of an Encounter go on when one does. The rest, most
         Encounters, cost three index queries a batch and one registry lookup, with no resource read
-        or parse (`_classify_many` needs both).
+        or parse (`_classify_many` needs both). Also returns the links found, by presenting record.
         """
         screened = await in_thread(self._screen, events)
         ids = sorted({pid for linked in screened if linked is not None for pid in linked.ids})
@@ -418,7 +420,8 @@ class AlertPipeline:
             for event, linked in zip(events, screened, strict=True)
             if linked is None or not managed.isdisjoint(linked.ids)
         }
-        return [e for e in events if e.res_id in wanted]
+        links = {linked.start: linked for linked in screened if linked is not None and linked.start}
+        return [e for e in events if e.res_id in wanted], links
 
     def _screen(self, events: Sequence[EventLike]) -> list[LinkedPatients | None]:
         """Per event, the Patient records its person can be reached by; None when the event must go the
@@ -440,9 +443,10 @@ class AlertPipeline:
         return [None if pid is _OTHER else linked[pid] if isinstance(pid, str) else nobody for pid in subjects]
 
     def _classify_many(
-        self, events: Sequence[EventLike]
+        self, events: Sequence[EventLike], links: Mapping[str, LinkedPatients] | None = None
     ) -> list[tuple[EventLike, Presentation | Retraction, LinkedPatients | None, JSON]]:
-        """Classify a run of Encounter versions with a fixed handful of queries for all of them."""
+        """Classify a run of Encounter versions with a fixed handful of queries for all of them
+        (`links`: presenting records already followed, by id)."""
         with self.store.reader() as uow:
             wanted = [(e.res_id, v) for e in events for v in (e.version_id, e.version_id - 1) if v >= 1]
             versions = encounter_versions(uow, wanted)
@@ -463,7 +467,9 @@ class AlertPipeline:
                 subject = relative_ref(detection.subject_ref)
                 if subject and subject.startswith("Patient/"):
                     found.append((event, detection, str(ref_id(subject)), encounter))
-            linked = linked_patients_many(uow, [pid for _, _, pid, _ in found if pid is not None])
+            known = links or {}
+            linked = dict(known)
+            linked.update(linked_patients_many(uow, [p for _, _, p, _ in found if p is not None and p not in known]))
         return [(e, detection, linked[pid] if pid else None, enc) for e, detection, pid, enc in found]
 
     def _write_all(self, work: Sequence[Alert | Retraction]) -> tuple[list[list[JSON]], Numbered | None]:
@@ -624,19 +630,8 @@ _OTHER = object()
 def _current_subjects(uow: UnitOfWork, encounter_ids: Sequence[str]) -> dict[str, tuple[int, str | object | None]]:
     """Per live Encounter: its current version and the Patient id of its subject, from the search index
     (None: no subject; `_OTHER`: a subject that is not a plain local Patient reference). One query."""
-    r, sp = resource_table.c, sp_reference.c
-    rows = uow.conn.execute(
-        select(r.res_id, r.version_id, sp.target_type, sp.target_id, sp.url)
-        .select_from(
-            resource_table.outerjoin(
-                sp_reference,
-                and_(sp.res_type == "Encounter", sp.res_id == r.res_id, sp.param == "subject"),
-            )
-        )
-        .where(r.res_type == "Encounter", r.res_id.in_(list(encounter_ids)), r.deleted.is_(False))
-    ).all()
     out: dict[str, tuple[int, str | object | None]] = {}
-    for row in rows:
+    for row in uow.conn.execute(_subjects_query(), {"ids": list(encounter_ids)}):
         if row.target_type is None and row.target_id is None and row.url is None:
             subject: str | object | None = None
         elif row.target_type == "Patient" and row.target_id and row.url is None:
@@ -651,14 +646,39 @@ def _current_subjects(uow: UnitOfWork, encounter_ids: Sequence[str]) -> dict[str
 
 def _with_alerts(uow: UnitOfWork, encounter_ids: Sequence[str]) -> set[str]:
     """The Encounters among these whose visit already has a live alert resource (one query)."""
-    keys = {dedupe_key({"id": rid}): rid for rid in encounter_ids}
-    refs = [ref for key in keys for ref in _alert_refs(key)]
+    ids = {rid: alert_ids(dedupe_key({"id": rid})) for rid in encounter_ids}
+    by_ref = {ref: rid for rid in ids for ref in _alert_refs(dedupe_key({"id": rid}))}
+    params = {
+        "flags": [a.flag for a in ids.values()],
+        "communications": [a.communication for a in ids.values()],
+        "tasks": [a.task for a in ids.values()],
+    }
+    return {by_ref[(row.res_type, row.res_id)] for row in uow.conn.execute(_alerts_query(), params)}
+
+
+# Statements built once (SQLAlchemy reuses their compiled form): the screen runs them for every batch.
+@functools.cache
+def _subjects_query() -> Any:
+    r, sp = resource_table.c, sp_reference.c
+    subject = and_(sp.res_type == "Encounter", sp.res_id == r.res_id, sp.param == "subject")
+    return (
+        select(r.res_id, r.version_id, sp.target_type, sp.target_id, sp.url)
+        .select_from(resource_table.outerjoin(sp_reference, subject))
+        .where(r.res_type == "Encounter", r.res_id.in_(bindparam("ids", expanding=True)), r.deleted.is_(False))
+    )
+
+
+@functools.cache
+def _alerts_query() -> Any:
     r = resource_table.c
-    rows = uow.conn.execute(
-        select(r.res_type, r.res_id).where(refs_in(resource_table, refs), r.deleted.is_(False))
-    ).all()
-    by_ref = {ref: rid for key, rid in keys.items() for ref in _alert_refs(key)}
-    return {by_ref[(row.res_type, row.res_id)] for row in rows if (row.res_type, row.res_id) in by_ref}
+    return select(r.res_type, r.res_id).where(
+        or_(
+            and_(r.res_type == "Flag", r.res_id.in_(bindparam("flags", expanding=True))),
+            and_(r.res_type == "Communication", r.res_id.in_(bindparam("communications", expanding=True))),
+            and_(r.res_type == "Task", r.res_id.in_(bindparam("tasks", expanding=True))),
+        ),
+        r.deleted.is_(False),
+    )
 
 
 def hl7_trigger(uow: UnitOfWork, encounter_id: str, version: int) -> str | None:

@@ -122,9 +122,9 @@ async def test_encounters_of_people_nobody_case_manages_are_not_read_or_classifi
     classified: list[str] = []
     full = pipeline._classify_many
 
-    def counting(events: Any) -> Any:
+    def counting(events: Any, links: Any = None) -> Any:
         classified.extend(e.res_id for e in events)
-        return full(events)
+        return full(events, links)
 
     pipeline._classify_many = counting
     stranger = {"resourceType": "Patient", "identifier": [{"system": "https://hosp.example/mrn", "value": "X9"}]}

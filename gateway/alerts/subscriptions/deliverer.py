@@ -190,8 +190,8 @@ class Deliverer:
         For a subscription in `error` the first notification is a single probe; if it gets through
         the subscription is `active` again and the rest follows. Returns how many events went out.
 
-        A notification with fewer events than `max_count` took everything there was, so the flush
-        ends without another look; an event numbered meanwhile kicks a flush of its own
+        Each read takes one event more than a notification holds, so the flush knows whether to look
+        again without another read; an event numbered meanwhile kicks a flush of its own
         (`SubscriptionService._kick`), and the timer recovers anything else.
 
         With several processes (`lease_owner` set) a flush first takes the subscription's delivery
@@ -210,6 +210,8 @@ class Deliverer:
                     return delivered
                 probe = state.status == "error"
                 complete = True
+                more = len(events) > limit  # read one beyond the notification: whether to look again
+                events = events[:limit]
                 while events:
                     resources = await self._resources(spec, events)
                     numbers = [e.number for e in events]
@@ -233,11 +235,13 @@ class Deliverer:
                         state = replace(state, status="active", error_count=0, last_error=None)
                     probe = False
                     delivered += len(events)
-                    if len(events) < limit:
+                    if not more:
                         break
                     state, events, held = await self._read(spec.id, limit, owner)
                     if not held or state is None:
                         return delivered
+                    more = len(events) > limit
+                    events = events[:limit]
                 if owner is None or not complete or await self._give_back(spec.id):
                     return delivered
                 # not given back: another process numbered events meanwhile, and they are ours to send
@@ -248,6 +252,7 @@ class Deliverer:
         """The state and the next events to send (less those delivered here whose mark is not yet
         written), and whether this process may send them (it holds the lease, or needs none)."""
         exclude = sorted(self._unmarked.get(sub_id, ()))
+        limit += 1  # one more than a notification takes: whether there are more
         if owner is None:
             state, events = await self._db(self._repo.pending, sub_id, limit=limit, exclude=exclude)
             return state, events, True
