@@ -277,8 +277,10 @@ def subscriber_visibility(
         out = [False] * len(items)
         if not items:
             return out
-        subs = {s.id: s for s in uow.fetch_many(("Subscription", sub_id) for sub_id, _, _ in items)}
-        foci = {(f.type, f.id): f for f in uow.fetch_many((rtype, rid) for _, rtype, rid in items)}
+        wanted = [("Subscription", sub_id) for sub_id, _, _ in items] + [(rtype, rid) for _, rtype, rid in items]
+        found = {(r.type, r.id): r for r in uow.fetch_many(wanted)}  # one query for both
+        subs = {ref[1]: row for ref, row in found.items() if ref[0] == "Subscription"}
+        foci = {(rtype, rid): found[(rtype, rid)] for _, rtype, rid in items if (rtype, rid) in found}
         by_sub: dict[str, list[int]] = {}
         for index, (sub_id, rtype, rid) in enumerate(items):
             if (rtype, rid) in foci:
