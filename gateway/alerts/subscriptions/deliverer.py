@@ -73,7 +73,7 @@ class Deliverer:
         # (`SubscriptionStateRepository.claim`). None: the only process (SQLite), no lease needed.
         self._owner = lease_owner
         self._lease = lease
-        self._releases: list[tuple[str, asyncio.Future[bool]]] = []
+        self._releases: list[tuple[str, asyncio.Future[bool | None]]] = []
         self._channels = channels
         self._base = fhir_base
         self._policy = policy or RetryPolicy()
@@ -242,7 +242,7 @@ class Deliverer:
                         return delivered
                     more = len(events) > limit
                     events = events[:limit]
-                if owner is None or not complete or await self._give_back(spec.id):
+                if owner is None or not complete or await self._give_back(spec.id) is not False:
                     return delivered
                 # not given back: another process numbered events meanwhile, and they are ours to send
 
@@ -261,10 +261,11 @@ class Deliverer:
             self._repo.claim, sub_id, owner, now=now, until=now + self._lease, limit=limit, exclude=exclude
         )
 
-    async def _give_back(self, sub_id: str) -> bool:
+    async def _give_back(self, sub_id: str) -> bool | None:
         """Give the lease back with the next mark transaction (after this subscription's marks);
-        False when events are waiting, so the lease was kept."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        False when events are waiting, so the lease was kept; None when that transaction failed (the
+        lease is kept and this process's timer tries again, rather than sending again at once)."""
+        done: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._releases.append((sub_id, done))
         self._start_marker()
         return await done
@@ -289,7 +290,7 @@ class Deliverer:
         while self._marks or self._releases:
             batch, self._marks = self._marks, []
             releases, self._releases = self._releases, []
-            released: set[str] = set()
+            released: set[str] | None = None
             try:
                 released = await self._db(
                     self._repo.mark_delivered_many,
@@ -302,7 +303,7 @@ class Deliverer:
                 log.exception("subscription.mark_failed", deliveries=len(batch))
             for sub_id, done in releases:
                 if not done.done():
-                    done.set_result(sub_id in released)
+                    done.set_result(None if released is None else sub_id in released)
             for sub_id, numbers in batch:
                 held = self._unmarked.get(sub_id)
                 if held is not None:
