@@ -234,6 +234,7 @@ class SubscriptionService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.deliverer.settle()  # what was delivered is recorded as delivered
+        await self.deliverer.release_leases()  # the other processes need not wait for them to run out
 
     async def refresh(self) -> None:
         """Pick up Subscriptions another process handled (each process caches the specs it publishes to)."""

@@ -311,6 +311,14 @@ class Deliverer:
                     if not held:
                         del self._unmarked[sub_id]
 
+    async def release_leases(self) -> None:
+        """Give back every delivery lease this process holds (shutdown; after `settle`)."""
+        if self._owner is not None:
+            try:
+                await self._db(self._repo.release_leases, self._owner)
+            except Exception:  # they run out on their own
+                log.exception("subscription.lease_release_failed")
+
     async def settle(self) -> None:
         """Wait until every queued delivery mark (and lease release) is written (shutdown, tests)."""
         while self._marker is not None and not self._marker.done():

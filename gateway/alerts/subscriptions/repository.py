@@ -327,6 +327,11 @@ class SubscriptionStateRepository:
                 return state, [], True
             return state, _undelivered(conn, sub_id, limit, exclude), True
 
+    def release_leases(self, owner: str) -> None:
+        """Give back every lease `owner` holds (a process shutting down)."""
+        with self._write() as conn:
+            conn.execute(update(st).where(st.c.lease_owner == owner).values(lease_owner=None, lease_until=None))
+
     def pending_subscriptions(self, *, created_before: datetime | None = None) -> list[str]:
         """Ids of subscriptions with at least one undelivered event (logged before `created_before`)."""
         query = select(ev.c.sub_id).where(ev.c.delivered_at.is_(None)).distinct().order_by(ev.c.sub_id)

@@ -97,3 +97,21 @@ async def test_a_holders_lease_runs_out_and_another_process_takes_over(
     await b.settle()
     assert [n for _, body in receiver.hooks["orphaned"].received for n in numbers(body)] == [1]
     assert repo.undelivered(spec.id) == []
+
+
+async def test_a_process_shutting_down_gives_its_leases_back(
+    topics: dict[str, Topic], receiver: Receiver, pg_engine: Engine, channel: RestHookChannel
+) -> None:
+    spec = spec_for(topics, receiver.add("handover"))
+    a, b = deliverer(pg_engine, channel, "process-a"), deliverer(pg_engine, channel, "process-b")
+    assert (await a.activate(spec)).status == "active"
+    repo = SubscriptionStateRepository(pg_engine)
+    now = datetime.now()
+    repo.claim(spec.id, "process-a", now=now, until=now + timedelta(minutes=5))  # mid-flush, say
+    number_one(repo, spec.id, spec.topic, 1)
+    assert await b.flush(spec) == 0
+
+    await a.settle()
+    await a.release_leases()
+    assert await b.flush(spec) == 1
+    await b.settle()
