@@ -54,7 +54,7 @@ from gateway.codes import (
 from gateway.events.dedupe import RecentSeqs
 from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
-from gateway.store.api import Store, StoredResource, UnitOfWork, refs_in
+from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.schema import resource as resource_table
 from gateway.store.schema import resource_version, sp_reference
 from gateway.store.search.query import Criterion, SearchQuery
@@ -102,11 +102,13 @@ def _alert_refs(key: str) -> list[tuple[str, str]]:
 
 def _alert_rows(uow: UnitOfWork, keys: Iterable[str]) -> tuple[dict[tuple[str, str], JSON], set[tuple[str, str]]]:
     """The alert resources of these visits as stored now, and those stored only as a tombstone (one query)."""
-    wanted = list(dict.fromkeys(ref for key in keys for ref in _alert_refs(key)))
-    r = resource_table.c
-    rows = uow.conn.execute(
-        select(r.res_type, r.res_id, r.deleted, r.content).where(refs_in(resource_table, wanted))
-    ).all()
+    ids = [alert_ids(key) for key in dict.fromkeys(keys)]
+    params = {
+        "flags": [a.flag for a in ids],
+        "communications": [a.communication for a in ids],
+        "tasks": [a.task for a in ids],
+    }
+    rows = uow.conn.execute(_alerts_query(with_content=True), params).all()
     live = {
         (row.res_type, row.res_id): orjson.loads(row.content)
         for row in rows
@@ -669,16 +671,19 @@ def _subjects_query() -> Any:
 
 
 @functools.cache
-def _alerts_query() -> Any:
+def _alerts_query(with_content: bool = False) -> Any:
+    """The alert resources of visits (`flags`, `communications`, `tasks`: their ids): live ones, or
+    with content every row, tombstones included."""
     r = resource_table.c
-    return select(r.res_type, r.res_id).where(
+    query = select(r.res_type, r.res_id, r.deleted, r.content) if with_content else select(r.res_type, r.res_id)
+    query = query.where(
         or_(
             and_(r.res_type == "Flag", r.res_id.in_(bindparam("flags", expanding=True))),
             and_(r.res_type == "Communication", r.res_id.in_(bindparam("communications", expanding=True))),
             and_(r.res_type == "Task", r.res_id.in_(bindparam("tasks", expanding=True))),
-        ),
-        r.deleted.is_(False),
+        )
     )
+    return query if with_content else query.where(r.deleted.is_(False))
 
 
 def hl7_trigger(uow: UnitOfWork, encounter_id: str, version: int) -> str | None:

@@ -311,8 +311,9 @@ class SubscriptionService:
         self, uow: UnitOfWork, items: Sequence[tuple[str, EventFocus, Mapping[str, Iterable[str]]]]
     ) -> Numbered:
         """Decide and number topic events inside the caller's write transaction (blocking: call it in a
-        worker thread), so they commit with the write that caused them. Call `announce` with the result
-        once that transaction has committed."""
+        worker thread), so they commit with the write that caused them; their foci are versions that
+        transaction wrote (so none has a number yet). Call `announce` with the result once that
+        transaction has committed."""
         planned = self._plan(items)
         if planned and self.may_see is not None:
             allowed = self.may_see([(s.id, f.res_type, f.res_id) for _, s, f in planned], uow)
@@ -320,7 +321,10 @@ class SubscriptionService:
         numbered: list[tuple[int, bool] | None] = []
         if planned:
             numbered = self.repo.record_events(
-                [(s.id, s.topic, f, s.heartbeat_period) for _, s, f in planned], now=self._clock(), conn=uow.conn
+                [(s.id, s.topic, f, s.heartbeat_period) for _, s, f in planned],
+                now=self._clock(),
+                conn=uow.conn,
+                written_here=True,
             )
         return Numbered(items, planned, numbered)
 

@@ -175,6 +175,7 @@ class SubscriptionStateRepository:
         *,
         now: datetime,
         conn: Connection | None = None,
+        written_here: bool = False,
     ) -> list[tuple[int, bool] | None]:
         """Number and log several events in ONE transaction, each once per focus version.
 
@@ -186,10 +187,11 @@ class SubscriptionStateRepository:
         A fixed handful of statements for the whole batch: the status rows locked in one, the
         numbers focus versions already have in one, one counter bump per subscription, and the new
         event rows in one executemany. With `conn`, in the caller's transaction (a concurrent first
-        registration then fails that transaction, for the caller to retry).
+        registration then fails that transaction, for the caller to retry); `written_here` says the
+        caller wrote the focus versions in that transaction, so none has a number yet (no lookup).
         """
         if conn is not None:
-            return self._record_all(conn, items, now=now)
+            return self._record_all(conn, items, now=now, written_here=written_here)
         for attempt in range(2):  # a concurrent first registration loses the race once
             try:
                 with self._write() as conn:
@@ -200,10 +202,19 @@ class SubscriptionStateRepository:
         return []  # pragma: no cover
 
     def _record_all(
-        self, conn: Connection, items: Sequence[tuple[str, str, EventFocus, int | None]], *, now: datetime
+        self,
+        conn: Connection,
+        items: Sequence[tuple[str, str, EventFocus, int | None]],
+        *,
+        now: datetime,
+        written_here: bool = False,
     ) -> list[tuple[int, bool] | None]:
         statuses = self._lock_all(conn, items, now=now)
-        known = _known_numbers(conn, [(sub_id, focus) for sub_id, _, focus, _ in items if statuses[sub_id] != "off"])
+        known = (
+            {}
+            if written_here
+            else _known_numbers(conn, [(sub_id, focus) for sub_id, _, focus, _ in items if statuses[sub_id] != "off"])
+        )
         out: list[tuple[int, bool] | None] = [None] * len(items)
         fresh: dict[str, list[int]] = {}  # sub id -> indexes of items that need a new number, in order
         claimed: dict[tuple[str, str, str, int], int] = {}  # a focus version twice in one batch: one number
