@@ -5,16 +5,19 @@ Per committed write (read from the store by the version the event names):
 - `EpisodeOfCare`: keep the case-managed registry in step; when the person stops being case-managed,
   end the Flags raised under that episode; publish `episode-of-care-changed`.
 - `CarePlan`: publish `care-plan-changed`.
-- `Encounter`: classify this version against the previous one (`rules.detect_presentation`); for a
-  presentation, find the person across linked Patient records (`identity_links`), ask the registry,
-  and if case-managed write the Flag, the Communication (with why it fired) and, on admission, the
-  discharge-planning Task in ONE transaction under ids derived from the encounter's dedupe key.
-  A resource already there is left alone (unless it was retracted), so repeated or updated
-  messages of one visit alert nobody twice; a new visit is a new key and alerts again. A
+- `Encounter`: first a cheap screen per batch (index queries, one registry lookup) keeps only the
+  Encounters that can change an alert; those are classified against the previous version
+  (`rules.detect_presentation`); for a presentation, find the person across linked Patient records
+  (`identity_links`), ask the registry, and if case-managed write the Flag, the Communication (with
+  why it fired) and, on admission, the discharge-planning Task in ONE transaction under ids
+  derived from the encounter's dedupe key, with the `case-managed-person-presented` events
+  numbered for their subscribers in that same transaction: an alert written is an alert numbered
+  for delivery. A resource already there is left alone (unless it was retracted), so repeated or
+  updated messages of one visit alert nobody twice; a new visit is a new key and alerts again. A
   retraction takes the alert back (`content.retract`).
-- `Communication` (presentation-alert): publish `case-managed-person-presented`. Publishing from
-  the Communication's own committed write, not from the Encounter handler, means the outbox
-  carries it: an alert written is an alert notified, even if this process dies in between.
+- `Communication` (presentation-alert): publish `case-managed-person-presented` unless this process
+  already did when it wrote the alert (an alert written elsewhere, or by a run that died before
+  announcing it: numbering is once per Communication version, so nothing is numbered twice).
 """
 
 from __future__ import annotations
@@ -648,8 +651,9 @@ def _current_subjects(uow: UnitOfWork, encounter_ids: Sequence[str]) -> dict[str
 
 def _with_alerts(uow: UnitOfWork, encounter_ids: Sequence[str]) -> set[str]:
     """The Encounters among these whose visit already has a live alert resource (one query)."""
-    ids = {rid: alert_ids(dedupe_key({"id": rid})) for rid in encounter_ids}
-    by_ref = {ref: rid for rid in ids for ref in _alert_refs(dedupe_key({"id": rid}))}
+    keys = {rid: dedupe_key({"id": rid}) for rid in encounter_ids}
+    ids = {rid: alert_ids(key) for rid, key in keys.items()}
+    by_ref = {ref: rid for rid, key in keys.items() for ref in _alert_refs(key)}
     params = {
         "flags": [a.flag for a in ids.values()],
         "communications": [a.communication for a in ids.values()],
