@@ -31,7 +31,7 @@ from gateway.alerts.subscriptions.records import EventFocus, EventRecord, Subscr
 from gateway.alerts.subscriptions.repository import SubscriptionStateRepository
 from gateway.alerts.subscriptions.retry import RetryPolicy, backoff_delay
 from gateway.alerts.subscriptions.spec import SubscriptionSpec
-from gateway.events.threads import in_thread
+from gateway.events.threads import in_thread, in_thread_unhurried
 from gateway.types import JSON
 
 log = structlog.get_logger(__name__)
@@ -292,7 +292,9 @@ class Deliverer:
             releases, self._releases = self._releases, []
             released: set[str] | None = None
             try:
-                released = await self._db(
+                # bookkeeping off the latency path: on SQLite it waits for the lock in SQLite's own
+                # backoff rather than polling for it (as the relay's marks do)
+                released = await in_thread_unhurried(
                     self._repo.mark_delivered_many,
                     batch,
                     now=self._clock(),
