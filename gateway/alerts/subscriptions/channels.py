@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import httpx
 import orjson
 
 from gateway.alerts.subscriptions.backport import FHIR_JSON
-from gateway.alerts.subscriptions.http1 import Http1Client, HttpError
 from gateway.alerts.subscriptions.spec import SubscriptionSpec
 from gateway.types import JSON
 
@@ -38,24 +38,30 @@ class RestHookChannel:
     and following them would let an endpoint bounce the gateway elsewhere).
     """
 
-    def __init__(self, client: Http1Client | None = None, *, default_timeout: float = 10.0) -> None:
-        self._client = client or Http1Client()
+    def __init__(self, client: httpx.AsyncClient | None = None, *, default_timeout: float = 10.0) -> None:
+        self._client = client or httpx.AsyncClient()
         self._default_timeout = default_timeout
 
     async def send(self, spec: SubscriptionSpec, bundle: JSON) -> None:
         if not spec.endpoint:
             raise DeliveryError("subscription has no endpoint")
-        headers = [(name, value) for name, value in spec.headers]
-        headers.append(("Content-Type", FHIR_JSON))
+        headers = {name: value for name, value in spec.headers}
+        headers["Content-Type"] = FHIR_JSON
         timeout = float(spec.timeout) if spec.timeout else self._default_timeout
         try:
-            status = await self._client.post(spec.endpoint, orjson.dumps(bundle), headers, timeout=timeout)
-        except TimeoutError as exc:
+            response = await self._client.post(
+                spec.endpoint,
+                content=orjson.dumps(bundle),
+                headers=headers,
+                timeout=timeout,
+                follow_redirects=False,
+            )
+        except httpx.TimeoutException as exc:
             raise DeliveryError(f"timeout after {timeout:g} s ({type(exc).__name__})") from exc
-        except HttpError as exc:
-            raise DeliveryError(f"transport error ({exc})") from exc
-        if not 200 <= status < 300:
-            raise DeliveryError(f"endpoint answered HTTP {status}")
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"transport error ({type(exc).__name__})") from exc
+        if not 200 <= response.status_code < 300:
+            raise DeliveryError(f"endpoint answered HTTP {response.status_code}")
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from gateway.alerts.subscriptions import (
@@ -21,7 +22,6 @@ from gateway.alerts.subscriptions import (
     parse_subscription,
 )
 from gateway.alerts.subscriptions.backport import EXT_HEARTBEAT_PERIOD, EXT_MAX_COUNT, EXT_PAYLOAD_CONTENT
-from gateway.alerts.subscriptions.http1 import Http1Client
 from gateway.codes import TOPIC_PRESENTED
 
 from .conftest import Receiver
@@ -39,10 +39,9 @@ class Clock:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[Http1Client]:
-    client = Http1Client()
-    yield client
-    await client.aclose()
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
 
 
 @pytest.fixture
@@ -56,7 +55,9 @@ def delays() -> list[float]:
 
 
 @pytest.fixture
-def deliverer(repo: SubscriptionStateRepository, http: Http1Client, clock: Clock, delays: list[float]) -> Deliverer:
+def deliverer(
+    repo: SubscriptionStateRepository, http: httpx.AsyncClient, clock: Clock, delays: list[float]
+) -> Deliverer:
     async def sleep(seconds: float) -> None:  # real (tiny) waits, recorded
         delays.append(seconds)
         await asyncio.sleep(seconds)
@@ -222,7 +223,7 @@ async def test_heartbeats_on_schedule(
 
 
 async def test_flush_sends_the_remembered_payload_without_reading_the_store(
-    topics: dict[str, Topic], receiver: Receiver, repo: SubscriptionStateRepository, http: Http1Client
+    topics: dict[str, Topic], receiver: Receiver, repo: SubscriptionStateRepository, http: httpx.AsyncClient
 ) -> None:
     """What the publisher saw (the version the event names) is what goes out; `resolve` is only
     the fall-back for events whose payload this process does not hold (e.g. after a restart)."""
