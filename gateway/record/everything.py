@@ -23,6 +23,7 @@ hidden copy can never shadow a visible one, and before anything is counted or pa
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     DateTime,
     Select,
     String,
@@ -42,13 +44,14 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSON
 
 from gateway.alerts.registry import ref_id
 from gateway.consent.compartment import Compartment, default_compartment
 from gateway.fhir.errors import not_found
-from gateway.store.api import StoredResource, UnitOfWork
+from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.schema import resource, sp_date, sp_reference
 from gateway.store.search.kinds import date_range
 
@@ -248,16 +251,23 @@ def compartment_refs(
 @functools.lru_cache(maxsize=_CACHED)
 def _record_statement(
     dialect: str, pairs: tuple[tuple[str, tuple[str, ...]], ...], patients: bool, since: bool
-) -> Select[str, str, int, datetime, Any]:
+) -> CompoundSelect[str, str, int, datetime, Any]:
     """The current versions of the resources of each type in `pairs` that refer to one of the Patients
     `:patient_ids` through one of that type's compartment params; and those Patients, if `patients`.
 
-    Each type is one index probe (res_type, param, target_id), its rows read by primary key: the
-    gateway's own access log and a resource's second reference to the same Patient
-    (Observation.subject and .patient) are never read, and no table is scanned.
+    One arm per type: an index probe (res_type, param, target_id) for the ids, the rows read by
+    primary key. The gateway's own access log and a resource's second reference to the same
+    Patient (Observation.subject and .patient) are never read, and no table is scanned.
     """
     ref, r = sp_reference.c, resource.c
-    terms = []
+
+    def rows(rtype: str, ids: ColumnElement[bool]) -> Select[str, str, int, datetime, Any]:
+        arm = select(r.res_type, r.res_id, r.version_id, r.last_updated, r.content).where(
+            r.res_type == rtype, ids, r.deleted == false()
+        )
+        return arm.where(r.last_updated >= bindparam(_SINCE, type_=DateTime)) if since else arm
+
+    arms = []
     for rtype, names in pairs:
         members = select(ref.res_id).where(
             ref.res_type == rtype,
@@ -265,13 +275,10 @@ def _record_statement(
             ref.target_type == "Patient",
             _in_json(dialect, ref.target_id, _PATIENT_IDS),
         )
-        terms.append(and_(r.res_type == rtype, _in_subquery(dialect, r.res_id, members)))
+        arms.append(rows(rtype, _in_subquery(dialect, r.res_id, members)))
     if patients:
-        terms.append(and_(r.res_type == "Patient", _in_json(dialect, r.res_id, _PATIENT_IDS)))
-    stmt = select(r.res_type, r.res_id, r.version_id, r.last_updated, r.content).where(
-        or_(false(), *terms), r.deleted == false()
-    )
-    return stmt.where(r.last_updated >= bindparam(_SINCE, type_=DateTime)) if since else stmt
+        arms.append(rows("Patient", _in_json(dialect, r.res_id, _PATIENT_IDS)))
+    return union_all(*arms)
 
 
 def record_rows(
@@ -407,18 +414,50 @@ def _overlaps(ranges: list[tuple[datetime, datetime]], start: datetime | None, e
     return any((end is None or low <= end) and (start is None or high >= start) for low, high in ranges)
 
 
-def _business_keys(stored: StoredResource) -> set[str]:
+def _business_keys(stored: StoredResource) -> frozenset[str]:
     if stored.content is None:
-        return set()
+        return frozenset()
     body = orjson.loads(stored.content)
-    return {
+    return frozenset(
         f"{i['system']}|{i['value']}"
         for i in body.get("identifier") or []
         if isinstance(i, dict) and i.get("system") and i.get("value")
-    }
+    )
 
 
-def deduplicate(rows: list[StoredResource]) -> list[StoredResource]:
+class BusinessKeys:
+    """The identifiers (system|value) of stored versions, remembered: a stored version never changes,
+    so a record read again parses no JSON for its de-duplication. One per store (ids are only
+    unique within a database); forgotten wholesale when full."""
+
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, str, int], frozenset[str]] = {}
+
+    def of(self, stored: StoredResource) -> frozenset[str]:
+        key = (stored.type, stored.id, stored.version_id)
+        found = self._known.get(key)
+        if found is None:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            found = self._known[key] = _business_keys(stored)
+        return found
+
+
+_KEYS_BY_STORE: weakref.WeakKeyDictionary[Store, BusinessKeys] = weakref.WeakKeyDictionary()
+
+
+def business_keys(store: Store) -> BusinessKeys:
+    known = _KEYS_BY_STORE.get(store)
+    if known is None:
+        known = _KEYS_BY_STORE[store] = BusinessKeys()  # two threads at once: one is kept, both correct
+    return known
+
+
+def deduplicate(
+    rows: list[StoredResource], keys_of: Callable[[StoredResource], frozenset[str]] = _business_keys
+) -> list[StoredResource]:
     """One copy of each fact: same type and a shared identifier (system|value) -> keep the newest.
 
     Patients are kept whole (each source's record of the person belongs in the answer).
@@ -426,7 +465,7 @@ def deduplicate(rows: list[StoredResource]) -> list[StoredResource]:
     claimed: set[tuple[str, str]] = set()
     kept: set[Ref] = set()
     for stored in sorted(rows, key=lambda s: (s.last_updated, s.id), reverse=True):
-        keys = set() if stored.type == "Patient" else {(stored.type, k) for k in _business_keys(stored)}
+        keys = set() if stored.type == "Patient" else {(stored.type, k) for k in keys_of(stored)}
         if keys & claimed:
             continue
         claimed |= keys
@@ -448,7 +487,7 @@ def _complete(
     uow: UnitOfWork, core: list[StoredResource], params: EverythingParams, visible: Visible, compartment: Compartment
 ) -> list[StoredResource]:
     """Consent, de-duplication, then Provenance and supporting resources of what is kept."""
-    kept = deduplicate(visible(uow, core))
+    kept = deduplicate(visible(uow, core), business_keys(uow.store).of)
     kept_refs = {(s.type, s.id) for s in kept}
     provenance = provenance_refs(uow, kept_refs)
     # References to types outside the compartment (Practitioner, Organization, Location …), of what
