@@ -414,11 +414,11 @@ def _overlaps(ranges: list[tuple[datetime, datetime]], start: datetime | None, e
     return any((end is None or low <= end) and (start is None or high >= start) for low, high in ranges)
 
 
-def _business_keys(stored: StoredResource) -> frozenset[str]:
+def _business_keys(stored: StoredResource) -> tuple[str, ...]:
     if stored.content is None:
-        return frozenset()
+        return ()
     body = orjson.loads(stored.content)
-    return frozenset(
+    return tuple(
         f"{i['system']}|{i['value']}"
         for i in body.get("identifier") or []
         if isinstance(i, dict) and i.get("system") and i.get("value")
@@ -428,14 +428,15 @@ def _business_keys(stored: StoredResource) -> frozenset[str]:
 class BusinessKeys:
     """The identifiers (system|value) of stored versions, remembered: a stored version never changes,
     so a record read again parses no JSON for its de-duplication. One per store (ids are only
-    unique within a database); forgotten wholesale when full."""
+    unique within a database); forgotten wholesale when full. Tuples of strings, which the garbage
+    collector stops tracking, so a large memory adds nothing to its passes."""
 
     LIMIT = 200_000
 
     def __init__(self) -> None:
-        self._known: dict[tuple[str, str, int], frozenset[str]] = {}
+        self._known: dict[tuple[str, str, int], tuple[str, ...]] = {}
 
-    def of(self, stored: StoredResource) -> frozenset[str]:
+    def of(self, stored: StoredResource) -> tuple[str, ...]:
         key = (stored.type, stored.id, stored.version_id)
         found = self._known.get(key)
         if found is None:
@@ -456,7 +457,7 @@ def business_keys(store: Store) -> BusinessKeys:
 
 
 def deduplicate(
-    rows: list[StoredResource], keys_of: Callable[[StoredResource], frozenset[str]] = _business_keys
+    rows: list[StoredResource], keys_of: Callable[[StoredResource], Iterable[str]] = _business_keys
 ) -> list[StoredResource]:
     """One copy of each fact: same type and a shared identifier (system|value) -> keep the newest.
 

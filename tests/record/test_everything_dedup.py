@@ -27,6 +27,6 @@ def test_the_newest_copy_of_a_fact_is_kept_with_or_without_remembered_keys() -> 
 
 def test_a_new_version_is_read_afresh() -> None:
     known = BusinessKeys()
-    assert known.of(stored("a", 1, 0, "V1")) == {f"{SYSTEM}|V1"}
-    assert known.of(stored("a", 2, 0, "V9")) == {f"{SYSTEM}|V9"}  # the identifier changed in version 2
-    assert known.of(stored("a", 1, 0, "ignored")) == {f"{SYSTEM}|V1"}  # a version never changes
+    assert known.of(stored("a", 1, 0, "V1")) == (f"{SYSTEM}|V1",)
+    assert known.of(stored("a", 2, 0, "V9")) == (f"{SYSTEM}|V9",)  # the identifier changed in version 2
+    assert known.of(stored("a", 1, 0, "ignored")) == (f"{SYSTEM}|V1",)  # a version never changes
