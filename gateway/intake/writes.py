@@ -8,12 +8,8 @@ and nothing another source said is dropped. When no key finds anyone (an ambulan
 no NHS number, a council's first return), the demographic matcher decides: certain → the same
 Patient; probable → a new Patient linked `seealso` to the candidate plus a review Task, in the
 same transaction; otherwise a new Patient.
-
-Two processes receiving the same new person at once would each find nobody and each make a Patient.
-So before a Patient is made, the person's identifiers are locked until commit (PostgreSQL advisory
-locks, `gateway.store.locks`): the second writer waits for the first to commit, sees its Patient and
-is refused as a concurrent write (409; the sender retries and then finds it). SQLite writers already
-queue on the database's one write lock. A person sent with no identifier cannot be serialised this way.
+Before a Patient is made, `claim_new_person` (gateway/intake/new_person.py) makes sure no other
+process is making the same person at the same moment.
 """
 
 from __future__ import annotations
@@ -23,18 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, or_, select
-
-from gateway.fhir.errors import conflict
 from gateway.identity.blocking import InMemoryCandidateIndex
 from gateway.identity.linking import LinkAction, decide_link, review_task
 from gateway.identity.matcher import MatchResult
 from gateway.identity.patient_index import PatientIndex
 from gateway.identity.person import PersonRecord
+from gateway.intake.new_person import claim_new_person
 from gateway.mappings.source import SourceSystem
 from gateway.store.api import StoredResource, UnitOfWork, new_id
-from gateway.store.locks import hold_until_commit
-from gateway.store.schema import resource, sp_token
 from gateway.types import JSON
 
 # Other processes' new Patients reach this process's matcher within this many seconds.
@@ -62,32 +54,6 @@ def find_one(uow: UnitOfWork, rtype: str, identifier: JSON, *, exclude: str | No
     if len(found) > 1:
         raise AmbiguousMatch(f"more than one {rtype} holds an identifier of system {identifier['system']}")
     return found[0] if found else None
-
-
-def claim_new_person(uow: UnitOfWork, keys: list[JSON]) -> None:
-    """Before a Patient is made for `keys` (found nowhere in this transaction): lock them until commit,
-    then make sure no other writer committed a Patient holding one meanwhile.
-
-    Raises FhirError conflict (409) when one did: the transaction's view may be stale (a chunk's
-    preloaded lookups), so the caller's sender retries rather than this guessing.
-    """
-    tokens = sorted({(str(k["system"]), str(k["value"])) for k in keys if k.get("system") and k.get("value")})
-    if not tokens or not hold_until_commit(uow.conn, [f"patient-identifier:{s}|{v}" for s, v in tokens]):
-        return
-    t, r = sp_token.c, resource.c
-    taken = uow.conn.execute(
-        select(t.res_id)
-        .select_from(sp_token.join(resource, and_(r.res_type == t.res_type, r.res_id == t.res_id)))
-        .where(
-            t.res_type == "Patient",
-            t.param == "identifier",
-            or_(*(and_(t.code == value, t.system == system) for system, value in tokens)),
-            r.deleted == false(),
-        )
-        .limit(1)
-    ).first()
-    if taken is not None:
-        raise conflict("another writer has just created this person's Patient; retry")
 
 
 def merge_identifiers(first: list[JSON], second: list[JSON]) -> list[JSON]:
@@ -134,8 +100,9 @@ def upsert_patient(uow: UnitOfWork, patient: JSON, keys: list[JSON]) -> StoredRe
         current = find_one(uow, "Patient", key)
         if current is not None:
             break
-    if current is None:
+    else:  # no key found anyone: a new person
         claim_new_person(uow, keys)
+    if current is None:
         return uow.create(copy.deepcopy(patient))
     return uow.update(overlay_patient(current.json(), patient))[0]
 
