@@ -291,6 +291,8 @@ def record_rows(
         for rtype, names in sorted(compartment.params.items())
         if rtype != "Patient" and params.wants(rtype)
     )
+    if not pairs and not params.wants("Patient"):
+        return []  # `_type` names no compartment type: nothing is about the person
     stmt = _record_statement(uow.conn.dialect.name, pairs, params.wants("Patient"), params.since is not None)
     values: dict[str, Any] = {_PATIENT_IDS: _json_list(patient_ids)}
     if params.since is not None:
@@ -323,7 +325,7 @@ def _referrers_statement(dialect: str, target_type: str, source_types: tuple[str
     return select(ref.res_type, ref.res_id).where(
         ref.target_type == target_type,
         _in_json(dialect, ref.target_id, "target_ids"),
-        or_(*(ref.res_type == t for t in source_types)),
+        or_(false(), *(ref.res_type == t for t in source_types)),
     )
 
 
@@ -343,7 +345,7 @@ def _targets_statement(
         _keyed(dialect, ref.res_type, ref.res_id, types), ref.target_type.is_not(None)
     )
     if params is not None:
-        stmt = stmt.where(or_(*(ref.param == p for p in params)))
+        stmt = stmt.where(or_(false(), *(ref.param == p for p in params)))
     if outside is not None:
         stmt = stmt.where(ref.target_type.notin_(outside))
     return stmt
