@@ -22,6 +22,7 @@ covers for all three sources. Each answer must hold all 503 resources.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -42,6 +43,7 @@ from bench.mllp_ingest import (  # noqa: E402
     add_common,
     backends,
     bench_settings,
+    cpu_seconds,
     database,
     gateway_processes,
     log,
@@ -247,7 +249,10 @@ def run_backend(
                 )
                 timed(call, 20)  # warm-up
                 log(f"{backend}: {samples} × $everything")
+                server0, client0 = cpu_seconds(ep.pid), time.process_time()
                 ms = timed(call, samples)
+                server_ms = (cpu_seconds(ep.pid) - server0) * 1000 / samples
+                client_ms = (time.process_time() - client0) * 1000 / samples
         latency_row(
             result,
             f"Patient/$everything, {RESOURCES_PER_PERSON} resources + 3 records, consent on"
@@ -258,6 +263,10 @@ def run_backend(
         result.notes.append(
             f"{stored:,} resources stored; p99 {percentile(ms, 0.99):.1f} ms over {samples} calls; answers held "
             f"{sizes[0]:,} entries on the first call and {sizes[-1]:,} on the last (AuditEvents of earlier reads)."
+        )
+        result.notes.append(
+            f"CPU per call: gateway process {server_ms:.1f} ms (every thread: request, consent, audit writer), "
+            f"client {client_ms:.1f} ms (request, JSON parse of the answer); load average {os.getloadavg()[0]:.1f}."
         )
     return result
 

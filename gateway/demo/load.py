@@ -5,18 +5,25 @@ the organisations, agreements and people (FHIR JSON); then the three organisatio
 fed through the real intake (so every fact carries Provenance from its source); then the virtual
 ward (episodes, care teams, care plans, the shared assessment), enrolled after the history so
 that old admissions do not raise alerts.
+
+Dates: the fixtures are written as of `gateway.demo.dates.REFERENCE_DAY`, and every loader moves
+them by the whole days between that day and `today` (the day of loading unless given), so the
+story is the same whenever it is told (fixtures/demo/README.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import orjson
 from sqlalchemy import select
 
 from gateway.demo.community import CommunityReport, ingest_community
+from gateway.demo.dates import days_since_reference, shift_csv, shift_hl7, shift_json
 from gateway.events import claim
-from gateway.fhir.loader import load_file
+from gateway.fhir.loader import load_json
 from gateway.fhir.services import Services
 from gateway.intake.web import hl7_intake_of, social_care_intake_of, sources_of
 from gateway.paths import FIXTURES_DIR
@@ -33,31 +40,41 @@ COMMUNITY_RECORDS = SOURCES_DIR / "community_contacts.json"
 _MARKER = "demo_loaded"
 
 
-def load_core(services: Services) -> int:
+def _days(today: date | None) -> int:
+    return days_since_reference(today or datetime.now(UTC).date())
+
+
+def _load_fixture(services: Services, name: str, today: date | None) -> int:
+    return load_json(services.store, shift_json(orjson.loads((DEMO_DIR / name).read_bytes()), _days(today)))
+
+
+def load_core(services: Services, today: date | None = None) -> int:
     """Organisations, practitioners, people, information-sharing agreements and Consents."""
-    return sum(load_file(services.store, DEMO_DIR / name) for name in CORE_FILES)
+    return sum(_load_fixture(services, name, today) for name in CORE_FILES)
 
 
-def ingest_council_extract(services: Services) -> JSON:
+def ingest_council_extract(services: Services, today: date | None = None) -> JSON:
     """The council's client-level extract through the social-care intake; returns its per-row report."""
-    data = COUNCIL_EXTRACT.read_bytes()
+    data = shift_csv(COUNCIL_EXTRACT.read_bytes(), _days(today))
     return social_care_intake_of(services).ingest(data, filename=COUNCIL_EXTRACT.name)
 
 
-def hospital_messages(path: Path = HOSPITAL_FEED) -> list[bytes]:
+def hospital_messages(path: Path = HOSPITAL_FEED, today: date | None = None) -> list[bytes]:
     """The HL7 v2 messages of a feed file (one message per line, segments separated by CR)."""
-    return [line.rstrip(b"\n") for line in path.read_bytes().split(b"\n") if line.strip()]
+    days = _days(today)
+    return [shift_hl7(line.rstrip(b"\n"), days) for line in path.read_bytes().split(b"\n") if line.strip()]
 
 
-def ingest_hospital_feed(services: Services) -> list[bytes]:
+def ingest_hospital_feed(services: Services, today: date | None = None) -> list[bytes]:
     """The hospital's ADT history through the HL7 intake (as MLLP would deliver it); returns the ACKs."""
     intake = hl7_intake_of(services)
-    return [intake.handle(message) for message in hospital_messages()]
+    return [intake.handle(message) for message in hospital_messages(today=today)]
 
 
-def ingest_community_records(services: Services) -> CommunityReport:
+def ingest_community_records(services: Services, today: date | None = None) -> CommunityReport:
     source = next(s for s in sources_of(services).all() if s.kind == "community")
-    return ingest_community(services.store, COMMUNITY_RECORDS.read_bytes(), source=source)
+    data = orjson.dumps(shift_json(orjson.loads(COMMUNITY_RECORDS.read_bytes()), _days(today)))
+    return ingest_community(services.store, data, source=source)
 
 
 def settle_history(services: Services) -> int:
@@ -75,9 +92,9 @@ def settle_history(services: Services) -> int:
         settled += len(batch.events)
 
 
-def enrol_virtual_ward(services: Services) -> int:
+def enrol_virtual_ward(services: Services, today: date | None = None) -> int:
     """Episodes of care, care teams, goals, joint care plans and the shared assessment."""
-    return sum(load_file(services.store, DEMO_DIR / name) for name in WARD_FILES)
+    return sum(_load_fixture(services, name, today) for name in WARD_FILES)
 
 
 def is_loaded(services: Services) -> bool:
@@ -92,17 +109,23 @@ def mark_loaded(services: Services, written: int) -> None:
             uow.conn.execute(gateway_meta.insert().values(key=_MARKER, value=str(written)))
 
 
-def ensure_demo_loaded(services: Services, announce: Callable[[str], None] = lambda _: None) -> int:
-    """Load the demo data set unless this database already has it; returns resources written."""
+def ensure_demo_loaded(
+    services: Services, announce: Callable[[str], None] = lambda _: None, *, today: date | None = None
+) -> int:
+    """Load the demo data set unless this database already has it; returns resources written.
+
+    Its dates are placed relative to `today` (default: the day of loading).
+    """
     if is_loaded(services):
         announce("demo data already loaded")
         return 0
-    written = load_core(services)
-    report = ingest_council_extract(services)
-    acks = ingest_hospital_feed(services)
-    community = ingest_community_records(services)
+    today = today or datetime.now(UTC).date()
+    written = load_core(services, today)
+    report = ingest_council_extract(services, today)
+    acks = ingest_hospital_feed(services, today)
+    community = ingest_community_records(services, today)
     settle_history(services)
-    written += enrol_virtual_ward(services)
+    written += enrol_virtual_ward(services, today)
     mark_loaded(services, written)
     totals = ", ".join(f"{k} {v}" for k, v in report["totals"].items())
     announce(

@@ -207,6 +207,7 @@ class Walkthrough:
         self.secrets = {c["client_id"]: c["client_secret"] for c in demo_credentials(services)}
         self._clients: dict[str, httpx.Client] = {}
         self._step = 0
+        self.today = datetime.now(UTC).date()  # the demo's dates are placed relative to this day
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -273,7 +274,7 @@ class Walkthrough:
             "credentials, and sees a person's data only where an information-sharing agreement\n"
             "(a FHIR Basic resource) admits it and the person has not objected (a FHIR Consent).",
         )
-        written = load.load_core(self.services)
+        written = load.load_core(self.services, self.today)
         self.say(f"  loaded {written} resources from fixtures/demo ({', '.join(load.CORE_FILES)})")
         for client_id, who in CLIENTS.items():
             self.say(f"  client {client_id:<22} is {who}")
@@ -288,7 +289,7 @@ class Walkthrough:
             "Westshire Council sends its adult social care client-level extract (a CSV). The intake\n"
             "maps each row to FHIR, writes it with Provenance, and reports every row.",
         )
-        report = load.ingest_council_extract(self.services)
+        report = load.ingest_council_extract(self.services, self.today)
         self.facts.council_report = dict(report["totals"])
         totals = report["totals"]
         self.say(
@@ -306,10 +307,10 @@ class Walkthrough:
             "the community provider's contacts, referrals and teams are mapped and written the same way.\n"
             "People are matched on NHS number, so the hospital's own numbers join their records.",
         )
-        acks = load.ingest_hospital_feed(self.services)
+        acks = load.ingest_hospital_feed(self.services, self.today)
         codes = [msa(a)[0] for a in acks]
         self.say(f"  {len(acks)} hospital messages, acknowledged: {', '.join(sorted(set(codes)))}")
-        community = load.ingest_community_records(self.services)
+        community = load.ingest_community_records(self.services, self.today)
         self.say(f"  {community.accepted} community records written ({community.rejected} refused)")
 
     def virtual_ward(self) -> None:
@@ -322,7 +323,7 @@ class Walkthrough:
         )
         # The history above is a backfill, not news: let the gateway finish reading it before enrolling.
         wait_for(lambda: pending_count(self.services.store) == 0)
-        load.enrol_virtual_ward(self.services)
+        load.enrol_virtual_ward(self.services, self.today)
         load.mark_loaded(self.services, 0)
         bundle = (
             self.client("demo-case-management")

@@ -8,6 +8,8 @@ and nothing another source said is dropped. When no key finds anyone (an ambulan
 no NHS number, a council's first return), the demographic matcher decides: certain → the same
 Patient; probable → a new Patient linked `seealso` to the candidate plus a review Task, in the
 same transaction; otherwise a new Patient.
+Before a Patient is made, `claim_new_person` (gateway/intake/new_person.py) makes sure no other
+process is making the same person at the same moment.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from gateway.identity.linking import LinkAction, decide_link, review_task
 from gateway.identity.matcher import MatchResult
 from gateway.identity.patient_index import PatientIndex
 from gateway.identity.person import PersonRecord
+from gateway.intake.new_person import claim_new_person
 from gateway.mappings.source import SourceSystem
 from gateway.store.api import StoredResource, UnitOfWork, new_id
 from gateway.types import JSON
@@ -97,6 +100,8 @@ def upsert_patient(uow: UnitOfWork, patient: JSON, keys: list[JSON]) -> StoredRe
         current = find_one(uow, "Patient", key)
         if current is not None:
             break
+    else:  # no key found anyone: a new person
+        claim_new_person(uow, keys)
     if current is None:
         return uow.create(copy.deepcopy(patient))
     return uow.update(overlay_patient(current.json(), patient))[0]
@@ -234,6 +239,7 @@ class PersonResolver:
                 stored = uow.update(overlay_patient(current.json(), patient))[0]
                 self._remember(stored)
                 return PersonLink(stored, "identifier", (stored,))
+        claim_new_person(uow, keys)  # the demographic path may make a Patient too
         if match:
             linked = self._by_demographics(uow, patient, keys)
             if linked is not None:

@@ -22,24 +22,41 @@ hidden copy can never shadow a visible one, and before anything is counted or pa
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, false, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    DateTime,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    false,
+    func,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import JSON
 
 from gateway.alerts.registry import ref_id
 from gateway.consent.compartment import Compartment, default_compartment
 from gateway.fhir.errors import not_found
-from gateway.store.api import StoredResource, UnitOfWork
+from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.schema import resource, sp_date, sp_reference
 from gateway.store.search.kinds import date_range
 
 Visible = Callable[[UnitOfWork, list[StoredResource]], list[StoredResource]]
 Ref = tuple[str, str]
-
-_CHUNK = 500
 
 # The "care date" of each type, as its date search parameter (start/end filter on these).
 CLINICAL_DATE_PARAMS: dict[str, str] = {
@@ -111,158 +128,17 @@ class EverythingParams:
 
 
 # -- index queries -------------------------------------------------------------------------------
+#
+# Every statement is built once per shape (dialect, types …) and cached, so SQLAlchemy neither
+# rebuilds nor re-keys it per call; the ids go in as bound values. A set of ids is bound as one
+# JSON array, which PostgreSQL reads as `= ANY(array)` and SQLite as `IN json_each`, both from an
+# index: a record of hundreds of resources never becomes hundreds of bound parameters (or a text[]
+# the driver quotes id by id), and no planner ever weighs a join against a scan of a whole table
+# (PostgreSQL hash-joined every stored resource once a record was a few hundred resources).
 
-
-def _chunks(items: Collection[str]) -> Iterable[list[str]]:
-    ordered = sorted(items)
-    for i in range(0, len(ordered), _CHUNK):
-        yield ordered[i : i + _CHUNK]
-
-
-def linked_patient_ids(uow: UnitOfWork, patient_id: str) -> list[str]:
-    """The Patient and every Patient linked to it (either direction, transitively); it comes first."""
-    ref = sp_reference.c
-    seen = {patient_id}
-    frontier = {patient_id}
-    while frontier:
-        found: set[str] = set()
-        for chunk in _chunks(frontier):
-            base = select(ref.res_id, ref.target_id).where(
-                ref.res_type == "Patient", ref.param == "link", ref.target_type == "Patient"
-            )
-            for row in uow.conn.execute(base.where(ref.res_id.in_(chunk))):
-                found.add(row.target_id)
-            for row in uow.conn.execute(base.where(ref.target_id.in_(chunk))):
-                found.add(row.res_id)
-        frontier = {f for f in found if f} - seen
-        seen |= frontier
-    return [patient_id, *sorted(seen - {patient_id})]
-
-
-def compartment_refs(uow: UnitOfWork, patient_ids: Collection[str], compartment: Compartment) -> set[Ref]:
-    """Resources (other than Patients) in the compartment of any of these Patients."""
-    ref = sp_reference.c
-    found: set[Ref] = set()
-    for chunk in _chunks(patient_ids):
-        rows = uow.conn.execute(
-            select(ref.res_type, ref.res_id, ref.param).where(ref.target_type == "Patient", ref.target_id.in_(chunk))
-        )
-        for row in rows:
-            if row.res_type != "Patient" and row.param in compartment.params.get(row.res_type, ()):
-                found.add((row.res_type, row.res_id))
-    return found
-
-
-def _wanted_members(column: ColumnElement[str], params: EverythingParams) -> ColumnElement[bool]:
-    """SQL: a referring resource of a type `params` wants (Patients are read on their own)."""
-    if params.types is None:
-        return column.notin_(["Patient", *sorted(NOT_CARE_RECORD)])
-    return column.in_(sorted(params.types - {"Patient"}))
-
-
-def compartment_rows(
-    uow: UnitOfWork, patient_ids: Collection[str], compartment: Compartment, params: EverythingParams
-) -> list[StoredResource]:
-    """Current versions of the wanted resources (other than Patients) in these Patients' compartment.
-
-    One join of the reference index with the resources, driven by the few Patient ids: the
-    types left out (`params`) are dropped in SQL, so the gateway's growing access log costs nothing.
-    """
-    ref, r = sp_reference.c, resource.c
-    stmt = (
-        select(ref.param, r.res_type, r.res_id, r.version_id, r.last_updated, r.content)
-        .select_from(sp_reference.join(resource, and_(r.res_type == ref.res_type, r.res_id == ref.res_id)))
-        .where(ref.target_type == "Patient", r.deleted == false())
-    )
-    stmt = stmt.where(_wanted_members(ref.res_type, params))
-    if params.since is not None:
-        stmt = stmt.where(r.last_updated >= params.since)
-    found: dict[Ref, StoredResource] = {}
-    for chunk in _chunks(patient_ids):
-        for param, rtype, rid, version, updated, content in uow.conn.execute(stmt.where(ref.target_id.in_(chunk))):
-            key = (rtype, rid)
-            if key not in found and param in compartment.params.get(rtype, ()):
-                body = content.encode() if isinstance(content, str) else content
-                found[key] = StoredResource(rtype, rid, version, updated, False, body)
-    return list(found.values())
-
-
-@dataclass(frozen=True)
-class Links:
-    """For the resources referring to some Patients, and those Patients: (Provenance, its target)
-    pairs, and (resource, what it refers to) pairs. Read by joins driven by the few Patient ids,
-    so a record of hundreds of resources never becomes hundreds of bound parameters."""
-
-    provenance: set[tuple[Ref, Ref]]
-    references: set[tuple[Ref, Ref]]
-
-
-def compartment_links(
-    uow: UnitOfWork, patient_ids: Collection[str], compartment: Compartment, params: EverythingParams
-) -> Links:
-    """The `Links` of the wanted members of these Patients' compartment, and of the Patients.
-
-    Only references to types outside the compartment are read (those are what `$everything`
-    brings along); Provenance is read whatever it targets.
-    """
-    ref = sp_reference.c
-    other = sp_reference.alias("linked")
-    o = other.c
-    provenance: set[tuple[Ref, Ref]] = set()
-    pairs: set[tuple[Ref, Ref]] = set()
-    for chunk in _chunks(patient_ids):
-        # Provenance whose target is a resource referring to the Patients, or a Patient itself.
-        about = select(o.res_id, o.target_type, o.target_id).where(o.res_type == "Provenance", o.param == "target")
-        via_members = about.join_from(
-            other, sp_reference, and_(ref.res_type == o.target_type, ref.res_id == o.target_id)
-        ).where(ref.target_type == "Patient", ref.target_id.in_(chunk), _wanted_members(ref.res_type, params))
-        direct = about.where(o.target_type == "Patient", o.target_id.in_(chunk))
-        for stmt in (via_members, direct):
-            provenance.update(
-                (("Provenance", row.res_id), (row.target_type, row.target_id)) for row in uow.conn.execute(stmt)
-            )
-        # What the members and the Patients refer to (their own references).
-        targets = select(o.res_type, o.res_id, o.target_type, o.target_id).where(
-            o.target_type.is_not(None), o.target_type.notin_(sorted(compartment.params))
-        )
-        members = targets.join_from(other, sp_reference, and_(ref.res_type == o.res_type, ref.res_id == o.res_id))
-        members = members.where(
-            ref.target_type == "Patient", ref.target_id.in_(chunk), _wanted_members(ref.res_type, params)
-        )
-        patients = targets.where(o.res_type == "Patient", o.res_id.in_(chunk))
-        for stmt in (members, patients):
-            for row in uow.conn.execute(stmt):
-                if row.target_id:
-                    pairs.add(((row.res_type, row.res_id), (row.target_type, row.target_id)))
-    return Links(provenance, pairs)
-
-
-def _referrers(
-    uow: UnitOfWork, target_type: str, target_ids: Collection[str], source_types: Collection[str]
-) -> set[Ref]:
-    ref = sp_reference.c
-    found: set[Ref] = set()
-    for chunk in _chunks(target_ids):
-        rows = uow.conn.execute(
-            select(ref.res_type, ref.res_id).where(
-                ref.target_type == target_type, ref.target_id.in_(chunk), ref.res_type.in_(list(source_types))
-            )
-        )
-        found.update((r.res_type, r.res_id) for r in rows)
-    return found
-
-
-def _targets(uow: UnitOfWork, sources: Collection[Ref], params: Collection[str] | None = None) -> set[Ref]:
-    """What these resources refer to (literal, local references), optionally through named params only."""
-    ref = sp_reference.c
-    found: set[Ref] = set()
-    for rtype, ids in _by_type(sources).items():
-        for chunk in _chunks(ids):
-            stmt = select(ref.target_type, ref.target_id).where(ref.res_type == rtype, ref.res_id.in_(chunk))
-            if params is not None:
-                stmt = stmt.where(ref.param.in_(list(params)))
-            found.update((row.target_type, row.target_id) for row in uow.conn.execute(stmt) if row.target_id)
-    return {f for f in found if f[0]}
+_PATIENT_IDS = "patient_ids"
+_SINCE = "since"
+_CACHED = 256  # statement shapes kept per builder
 
 
 def _by_type(refs: Iterable[Ref]) -> dict[str, set[str]]:
@@ -272,34 +148,264 @@ def _by_type(refs: Iterable[Ref]) -> dict[str, set[str]]:
     return grouped
 
 
+def _json_list(ids: Iterable[str]) -> str:
+    return orjson.dumps(sorted(ids)).decode()
+
+
+def _in_json(dialect: str, column: ColumnElement[str], name: str) -> ColumnElement[bool]:
+    """`column IN <the JSON array of strings bound as name>`."""
+    listed = bindparam(name, type_=String)
+    if dialect == "postgresql":
+        each = func.json_array_elements_text(cast(listed, JSON)).table_valued("value")
+        return column == any_(func.array(select(each.c.value).scalar_subquery()))
+    return column.in_(select(func.json_each(listed).table_valued("value").c.value))
+
+
+def _in_subquery(dialect: str, column: ColumnElement[str], ids: Select[str]) -> ColumnElement[bool]:
+    """`column IN (ids)`, which PostgreSQL answers by key (`= ANY(ARRAY(...))`) instead of weighing a join."""
+    if dialect == "postgresql":
+        return column == any_(func.array(ids.scalar_subquery()))
+    return column.in_(ids)
+
+
+def _keyed(
+    dialect: str, type_col: ColumnElement[str], id_col: ColumnElement[str], types: tuple[str, ...]
+) -> ColumnElement[bool]:
+    """`(type, id)` among refs of `types`, each type's ids bound as `ids_<i>`: read by a (type, id) index."""
+    return or_(false(), *(and_(type_col == t, _in_json(dialect, id_col, f"ids_{i}")) for i, t in enumerate(types)))
+
+
+def _keyed_values(refs: Iterable[Ref]) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The types of `refs` (sorted) and the bound values `_keyed` expects for them."""
+    grouped = _by_type(refs)
+    types = tuple(sorted(grouped))
+    return types, {f"ids_{i}": _json_list(grouped[t]) for i, t in enumerate(types)}
+
+
+def _stored(rows: Iterable[Any]) -> list[StoredResource]:
+    return [
+        StoredResource(rtype, rid, version, updated, False, content.encode() if isinstance(content, str) else content)
+        for rtype, rid, version, updated, content in rows
+    ]
+
+
+@functools.lru_cache(maxsize=4)
+def _links_statement(dialect: str) -> Select[str, str, str, str]:
+    """The references the records `:frontier` hold (by owner), and the links others hold to them: two
+    index lookups (an OR each engine answers index by index); the caller keeps the links."""
+    ref = sp_reference.c
+    return select(ref.res_id, ref.param, ref.target_type, ref.target_id).where(
+        or_(
+            and_(ref.res_type == "Patient", _in_json(dialect, ref.res_id, "frontier")),
+            and_(ref.res_type == "Patient", ref.param == "link", _in_json(dialect, ref.target_id, "frontier")),
+        )
+    )
+
+
+def linked_patient_ids(uow: UnitOfWork, patient_id: str) -> list[str]:
+    """The Patient and every Patient linked to it (either direction, transitively); it comes first.
+
+    One statement per step out (usually two: the records linked, then nothing new).
+    """
+    stmt = _links_statement(uow.conn.dialect.name)
+    seen = {patient_id}
+    frontier = {patient_id}
+    while frontier:
+        found = {
+            end
+            for source, param, target_type, target in uow.conn.execute(stmt, {"frontier": _json_list(frontier)}).all()
+            if param == "link" and target_type == "Patient"
+            for end in (source, target)
+            if end
+        }
+        frontier = found - seen
+        seen |= frontier
+    return [patient_id, *sorted(seen - {patient_id})]
+
+
+def _wanted_members(column: ColumnElement[str], params: EverythingParams | None) -> ColumnElement[bool]:
+    """SQL: a referring resource of a type `params` wants (Patients are read on their own)."""
+    if params is None:
+        return column != "Patient"
+    if params.types is None:
+        return column.notin_(["Patient", *sorted(NOT_CARE_RECORD)])
+    return column.in_(sorted(params.types - {"Patient"}))
+
+
+def compartment_refs(
+    uow: UnitOfWork, patient_ids: Collection[str], compartment: Compartment, params: EverythingParams | None = None
+) -> set[Ref]:
+    """Resources (other than Patients) in the compartment of any of these Patients; of the types
+    `params` wants, when given. Read from the reference index alone."""
+    ref = sp_reference.c
+    stmt = select(ref.res_type, ref.res_id, ref.param).where(
+        ref.target_type == "Patient",
+        _in_json(uow.conn.dialect.name, ref.target_id, _PATIENT_IDS),
+        _wanted_members(ref.res_type, params),
+    )
+    params_of = compartment.params
+    rows = uow.conn.execute(stmt, {_PATIENT_IDS: _json_list(patient_ids)}).all()
+    return {(rtype, rid) for rtype, rid, param in rows if param in params_of.get(rtype, ())}
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _record_statement(
+    dialect: str, pairs: tuple[tuple[str, tuple[str, ...]], ...], patients: bool, since: bool
+) -> CompoundSelect[str, str, int, datetime, Any]:
+    """The current versions of the resources of each type in `pairs` that refer to one of the Patients
+    `:patient_ids` through one of that type's compartment params; and those Patients, if `patients`.
+
+    One arm per type: an index probe (res_type, param, target_id) for the ids, the rows read by
+    primary key. The gateway's own access log and a resource's second reference to the same
+    Patient (Observation.subject and .patient) are never read, and no table is scanned.
+    """
+    ref, r = sp_reference.c, resource.c
+
+    def rows(rtype: str, ids: ColumnElement[bool]) -> Select[str, str, int, datetime, Any]:
+        arm = select(r.res_type, r.res_id, r.version_id, r.last_updated, r.content).where(
+            r.res_type == rtype, ids, r.deleted == false()
+        )
+        return arm.where(r.last_updated >= bindparam(_SINCE, type_=DateTime)) if since else arm
+
+    arms = []
+    for rtype, names in pairs:
+        members = select(ref.res_id).where(
+            ref.res_type == rtype,
+            or_(*(ref.param == name for name in names)),
+            ref.target_type == "Patient",
+            _in_json(dialect, ref.target_id, _PATIENT_IDS),
+        )
+        arms.append(rows(rtype, _in_subquery(dialect, r.res_id, members)))
+    if patients:
+        arms.append(rows("Patient", _in_json(dialect, r.res_id, _PATIENT_IDS)))
+    return union_all(*arms)
+
+
+def record_rows(
+    uow: UnitOfWork, patient_ids: Collection[str], compartment: Compartment, params: EverythingParams
+) -> list[StoredResource]:
+    """The Patients (if wanted) and the wanted members of their compartment, current versions updated
+    on or after `params.since`, in one statement; in no set order."""
+    pairs = tuple(
+        (rtype, names)
+        for rtype, names in sorted(compartment.params.items())
+        if rtype != "Patient" and params.wants(rtype)
+    )
+    if not pairs and not params.wants("Patient"):
+        return []  # `_type` names no compartment type: nothing is about the person
+    stmt = _record_statement(uow.conn.dialect.name, pairs, params.wants("Patient"), params.since is not None)
+    values: dict[str, Any] = {_PATIENT_IDS: _json_list(patient_ids)}
+    if params.since is not None:
+        values[_SINCE] = params.since
+    return _stored(uow.conn.execute(stmt, values).all())
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _fetch_statement(dialect: str, types: tuple[str, ...], since: bool) -> Select[str, str, int, datetime, Any]:
+    r = resource.c
+    stmt = select(r.res_type, r.res_id, r.version_id, r.last_updated, r.content).where(
+        _keyed(dialect, r.res_type, r.res_id, types), r.deleted == false()
+    )
+    return stmt.where(r.last_updated >= bindparam(_SINCE, type_=DateTime)) if since else stmt
+
+
+def fetch(uow: UnitOfWork, refs: Collection[Ref], since: datetime | None = None) -> list[StoredResource]:
+    """Current, non-deleted versions of these resources (updated on or after `since`), in no set order."""
+    if not refs:
+        return []
+    types, values = _keyed_values(refs)
+    if since is not None:
+        values[_SINCE] = since
+    return _stored(uow.conn.execute(_fetch_statement(uow.conn.dialect.name, types, since is not None), values).all())
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _referrers_statement(dialect: str, target_type: str, source_types: tuple[str, ...]) -> Select[str, str]:
+    ref = sp_reference.c
+    return select(ref.res_type, ref.res_id).where(
+        ref.target_type == target_type,
+        _in_json(dialect, ref.target_id, "target_ids"),
+        or_(false(), *(ref.res_type == t for t in source_types)),
+    )
+
+
+def _referrers(
+    uow: UnitOfWork, target_type: str, target_ids: Collection[str], source_types: Collection[str]
+) -> set[Ref]:
+    stmt = _referrers_statement(uow.conn.dialect.name, target_type, tuple(sorted(source_types)))
+    return {(t, i) for t, i in uow.conn.execute(stmt, {"target_ids": _json_list(target_ids)}).all()}
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _targets_statement(
+    dialect: str, types: tuple[str, ...], params: tuple[str, ...] | None, outside: tuple[str, ...] | None
+) -> Select[str, str]:
+    ref = sp_reference.c
+    stmt = select(ref.target_type, ref.target_id).where(
+        _keyed(dialect, ref.res_type, ref.res_id, types), ref.target_type.is_not(None)
+    )
+    if params is not None:
+        stmt = stmt.where(or_(false(), *(ref.param == p for p in params)))
+    if outside is not None:
+        stmt = stmt.where(ref.target_type.notin_(outside))
+    return stmt
+
+
+def _targets(
+    uow: UnitOfWork,
+    sources: Collection[Ref],
+    params: Collection[str] | None = None,
+    outside: Collection[str] | None = None,
+) -> set[Ref]:
+    """What these resources refer to (literal, local references): through the named params only,
+    and to types not in `outside`, when given."""
+    if not sources:
+        return set()
+    types, values = _keyed_values(sources)
+    stmt = _targets_statement(
+        uow.conn.dialect.name,
+        types,
+        tuple(sorted(params)) if params is not None else None,
+        tuple(sorted(outside)) if outside is not None else None,
+    )
+    return {(t, i) for t, i in uow.conn.execute(stmt, values).all() if t and i}
+
+
+@functools.lru_cache(maxsize=4)
+def _provenance_statement(dialect: str) -> Select[str, str, str]:
+    """Provenance `target` rows by target id alone: the lookup index's order (type, param, id, type)."""
+    ref = sp_reference.c
+    return select(ref.res_id, ref.target_type, ref.target_id).where(
+        ref.res_type == "Provenance", ref.param == "target", _in_json(dialect, ref.target_id, "target_ids")
+    )
+
+
 def provenance_refs(uow: UnitOfWork, targets: Collection[Ref]) -> set[Ref]:
     """Provenance resources whose `target` is one of these resources."""
-    ref = sp_reference.c
+    if not targets:
+        return set()
     wanted = set(targets)
-    found: set[Ref] = set()
-    for chunk in _chunks({rid for _, rid in wanted}):
-        rows = uow.conn.execute(
-            select(ref.res_id, ref.target_type, ref.target_id).where(
-                ref.res_type == "Provenance", ref.param == "target", ref.target_id.in_(chunk)
-            )
-        )
-        found.update(("Provenance", r.res_id) for r in rows if (r.target_type, r.target_id) in wanted)
-    return found
+    rows = uow.conn.execute(
+        _provenance_statement(uow.conn.dialect.name), {"target_ids": _json_list({rid for _, rid in wanted})}
+    ).all()
+    return {("Provenance", rid) for rid, target_type, target_id in rows if (target_type, target_id) in wanted}
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _dates_statement(dialect: str, rtype: str) -> Select[str, datetime, datetime]:
+    d = sp_date.c
+    return select(d.res_id, d.low, d.high).where(
+        d.res_type == rtype, d.param == CLINICAL_DATE_PARAMS[rtype], _in_json(dialect, d.res_id, "ids")
+    )
 
 
 def care_dates(uow: UnitOfWork, refs: Collection[Ref]) -> dict[Ref, list[tuple[datetime, datetime]]]:
     """The indexed care-date ranges of each resource whose type has one (see CLINICAL_DATE_PARAMS)."""
-    d = sp_date.c
     found: dict[Ref, list[tuple[datetime, datetime]]] = {}
     for rtype, ids in _by_type(r for r in refs if r[0] in CLINICAL_DATE_PARAMS).items():
-        for chunk in _chunks(ids):
-            rows = uow.conn.execute(
-                select(d.res_id, d.low, d.high).where(
-                    d.res_type == rtype, d.res_id.in_(chunk), d.param == CLINICAL_DATE_PARAMS[rtype]
-                )
-            )
-            for row in rows:
-                found.setdefault((rtype, row.res_id), []).append((row.low, row.high))
+        rows = uow.conn.execute(_dates_statement(uow.conn.dialect.name, rtype), {"ids": _json_list(ids)}).all()
+        for rid, low, high in rows:
+            found.setdefault((rtype, rid), []).append((low, high))
     return found
 
 
@@ -310,18 +416,51 @@ def _overlaps(ranges: list[tuple[datetime, datetime]], start: datetime | None, e
     return any((end is None or low <= end) and (start is None or high >= start) for low, high in ranges)
 
 
-def _business_keys(stored: StoredResource) -> set[str]:
+def _business_keys(stored: StoredResource) -> tuple[str, ...]:
     if stored.content is None:
-        return set()
+        return ()
     body = orjson.loads(stored.content)
-    return {
+    return tuple(
         f"{i['system']}|{i['value']}"
         for i in body.get("identifier") or []
         if isinstance(i, dict) and i.get("system") and i.get("value")
-    }
+    )
 
 
-def deduplicate(rows: list[StoredResource]) -> list[StoredResource]:
+class BusinessKeys:
+    """The identifiers (system|value) of stored versions, remembered: a stored version never changes,
+    so a record read again parses no JSON for its de-duplication. One per store (ids are only
+    unique within a database); forgotten wholesale when full. Tuples of strings, which the garbage
+    collector stops tracking, so a large memory adds nothing to its passes."""
+
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, str, int], tuple[str, ...]] = {}
+
+    def of(self, stored: StoredResource) -> tuple[str, ...]:
+        key = (stored.type, stored.id, stored.version_id)
+        found = self._known.get(key)
+        if found is None:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            found = self._known[key] = _business_keys(stored)
+        return found
+
+
+_KEYS_BY_STORE: weakref.WeakKeyDictionary[Store, BusinessKeys] = weakref.WeakKeyDictionary()
+
+
+def business_keys(store: Store) -> BusinessKeys:
+    known = _KEYS_BY_STORE.get(store)
+    if known is None:
+        known = _KEYS_BY_STORE[store] = BusinessKeys()  # two threads at once: one is kept, both correct
+    return known
+
+
+def deduplicate(
+    rows: list[StoredResource], keys_of: Callable[[StoredResource], Iterable[str]] = _business_keys
+) -> list[StoredResource]:
     """One copy of each fact: same type and a shared identifier (system|value) -> keep the newest.
 
     Patients are kept whole (each source's record of the person belongs in the answer).
@@ -329,7 +468,7 @@ def deduplicate(rows: list[StoredResource]) -> list[StoredResource]:
     claimed: set[tuple[str, str]] = set()
     kept: set[Ref] = set()
     for stored in sorted(rows, key=lambda s: (s.last_updated, s.id), reverse=True):
-        keys = set() if stored.type == "Patient" else {(stored.type, k) for k in _business_keys(stored)}
+        keys = set() if stored.type == "Patient" else {(stored.type, k) for k in keys_of(stored)}
         if keys & claimed:
             continue
         claimed |= keys
@@ -344,36 +483,22 @@ def _order(rows: Iterable[StoredResource], first: list[Ref]) -> list[StoredResou
     return sorted(unique.values(), key=lambda s: (rank.get((s.type, s.id), len(rank)), s.type, s.id))
 
 
-def _supporting_types(compartment: Compartment) -> Callable[[str], bool]:
-    """Types that are not about a patient (not compartment members): safe to pull in by reference."""
-    return lambda rtype: not compartment.is_member_type(rtype)
-
-
 # -- the two record views ------------------------------------------------------------------------
 
 
 def _complete(
-    uow: UnitOfWork,
-    core: list[StoredResource],
-    params: EverythingParams,
-    visible: Visible,
-    compartment: Compartment,
-    links: Links | None = None,
+    uow: UnitOfWork, core: list[StoredResource], params: EverythingParams, visible: Visible, compartment: Compartment
 ) -> list[StoredResource]:
     """Consent, de-duplication, then Provenance and supporting resources of what is kept."""
-    kept = deduplicate(visible(uow, core))
+    kept = deduplicate(visible(uow, core), business_keys(uow.store).of)
     kept_refs = {(s.type, s.id) for s in kept}
-    supporting = _supporting_types(compartment)
-    if links is None:
-        extra_refs = provenance_refs(uow, kept_refs)
-        extra_refs |= {t for t in _targets(uow, kept_refs | extra_refs) if supporting(t[0])}
-    else:  # the links of the whole compartment, read up front: keep those of what was kept
-        extra_refs = {prov for prov, target in links.provenance if target in kept_refs}
-        extra_refs |= {t for src, t in links.references if src in kept_refs and supporting(t[0])}
-        extra_refs |= {t for t in _targets(uow, extra_refs - kept_refs) if supporting(t[0])}
-    extra_refs = {r for r in extra_refs - kept_refs if params.wants(r[0])}
-    extra = [s for s in uow.fetch_many(sorted(extra_refs)) if params.since is None or s.last_updated >= params.since]
-    return [*kept, *visible(uow, extra)]
+    provenance = provenance_refs(uow, kept_refs)
+    # References to types outside the compartment (Practitioner, Organization, Location …), of what
+    # is kept and of its Provenance: those are what $everything brings along.
+    supporting = _targets(uow, kept_refs | provenance, outside=sorted(compartment.params))
+    extra_refs = {r for r in (provenance | supporting) - kept_refs if params.wants(r[0])}
+    extra = fetch(uow, extra_refs, params.since)
+    return [*kept, *visible(uow, sorted(extra, key=lambda s: (s.type, s.id)))]
 
 
 def _visible_focus(uow: UnitOfWork, rtype: str, rid: str, visible: Visible) -> StoredResource:
@@ -398,18 +523,14 @@ def patient_everything(
     compartment = compartment or default_compartment()
     _visible_focus(uow, "Patient", patient_id, visible)
     patient_ids = linked_patient_ids(uow, patient_id)
-    members = compartment_rows(uow, patient_ids, compartment, params)
+    core = record_rows(uow, patient_ids, compartment, params)
     if params.start is not None or params.end is not None:
-        dates = care_dates(uow, [(s.type, s.id) for s in members])
-        members = [
-            s
-            for s in members
-            if (s.type, s.id) not in dates or _overlaps(dates[(s.type, s.id)], params.start, params.end)
+        dates = care_dates(uow, [(s.type, s.id) for s in core if s.type != "Patient"])
+        core = [
+            s for s in core if (s.type, s.id) not in dates or _overlaps(dates[(s.type, s.id)], params.start, params.end)
         ]
-    people = uow.fetch_many(("Patient", p) for p in patient_ids) if params.wants("Patient") else []
-    core = [s for s in people if params.since is None or s.last_updated >= params.since] + members
-    links = compartment_links(uow, patient_ids, compartment, params)
-    rows = _complete(uow, core, params, visible, compartment, links)
+    core.sort(key=lambda s: (s.type, s.id))
+    rows = _complete(uow, core, params, visible, compartment)
     return _order(rows, [("Patient", p) for p in patient_ids])
 
 
@@ -454,6 +575,6 @@ def episode_everything(
     in_period = {r for r in about_person - by_episode if r in dates and _overlaps(dates[r], start, end)}
     refs = {("EpisodeOfCare", episode_id)} | {("Patient", p) for p in patient_ids} | people | members
     refs = {r for r in refs | by_episode | in_period if params.wants(r[0])}
-    core = [s for s in uow.fetch_many(sorted(refs)) if params.since is None or s.last_updated >= params.since]
+    core = sorted(fetch(uow, refs, params.since), key=lambda s: (s.type, s.id))
     rows = _complete(uow, core, params, visible, compartment)
     return _order(rows, [("EpisodeOfCare", episode_id), *(("Patient", p) for p in patient_ids)])

@@ -10,6 +10,9 @@ an active Patient without a `replaced-by` link, lowest id first, so reruns pick 
 RiskAssessments are written idempotently: each carries the identifier
 `RISK_ASSESSMENT_ID_SYSTEM|<representative patient id>` and a rerun updates that resource (a
 conditional update by identifier) instead of adding another; an unchanged score writes nothing.
+Runs never overlap: each takes the `case-finding` lock for its transaction (PostgreSQL: an advisory
+lock, across every gateway process; SQLite: the write lock), so a second run starts from the
+first one's assessments instead of adding its own beside them.
 
 Rounds data contract: a round (a call, visit or review by the ward team) is recorded as an
 `Encounter` whose `episodeOfCare` references the case-management episode; its `period.start`
@@ -49,10 +52,12 @@ from gateway.record.everything import Visible
 from gateway.record.review import ReviewItem, close_episode, due_for_review
 from gateway.record.rounds import RoundItem, RoundPolicy, round_list
 from gateway.store.api import StoredResource, UnitOfWork
+from gateway.store.locks import hold_until_commit
 from gateway.store.schema import resource, sp_reference
 from gateway.types import JSON
 
 RISK_ASSESSMENT_ID_SYSTEM = f"{CANONICAL_BASE}/Id/case-finding-risk-assessment"
+CASE_FINDING_LOCK = "case-finding:risk-assessments"
 SCORING_TYPES = ("Encounter", "Condition", "EpisodeOfCare", "Observation", "RelatedPerson")
 VOID_STATUSES = frozenset({"cancelled", "entered-in-error"})
 
@@ -238,8 +243,10 @@ def run_case_finding(
     """Score everyone, write one RiskAssessment per person, and rank those over `threshold`.
 
     `uow` must be a writer. The worklist leaves out people already case-managed and, when
-    `visible` is given, people whose representative Patient the caller may not see.
+    `visible` is given, people whose representative Patient the caller may not see. Waits for a
+    run in progress elsewhere to commit before reading anything.
     """
+    hold_until_commit(uow.conn, [CASE_FINDING_LOCK])
     compartment = compartment or default_compartment()
     people, patients = load_people(uow)
     members = _members_by_patient(load_all(uow, SCORING_TYPES), compartment)

@@ -190,6 +190,12 @@ async def test_type_filter_and_post_parameters(client: httpx.AsyncClient) -> Non
     assert refs(response.json()) == [f"Condition/{ids['cond']}"]
 
 
+async def test_type_filter_naming_no_compartment_type_finds_nothing(client: httpx.AsyncClient) -> None:
+    ids = await seed(client)
+    bundle = await everything(client, ids["a"], "?_type=Practitioner")
+    assert bundle["total"] == 0 and refs(bundle) == []
+
+
 async def test_since_filters_by_last_updated(client: httpx.AsyncClient) -> None:
     ids = await seed(client)
     newest = await create(client, encounter(ids["a"], "2025-07-01T08:00:00Z"))

@@ -1,0 +1,44 @@
+"""Making a new person's Patient safely when several gateway processes write at once.
+
+Two processes receiving the same new person at once would each find nobody and each make a Patient.
+So before a Patient is made, the person's identifiers are locked until commit (PostgreSQL advisory
+locks, `gateway.store.locks`): the second writer waits for the first to commit, sees its Patient and
+is refused as a concurrent write (409; the sender retries and then finds it). SQLite writers already
+queue on the database's one write lock. A person sent with no identifier cannot be serialised this way.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, false, or_, select
+
+from gateway.fhir.errors import conflict
+from gateway.store.api import UnitOfWork
+from gateway.store.locks import hold_until_commit
+from gateway.store.schema import resource, sp_token
+from gateway.types import JSON
+
+
+def claim_new_person(uow: UnitOfWork, keys: list[JSON]) -> None:
+    """Before a Patient is made for `keys` (found nowhere in this transaction): lock them until commit,
+    then make sure no other writer committed a Patient holding one meanwhile.
+
+    Raises FhirError conflict (409) when one did: the transaction's view may be stale (a chunk's
+    preloaded lookups), so the caller's sender retries rather than this guessing.
+    """
+    tokens = sorted({(str(k["system"]), str(k["value"])) for k in keys if k.get("system") and k.get("value")})
+    if not tokens or not hold_until_commit(uow.conn, [f"patient-identifier:{s}|{v}" for s, v in tokens]):
+        return
+    t, r = sp_token.c, resource.c
+    taken = uow.conn.execute(
+        select(t.res_id)
+        .select_from(sp_token.join(resource, and_(r.res_type == t.res_type, r.res_id == t.res_id)))
+        .where(
+            t.res_type == "Patient",
+            t.param == "identifier",
+            or_(*(and_(t.code == value, t.system == system) for system, value in tokens)),
+            r.deleted == false(),
+        )
+        .limit(1)
+    ).first()
+    if taken is not None:
+        raise conflict("another writer has just created this person's Patient; retry")
