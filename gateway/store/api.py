@@ -12,7 +12,6 @@ conflict 409). Database integrity errors become conflicts here, at the boundary.
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -39,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.fhir.errors import conflict, gone, not_found, precondition_failed
 from gateway.store.engine import is_sqlite
+from gateway.store.ids import new_id
 from gateway.store.schema import INDEX_TABLES, outbox, resource, resource_version, sp_token
 from gateway.store.search.index import index_rows
 from gateway.store.search.kinds import IndexContext
@@ -67,10 +67,6 @@ def utcnow() -> datetime:
 def instant(moment: datetime) -> str:
     """A FHIR instant for a naive-UTC time."""
     return moment.isoformat(timespec="microseconds") + "Z"
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True)
