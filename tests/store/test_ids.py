@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -26,3 +27,16 @@ def test_ids_of_one_process_sort_in_creation_order() -> None:
     # same tick may come out either way round, so compare the time parts only.
     stamps = [uuid.UUID(i).int >> 64 for i in ids]
     assert stamps == sorted(stamps)
+
+
+def test_a_forked_child_draws_its_own_random_bits() -> None:
+    new_id()  # the parent has read random bits ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    parent = new_id()
+    assert child[19:] != parent[19:]  # the random tails differ
