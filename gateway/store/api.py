@@ -242,9 +242,14 @@ class Store:
                     uow.flush()
             except IntegrityError as exc:
                 raise conflict("the write conflicts with a concurrent change; retry it") from exc
-        if uow.written:
+        self.committed(uow.written)
+
+    def committed(self, written: list[StoredResource]) -> None:
+        """Tell the on-commit listeners the versions a transaction wrote, once it has committed
+        (`writer` does; a writer that commits its own transaction calls it itself)."""
+        if written:
             for listener in self._listeners:
-                listener(uow.written)
+                listener(written)
 
     @contextmanager
     def reader(self) -> Iterator[UnitOfWork]:
