@@ -211,15 +211,6 @@ def in_process(result: Result, url: str, data_dir: Path, data: bytes, rows: int,
             f"{io['checkpoints_req']} requested + {io['checkpoints_timed']} timed; buffers written by "
             f"checkpointer {io['buffers_checkpoint']:,}, bgwriter {io['buffers_clean']:,}, backends {io['buffers_backend']:,}",
         )
-        if os.environ.get("BENCH_INDEX_SIZES"):
-            with store.engine.connect() as conn:
-                for name, size in conn.execute(
-                    text(
-                        "SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c WHERE c.relkind = 'i'"
-                        " AND c.relnamespace = current_schema()::regnamespace ORDER BY 2 DESC"
-                    )
-                ):
-                    log(f"  index {name}: {size / 1e6:.1f} MB")
         result.add(
             "database size after the in-process run (tables + indexes)",
             f"{heap / 1e6:,.0f} + {index / 1e6:,.0f} MB; "

@@ -17,21 +17,18 @@ undone and the resolver forgets the people it touched, so the chunk's other reco
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import IntegrityError
 
-from gateway.fhir.errors import conflict
 from gateway.identity.blocking import InMemoryCandidateIndex
 from gateway.identity.patient_index import PatientIndex
 from gateway.intake.writes import PersonResolver, find_one, token
-from gateway.store.api import Store, StoredResource, UnitOfWork
-from gateway.store.engine import is_sqlite
-from gateway.store.staging import InFlight, Key, StagingUnitOfWork, Token
+from gateway.store.api import StoredResource, UnitOfWork
+from gateway.store.staging import Key, StagingUnitOfWork, Token
 from gateway.types import JSON
 
 
@@ -55,17 +52,11 @@ def collector_paused() -> Iterator[None]:
 
 
 class _ChunkResolver(PersonResolver):
-    def __init__(self, index: PatientIndex, *, now: datetime, carried: Iterable[StoredResource] = ()) -> None:
-        super().__init__(index, now=now)
-        # The Patients of the chunk still being committed: the shared index has them only after that.
-        self._carried = list(carried)
-        self.restart(())
-
     def restart(self, patients: Iterable[StoredResource]) -> None:
         """Forget what this chunk matched, then file again the Patients still staged."""
         self._local = InMemoryCandidateIndex()
         self._touched = set()
-        for stored in (*self._carried, *patients):
+        for stored in patients:
             self._remember(stored)
 
 
@@ -118,13 +109,10 @@ class ChunkWrite:
     """One chunk's transaction (make one per `store.writer()`): preload, then `record` each source
     record (which calls `person` and `upsert`), then `apply`."""
 
-    def __init__(
-        self, uow: UnitOfWork, index: PatientIndex, *, now: datetime, in_flight: Mapping[Key, InFlight] | None = None
-    ) -> None:
+    def __init__(self, uow: UnitOfWork, index: PatientIndex, *, now: datetime) -> None:
         self.uow = uow
-        self.staging = StagingUnitOfWork(uow, in_flight)
-        carried = [f.stored for key, f in (in_flight or {}).items() if key[0] == "Patient"]
-        self.resolver = _ChunkResolver(index, now=now, carried=carried)
+        self.staging = StagingUnitOfWork(uow)
+        self.resolver = _ChunkResolver(index, now=now)
         self._refs: dict[int, list[JSON]] = {}  # id(resource) → its logical Patient references
         self._people: dict[bytes, tuple[str, int]] = {}  # person record → (Patient id, staging counter)
 
@@ -181,50 +169,3 @@ class ChunkWrite:
     def apply(self) -> dict[Key, StoredResource]:
         """Write the chunk's net changes (one version per changed resource) into the transaction."""
         return self.staging.apply()
-
-    def finish(self) -> dict[Key, InFlight]:
-        """`apply` in two halves: the new versions, queued in the transaction's unit of work and
-        returned (what the next chunk may stage on); then `write_out`, before the flush."""
-        return self.staging.finish()
-
-    def write_out(self) -> None:
-        self.staging.write_out()
-
-
-class ChunkTransaction:
-    """A writer transaction staged by one thread and committed by another.
-
-    On PostgreSQL the bulk intake stages its next chunk (on a second connection) while this one's
-    rows are copied in and committed, so the database's work overlaps Python's; `StagingUnitOfWork`
-    takes the chunk still in flight as stored. SQLite allows one writer at a time: there each chunk
-    is committed before the next is begun. Listeners hear of the commit from `notify`, which the
-    staging thread calls, so they never run beside it.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        conn = store.engine.connect()
-        if is_sqlite(store.engine):
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-        self._conn = conn
-        self._trans = conn.begin()
-        self.uow = UnitOfWork(conn, store)
-
-    def commit(self, before: Callable[[], None]) -> None:
-        """Run `before` (the staging's `write_out`), flush and commit; the connection is closed either
-        way (rolled back on an error). Raises a conflict (409) for an integrity error."""
-        try:
-            before()
-            self.uow.flush()
-            self._trans.commit()
-        except IntegrityError as exc:
-            raise conflict("the write conflicts with a concurrent change; retry it") from exc
-        finally:
-            self._conn.close()
-
-    def rollback(self) -> None:
-        self._conn.close()  # closing a connection rolls back its open transaction
-
-    def notify(self) -> None:
-        """After `commit`: the store's on-commit listeners, in the calling thread."""
-        self.store.committed(self.uow.written)

@@ -12,8 +12,8 @@ receipt, so the same file sent again is answered from it without touching anythi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -25,7 +25,7 @@ import structlog
 from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
 from gateway.intake.base import SourceIntake, naive_utc
-from gateway.intake.chunks import ChunkTransaction, ChunkWrite, collector_paused
+from gateway.intake.chunks import ChunkWrite, collector_paused
 from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key
 from gateway.intake.writes import (
     AmbiguousMatch,
@@ -46,8 +46,6 @@ from gateway.mappings.social_care import (
 )
 from gateway.mappings.source import SourceSystem
 from gateway.store.api import UnitOfWork, instant
-from gateway.store.engine import is_sqlite
-from gateway.store.staging import InFlight, Key
 from gateway.types import JSON
 
 log = structlog.get_logger(__name__)
@@ -102,51 +100,23 @@ class SocialCareIntake(SourceIntake):
         counts = totals(())
         entries: list[JSON] = []
         chunks = [rows[start : start + CHUNK_ROWS] for start in range(0, len(rows), CHUNK_ROWS)]
-        # Two overlaps: the next chunk is mapped (pure work) in a thread while this one is staged,
-        # and, on PostgreSQL, staged while the chunk before is copied in and committed in another.
-        overlap = not is_sqlite(self.store.engine)
-        flying: tuple[_StagedChunk, Future[None]] | None = None
-
-        def settle() -> None:
-            """Wait for the chunk in flight to commit (raising its error), then account for its rows."""
-            nonlocal flying
-            if flying is None:
-                return
-            staged, committed = flying
-            flying = None
-            committed.result()
-            staged.tx.notify()
-            # Keep the report lines, not the mapped resources: a large extract's would fill
-            # memory and make every garbage collection walk them.
-            entries.extend(_entry(r) for r in staged.results)
-            for name, count in totals(staged.results).items():
-                counts[name] += count
-            if progress:
-                progress(len(entries), len(rows))
-
-        with (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="social-care-map") as mapper,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="social-care-commit") as committer,
-        ):
+        # The next chunk is mapped (pure work) while this one is written, so it fills the time
+        # spent waiting on the database.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="social-care-map") as mapper:
             ahead = mapper.submit(_map_chunk, chunks[0], source) if chunks else None
             for i, chunk in enumerate(chunks):
                 assert ahead is not None
                 mapped = ahead.result()
                 ahead = mapper.submit(_map_chunk, chunks[i + 1], source) if i + 1 < len(chunks) else None
                 with collector_paused():
-                    staged = self._stage_chunk(chunk, mapped, source, key, now, flying[0].written if flying else None)
-                try:
-                    settle()
-                except BaseException:
-                    staged.tx.rollback()
-                    raise
-                if overlap:
-                    flying = (staged, committer.submit(_commit, staged))
-                else:
-                    _commit(staged)
-                    flying = (staged, _done())
-                    settle()
-            settle()
+                    results = self._write_chunk(chunk, mapped, source, key, now)
+                # Keep the report lines, not the mapped resources: a large extract's would fill
+                # memory and make every garbage collection walk them.
+                entries += (_entry(r) for r in results)
+                for name, count in totals(results).items():
+                    counts[name] += count
+                if progress:
+                    progress(len(entries), len(rows))
         report: JSON = {"file": filename, "source_id": source.source_id, "totals": counts, "rows": entries}
         self.record_report(source.source_id, key, now, report)
         log.info("intake.social_care.ingested", source_id=source.source_id, **report["totals"])
@@ -154,24 +124,14 @@ class SocialCareIntake(SourceIntake):
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _stage_chunk(
-        self,
-        rows: list[SourceRow],
-        results: list[RowResult],
-        source: SourceSystem,
-        key: str,
-        now: datetime,
-        in_flight: Mapping[Key, InFlight] | None,
-    ) -> _StagedChunk:
-        """The chunk's transaction, staged: every row's writes and Provenance queued, ready for
-        `_commit`; a row that cannot be written is rejected alone. `in_flight`: what the chunk
-        before wrote, when it is not committed yet."""
+    def _write_chunk(
+        self, rows: list[SourceRow], results: list[RowResult], source: SourceSystem, key: str, now: datetime
+    ) -> list[RowResult]:
+        """One transaction for the chunk; a row that cannot be written is rejected alone."""
         final: list[RowResult] = []
         changes: list[tuple[int, list[tuple[str, str]]]] = []
-        tx = ChunkTransaction(self.store)
-        try:
-            uow = tx.uow
-            chunk = ChunkWrite(uow, self.index, now=now, in_flight=in_flight)
+        with self.store.writer() as uow:
+            chunk = ChunkWrite(uow, self.index, now=now)
             chunk.preload(res for result in results if isinstance(result, Accepted) for res in result.resources)
             for row, result in zip(rows, results, strict=True):
                 if isinstance(result, Rejected):
@@ -188,10 +148,10 @@ class SocialCareIntake(SourceIntake):
                     final.append(failure)
                     continue
                 final.append(result)
-            written = chunk.finish()
+            written = chunk.apply()
             recorded = instant(naive_utc(now))
             for row_number, changed in changes:
-                targets = [written[k].stored for k in changed if k in written]
+                targets = [written[k] for k in changed if k in written]
                 if targets:
                     uow.create(
                         source_provenance(
@@ -203,10 +163,7 @@ class SocialCareIntake(SourceIntake):
                             display=f"Adult social care extract row {row_number}",
                         )
                     )
-        except BaseException:
-            tx.rollback()
-            raise
-        return _StagedChunk(tx, chunk, final, written)
+        return final
 
     def _quarantine_row(
         self, uow: UnitOfWork, row: SourceRow, source: SourceSystem, reason: str, now: datetime
@@ -232,24 +189,6 @@ class SocialCareIntake(SourceIntake):
                 ack=orjson.dumps({"error": reason}),
                 quarantine_id=entry_id,
             )
-
-
-@dataclass(frozen=True)
-class _StagedChunk:
-    tx: ChunkTransaction
-    write: ChunkWrite
-    results: list[RowResult]
-    written: dict[Key, InFlight]  # the chunk's new versions: the next chunk stages on them
-
-
-def _commit(staged: _StagedChunk) -> None:
-    staged.tx.commit(before=staged.write.write_out)
-
-
-def _done() -> Future[None]:
-    future: Future[None] = Future()
-    future.set_result(None)
-    return future
 
 
 def _map_chunk(rows: list[SourceRow], source: SourceSystem) -> list[RowResult]:

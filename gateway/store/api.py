@@ -242,14 +242,9 @@ class Store:
                     uow.flush()
             except IntegrityError as exc:
                 raise conflict("the write conflicts with a concurrent change; retry it") from exc
-        self.committed(uow.written)
-
-    def committed(self, written: list[StoredResource]) -> None:
-        """Tell the on-commit listeners the versions a transaction wrote, once it has committed
-        (`writer` does; a writer that commits its own transaction calls it itself)."""
-        if written:
+        if uow.written:
             for listener in self._listeners:
-                listener(written)
+                listener(uow.written)
 
     @contextmanager
     def reader(self) -> Iterator[UnitOfWork]:

@@ -15,18 +15,11 @@ a resource changed by several rows of one chunk gets one new version, not one pe
 
 `mark()` / `undo(mark)` take back what one row staged, so a row that fails half way (an ambiguous
 identifier) leaves no trace while the chunk's other rows go in.
-
-In flight: a bulk writer may stage its next chunk while the previous one is still being written
-and committed on another connection (`InFlight`: what that chunk wrote, with its identifier
-tokens). Its resources count as stored: its new identifiers find them and its versions are their
-bases. Those bases were not read under a lock here (the rows were not committed yet, or were
-replaced), so `write_out` locks them and checks each still holds the version it was staged on,
-before anything is written; a resource changed meanwhile by another writer is a conflict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
@@ -34,7 +27,6 @@ from typing import Any, NoReturn
 import orjson
 from sqlalchemy import delete, select, text
 
-from gateway.fhir.errors import conflict
 from gateway.store.api import (
     _INDEX_TABLES,
     SearchQuery,
@@ -62,14 +54,6 @@ _PG_TOKEN_PROBE = text(
 
 
 @dataclass(frozen=True)
-class InFlight:
-    """A version written by a transaction not yet committed, and the identifier tokens it holds."""
-
-    stored: StoredResource
-    tokens: frozenset[Token]
-
-
-@dataclass(frozen=True)
 class _Staged:
     """A resource's content as staged; `base` is the version it was read at (None: new)."""
 
@@ -87,7 +71,7 @@ class StagingUnitOfWork(UnitOfWork):
     raise, because they would not see the staged changes.
     """
 
-    def __init__(self, inner: UnitOfWork, in_flight: Mapping[Key, InFlight] | None = None) -> None:
+    def __init__(self, inner: UnitOfWork) -> None:
         super().__init__(inner.conn, inner.store)
         self.inner = inner
         self.prepare = inner.prepare
@@ -98,13 +82,6 @@ class StagingUnitOfWork(UnitOfWork):
         self._staged_tokens: dict[Token, set[str]] = {}
         self._log: list[tuple[Key, _Staged | None]] = []  # undo log: (key, entry before)
         self._changes: dict[str, int] = {}  # stagings (and undos) per resource type
-        self._flight: Mapping[Key, InFlight] = in_flight or {}
-        self._flight_tokens: dict[Token, set[str]] = {}
-        for (_, rid), flying in self._flight.items():
-            for token in flying.tokens:
-                self._flight_tokens.setdefault(token, set()).add(rid)
-        self._unlocked: set[Key] = set()  # bases taken from in-flight versions: locked at write-out
-        self._replaced: list[Key] = []  # current rows `write_out` replaces
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -127,13 +104,7 @@ class StagingUnitOfWork(UnitOfWork):
                     token = (rtype, row.system, row.code)
                     if token in wanted:
                         self._db_tokens[token].add(row.res_id)
-        if self._flight:  # the in-flight chunk's versions replace what the database still shows
-            for token in wanted:
-                rtype = token[0]
-                ids = {i for i in self._db_tokens[token] if (rtype, i) not in self._flight}
-                self._db_tokens[token] = ids | self._flight_tokens.get(token, set())
-        for token in wanted:
-            found.update((token[0], rid) for rid in self._db_tokens[token])
+                        found.add((rtype, row.res_id))
         self._read([k for k in found if k not in self._base])
 
     def _token_rows(self, rtype: str, codes: list[str]) -> Iterable[Any]:
@@ -171,11 +142,6 @@ class StagingUnitOfWork(UnitOfWork):
                         deleted=bool(row.deleted),
                         content=content.encode() if isinstance(content, str) else content,
                     )
-        for key in keys:
-            flying = self._flight.get(key)
-            if flying is not None:
-                self._base[key] = flying.stored
-                self._unlocked.add(key)
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -299,58 +265,24 @@ class StagingUnitOfWork(UnitOfWork):
 
         A resource staged by several rows gets one version; one that ends where it started gets none.
         """
-        written = self.finish()
-        self.write_out()
-        return {key: flying.stored for key, flying in written.items()}
-
-    def finish(self) -> dict[Key, InFlight]:
-        """`apply`'s work in memory: the new versions, queued in the inner unit of work (to go out
-        with its next flush), returned with their identifier tokens. `write_out` must follow before
-        that flush: it replaces the current rows of the resources given new versions."""
-        written: dict[Key, InFlight] = {}
+        out: list[tuple[Key, _Staged]] = []
         for key, entry in self._staged.items():
             base = entry.base
             if base is not None and not base.deleted and base.content is not None:
                 if _comparable(orjson.loads(base.content)) == _comparable(entry.content):
                     continue
-            version = base.version_id + 1 if base is not None else 1
-            if base is not None:
-                self._replaced.append(key)
-            stored = self.inner._write(dict(entry.content), version, entry.method, exists=False)
-            written[key] = InFlight(stored, entry.tokens)
+            out.append((key, entry))
+        replaced = [key for key, entry in out if entry.base is not None]
+        self.inner.flush()
+        self._delete_current(replaced)
+        written: dict[Key, StoredResource] = {}
+        for key, entry in out:
+            version = entry.base.version_id + 1 if entry.base is not None else 1
+            written[key] = self.inner._write(dict(entry.content), version, entry.method, exists=False)
         self._staged.clear()
         self._staged_tokens.clear()
         self._log.clear()
         return written
-
-    def write_out(self) -> None:
-        """The database half of `apply`: lock and check the bases taken from an in-flight chunk,
-        then drop the current rows the new versions replace (their content kept in history).
-
-        Raises a conflict (409) when another writer changed one of those resources meanwhile.
-        """
-        self._check_unlocked([k for k in self._replaced if k in self._unlocked])
-        self._delete_current(self._replaced)
-        self._replaced = []
-
-    def _check_unlocked(self, keys: list[Key]) -> None:
-        r = resource.c
-        by_type: dict[str, list[str]] = {}
-        for rtype, rid in keys:
-            by_type.setdefault(rtype, []).append(rid)
-        for rtype, ids in sorted(by_type.items()):
-            ids.sort()
-            for start in range(0, len(ids), _BATCH):
-                stmt = select(r.res_id, r.version_id).where(
-                    r.res_type == rtype, r.res_id.in_(ids[start : start + _BATCH])
-                )
-                if self._lock:
-                    stmt = stmt.order_by(r.res_id).with_for_update()
-                held = {row.res_id: row.version_id for row in self.conn.execute(stmt)}
-                for rid in ids[start : start + _BATCH]:
-                    base = self._base.get((rtype, rid))
-                    if base is None or held.get(rid) != base.version_id:
-                        raise conflict(f"{rtype}/{rid} was changed by another writer while this chunk was staged")
 
     def _delete_current(self, keys: list[Key]) -> None:
         """Drop the current rows (and index rows) of resources about to get a new version, after
@@ -395,4 +327,4 @@ def _unsupported() -> NotImplementedError:
     return NotImplementedError("not available while writes are staged: they would not see them")
 
 
-__all__ = ["InFlight", "Key", "StagingUnitOfWork", "Token"]
+__all__ = ["StagingUnitOfWork", "Token"]

@@ -15,7 +15,6 @@ import orjson
 import pytest
 from sqlalchemy import false, func, select
 
-from gateway.fhir.errors import FhirError, conflict
 from gateway.fhir.services import Services
 from gateway.identity.linking import REVIEW_PROBABLE_MATCH
 from gateway.identity.nhs_number import NHS_NUMBER_SYSTEM
@@ -285,34 +284,3 @@ def test_an_nhs_number_finds_the_hospital_patient_and_later_rows_follow(
     assert patient["meta"]["versionId"] == "2"  # one new version for the chunk, or one for the first row
     refs = {r["subject"]["reference"] for t in ("ServiceRequest", "QuestionnaireResponse") for r in live(services, t)}
     assert refs == {f"Patient/{hospital.id}"}
-
-
-def test_a_chunk_that_fails_to_commit_stops_the_extract_and_the_chunk_staged_on_it(
-    services: Services, intake: SocialCareIntake, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On PostgreSQL the next chunk is staged while one commits, on what that one wrote: when the
-    commit fails, the extract fails with it and the next chunk is rolled back, not written."""
-    monkeypatch.setattr(social_care_intake, "CHUNK_ROWS", 10)
-    commits = {"n": 0}
-    real_commit = social_care_intake._commit
-
-    def commit(staged: Any) -> None:
-        commits["n"] += 1
-        if commits["n"] == 2:
-            staged.tx.rollback()
-            raise conflict("made to fail")
-        real_commit(staged)
-
-    monkeypatch.setattr(social_care_intake, "_commit", commit)
-    with pytest.raises(FhirError) as raised:
-        intake.ingest(Q1, filename="q1.csv")
-    assert raised.value.status == 409
-    # The first chunk's ten rows committed (each wrote something, with its Provenance); no more.
-    assert len(live(services, "Provenance")) == 10
-    # Nothing was recorded as the extract's answer: sent again, it is ingested in full.
-    monkeypatch.setattr(social_care_intake, "_commit", real_commit)
-    report = intake.ingest(Q1, filename="q1.csv")
-    assert report["totals"]["accepted"] == 30
-    assert len(live(services, "Provenance")) == 30
-    people = {f"SC000{i}" for i in range(1, 9)} | {"SC0101", "SC0102"}
-    check_one_patient_per_person(services, intake.default_source(), people)
