@@ -34,12 +34,16 @@ from gateway.types import JSON
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while one chunk is mapped and written.
+    """Pause Python's cyclic garbage collector while an extract is mapped and written.
 
     A chunk allocates tens of thousands of dicts and lists (the mapped resources, the staged
     versions, the index rows) that all live until it commits, so the collector promotes them and
     walks them again and again, a fifth of the ingest's CPU, finding nothing: they are trees, freed
-    by reference counting when the chunk ends. Paused for well under a second per chunk; if
+    by reference counting when the chunk ends. Paused per chunk only, it still ran between chunks,
+    on the next chunk mapped meanwhile and, in its full collections, on everything the process
+    keeps (the patient index, the report so far): a tenth of the CPU of a 100,000-row extract, more
+    the longer it ran. So it stays paused for the whole extract. What that leaves uncollected is
+    small (about 70 objects in cycles per 1,000 rows, measured) and collected once it resumes. If
     another thread paused it too, it may come back on early, which only costs time.
     """
     was_enabled = gc.isenabled()
