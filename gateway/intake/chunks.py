@@ -68,13 +68,17 @@ def _token(rtype: str, ident: JSON) -> Token:
     return (rtype, ident.get("system"), str(ident.get("value")))
 
 
+# Elements whose data types hold no Reference: not walked (most of a mapped resource is codings).
+_NO_REFERENCES = frozenset({"meta", "identifier", "coding", "valueCoding", "period", "valuePeriod"})
+
+
 def patient_refs(node: Any, found: list[JSON]) -> list[JSON]:
     """The logical Patient references ({"type": "Patient", "identifier": …}, no `reference`) in `node`."""
     if isinstance(node, dict):
         if node.get("type") == "Patient" and isinstance(node.get("identifier"), dict) and "reference" not in node:
             found.append(node)
-        for value in node.values():
-            if isinstance(value, dict | list):
+        for name, value in node.items():
+            if isinstance(value, dict | list) and name not in _NO_REFERENCES:
                 patient_refs(value, found)
     elif isinstance(node, list):
         for item in node:
