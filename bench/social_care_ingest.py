@@ -124,6 +124,34 @@ def _server_cpu(store: object) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _pg_counters(store: object) -> dict[str, int]:
+    """Cluster-wide WAL position and background-writer counters (other sessions' work included)."""
+    engine = store.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        wal = conn.execute(text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")).scalar_one()
+        bg = conn.execute(
+            text(
+                "SELECT checkpoints_timed, checkpoints_req, buffers_checkpoint, buffers_clean, buffers_backend"
+                " FROM pg_stat_bgwriter"
+            )
+        ).one()
+    return {"wal": int(wal), **{k: int(v) for k, v in bg._mapping.items()}}
+
+
+def _pg_sizes(store: object) -> list[tuple[str, int, int]]:
+    """(table, heap bytes, index bytes) of the bench schema's tables, largest first."""
+    engine = store.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT c.relname, pg_table_size(c.oid), pg_indexes_size(c.oid) FROM pg_class c"
+                " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'"
+                " ORDER BY pg_total_relation_size(c.oid) DESC"
+            )
+        )
+        return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
 def in_process(result: Result, url: str, data_dir: Path, data: bytes, rows: int, is_pg: bool) -> None:
     from gateway.app import build_services
     from gateway.intake.social_care_intake import SocialCareIntake
@@ -147,12 +175,14 @@ def in_process(result: Result, url: str, data_dir: Path, data: bytes, rows: int,
             last[0] = now
 
     server_before = _server_cpu(store) if is_pg else 0.0
+    io_before = _pg_counters(store) if is_pg else {}
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     report = intake.ingest(data, filename="extract.csv", progress=progress)
     seconds = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     server = _server_cpu(store) - server_before if is_pg else 0.0
+    io = {k: v - io_before[k] for k, v in _pg_counters(store).items()} if is_pg else {}
     written = outbox_rows(store) - before
     totals = report["totals"]
     goal = f"≥ {GOAL_RESOURCES_PER_S:,.0f}/s (PostgreSQL)" if is_pg else ""
@@ -172,6 +202,20 @@ def in_process(result: Result, url: str, data_dir: Path, data: bytes, rows: int,
         )
     else:
         result.add("in-process CPU per row (bench process, SQLite in it)", f"{1e3 * per_row:.2f} ms ({serial})")
+    if is_pg:
+        sizes = _pg_sizes(store)
+        heap, index = sum(s[1] for s in sizes), sum(s[2] for s in sizes)
+        result.add(
+            "in-process WAL per row (cluster-wide, other sessions included)",
+            f"{io['wal'] / rows / 1e3:.1f} kB ({io['wal'] / 1e9:.2f} GB in all); checkpoints "
+            f"{io['checkpoints_req']} requested + {io['checkpoints_timed']} timed; buffers written by "
+            f"checkpointer {io['buffers_checkpoint']:,}, bgwriter {io['buffers_clean']:,}, backends {io['buffers_backend']:,}",
+        )
+        result.add(
+            "database size after the in-process run (tables + indexes)",
+            f"{heap / 1e6:,.0f} + {index / 1e6:,.0f} MB; "
+            + ", ".join(f"{name} {(h + i) / 1e6:,.0f}" for name, h, i in sizes[:6]),
+        )
     result.notes.append(
         f"in-process: {totals['accepted']:,} rows accepted, {totals['rejected']:,} rejected, "
         f"{totals['resources']:,} resources mapped, {written:,} resource versions written in {seconds:.1f} s."

@@ -59,7 +59,7 @@ from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
 from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.schema import resource as resource_table
-from gateway.store.schema import resource_version, sp_reference
+from gateway.store.schema import sp_reference
 from gateway.store.search.query import Criterion, SearchQuery
 from gateway.types import JSON
 
@@ -736,19 +736,8 @@ def hl7_triggers(uow: UnitOfWork, versions: Sequence[tuple[str, int]]) -> dict[t
 
 def encounter_versions(uow: UnitOfWork, versions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], JSON]:
     """These Encounter versions (id, version) as stored; deleted or unknown ones are left out (one query)."""
-    wanted = list(dict.fromkeys(versions))
-    if not wanted:
-        return {}
-    v = resource_version.c
-    # by id, then the versions wanted picked here: a row-value IN would scan every Encounter version
-    rows = uow.conn.execute(
-        select(v.res_id, v.version_id, v.content)
-        .where(v.res_type == "Encounter", v.deleted.is_(False))
-        .where(v.res_id.in_(list(dict.fromkeys(rid for rid, _ in wanted))))
-    ).all()
-    keep = set(wanted)
     return {
-        (row.res_id, int(row.version_id)): orjson.loads(row.content)
-        for row in rows
-        if row.content is not None and (row.res_id, int(row.version_id)) in keep
+        (stored.id, stored.version_id): stored.json()
+        for stored in uow.versions("Encounter", versions)
+        if not stored.deleted and stored.content is not None
     }

@@ -102,14 +102,13 @@ class SocialCareIntake(SourceIntake):
         chunks = [rows[start : start + CHUNK_ROWS] for start in range(0, len(rows), CHUNK_ROWS)]
         # The next chunk is mapped (pure work) while this one is written, so it fills the time
         # spent waiting on the database.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="social-care-map") as mapper:
+        with collector_paused(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="social-care-map") as mapper:
             ahead = mapper.submit(_map_chunk, chunks[0], source) if chunks else None
             for i, chunk in enumerate(chunks):
                 assert ahead is not None
                 mapped = ahead.result()
                 ahead = mapper.submit(_map_chunk, chunks[i + 1], source) if i + 1 < len(chunks) else None
-                with collector_paused():
-                    results = self._write_chunk(chunk, mapped, source, key, now)
+                results = self._write_chunk(chunk, mapped, source, key, now)
                 # Keep the report lines, not the mapped resources: a large extract's would fill
                 # memory and make every garbage collection walk them.
                 entries += (_entry(r) for r in results)

@@ -14,10 +14,11 @@ process is making the same person at the same moment.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from gateway.identity.blocking import InMemoryCandidateIndex
 from gateway.identity.linking import LinkAction, decide_link, review_task
@@ -35,6 +36,12 @@ SYNC_MAX_AGE = 1.0
 
 class AmbiguousMatch(ValueError):
     """More than one live resource holds an identifier that should be unique."""
+
+
+def clone(data: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, strings, numbers), through orjson: about six times
+    quicker than `copy.deepcopy`, which mattered on the bulk intakes' person resolution."""
+    return orjson.loads(orjson.dumps(data))
 
 
 def token(identifier: JSON) -> str:
@@ -79,7 +86,7 @@ def _merge_tags(old: JSON, new: JSON) -> list[JSON]:
 
 def overlay_patient(old: JSON, new: JSON) -> JSON:
     """`new` laid over `old`: its fields win, identifiers/links/source tags accumulate."""
-    merged: dict[str, Any] = {**copy.deepcopy(old), **copy.deepcopy(new)}
+    merged: dict[str, Any] = {**clone(old), **clone(new)}
     merged["id"] = old["id"]
     merged["identifier"] = merge_identifiers(new.get("identifier") or [], old.get("identifier") or [])
     links = merge_links(old.get("link") or [], new.get("link") or [])
@@ -103,13 +110,13 @@ def upsert_patient(uow: UnitOfWork, patient: JSON, keys: list[JSON]) -> StoredRe
     else:  # no key found anyone: a new person
         claim_new_person(uow, keys)
     if current is None:
-        return uow.create(copy.deepcopy(patient))
+        return uow.create(clone(patient))
     return uow.update(overlay_patient(current.json(), patient))[0]
 
 
 def upsert_by_identifier(uow: UnitOfWork, res: JSON) -> StoredResource:
     """Conditional update on the resource's first identifier (create when none matches)."""
-    new: dict[str, Any] = copy.deepcopy(res)
+    new: dict[str, Any] = clone(res)
     identifiers = new.get("identifier") or []
     if isinstance(identifiers, dict):  # QuestionnaireResponse.identifier is a single Identifier
         identifiers = [identifiers]
@@ -125,7 +132,7 @@ def resolve_patient_refs(uow: UnitOfWork, res: JSON, known: dict[str, str]) -> J
 
     `known` caches identifier token → Patient id across the resources of one record.
     """
-    out: JSON = copy.deepcopy(res)
+    out: JSON = clone(res)
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
@@ -171,10 +178,10 @@ def _link_into(old: JSON, new: JSON) -> JSON:
     """A demographic link adds what `new` knows to `old` without overwriting what `old` says:
     identifiers, links and source tags accumulate; a field only `new` has is filled in. (A typo
     from an ambulance crew must not replace the name the hospital registered.)"""
-    merged: dict[str, Any] = copy.deepcopy(old)
+    merged: dict[str, Any] = clone(old)
     for field, value in new.items():
         if field not in merged and field not in ("id", "meta", "identifier", "link"):
-            merged[field] = copy.deepcopy(value)
+            merged[field] = clone(value)
     merged["identifier"] = merge_identifiers(old.get("identifier") or [], new.get("identifier") or [])
     links = merge_links(old.get("link") or [], new.get("link") or [])
     if links:
@@ -244,7 +251,7 @@ class PersonResolver:
             linked = self._by_demographics(uow, patient, keys)
             if linked is not None:
                 return linked
-        stored = uow.create(copy.deepcopy(patient))
+        stored = uow.create(clone(patient))
         self._remember(stored)
         return PersonLink(stored, "new", (stored,))
 
@@ -273,7 +280,7 @@ class PersonResolver:
             stored = uow.update(_link_into(candidate, patient))[0]
             self._remember(stored)
             return PersonLink(stored, "certain", (stored,), candidate_id=current.id)
-        new = copy.deepcopy(patient)
+        new = clone(patient)
         new["link"] = merge_links(
             new.get("link") or [], [{"other": {"reference": f"Patient/{current.id}"}, "type": "seealso"}]
         )

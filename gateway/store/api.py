@@ -12,7 +12,6 @@ conflict 409). Database integrity errors become conflicts here, at the boundary.
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -27,6 +26,7 @@ from sqlalchemy import (
     Insert,
     Select,
     Table,
+    Update,
     and_,
     bindparam,
     delete,
@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.fhir.errors import conflict, gone, not_found, precondition_failed
 from gateway.store.engine import is_sqlite
+from gateway.store.ids import new_id
 from gateway.store.schema import INDEX_TABLES, outbox, resource, resource_version, sp_token
 from gateway.store.search.index import index_rows
 from gateway.store.search.kinds import IndexContext
@@ -69,10 +70,6 @@ def utcnow() -> datetime:
 def instant(moment: datetime) -> str:
     """A FHIR instant for a naive-UTC time."""
     return moment.isoformat(timespec="microseconds") + "Z"
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True)
@@ -172,10 +169,52 @@ def _get_current(for_update: bool) -> Select[Any]:
 
 
 @functools.cache
+def _versions() -> Select[Any]:
+    """History rows with their content: a version's own, or, for the current version (stored once,
+    in `resource`), the current row's."""
+    v, r = resource_version.c, resource.c
+    same_version = and_(r.res_type == v.res_type, r.res_id == v.res_id, r.version_id == v.version_id)
+    return select(
+        v.seq,
+        v.res_type,
+        v.res_id,
+        v.version_id,
+        v.last_updated,
+        v.method,
+        v.deleted,
+        func.coalesce(v.content, r.content).label("content"),
+    ).select_from(resource_version.outerjoin(resource, same_version))
+
+
+@functools.cache
 def _get_version() -> Select[Any]:
     v = resource_version.c
-    return select(resource_version).where(
+    return _versions().where(
         v.res_type == bindparam("rtype"), v.res_id == bindparam("rid"), v.version_id == bindparam("vid")
+    )
+
+
+@functools.cache
+def keep_superseded(many: bool) -> Update:
+    """Copy the current content of resources into their current version's history row.
+
+    A version's content is stored once: while it is current, only in `resource` (its history row's
+    content is NULL). Whatever replaces or deletes it runs this first, in the same transaction, so
+    the history row keeps the content the current row is about to lose. Rows written before content
+    was stored once already hold theirs and are left alone. Parameters: `rtype`, and `rid` (or,
+    `many`, the list `rids`).
+    """
+    v, r = resource_version.c, resource.c
+    content = (
+        select(r.content)
+        .where(r.res_type == v.res_type, r.res_id == v.res_id, r.version_id == v.version_id)
+        .scalar_subquery()
+    )
+    which = v.res_id.in_(bindparam("rids", expanding=True)) if many else v.res_id == bindparam("rid")
+    return (
+        update(resource_version)
+        .where(v.res_type == bindparam("rtype"), which, v.content.is_(None), v.deleted == false())
+        .values(content=content)
     )
 
 
@@ -422,8 +461,26 @@ class UnitOfWork:
         total = self.conn.execute(select(func.count()).select_from(resource_version).where(*conds)).scalar_one()
         if before_seq is not None:
             conds.append(v.seq < before_seq)
-        rows = self.conn.execute(select(resource_version).where(*conds).order_by(v.seq.desc()).limit(count))
+        rows = self.conn.execute(_versions().where(*conds).order_by(v.seq.desc()).limit(count))
         return [_row_to_stored(r, r.method, r.seq) for r in rows], int(total)
+
+    def versions(self, rtype: str, wanted: Iterable[tuple[str, int]]) -> list[StoredResource]:
+        """These versions ((id, version) pairs of one type) as stored, tombstones included; unknown
+        ones are left out. One query per 500 ids."""
+        keep = set(wanted)
+        ids = sorted({rid for rid, _ in keep})
+        if not ids:
+            return []
+        self.flush()
+        v = resource_version.c
+        out: list[StoredResource] = []
+        for start in range(0, len(ids), 500):
+            # by id, then the versions wanted picked here: a row-value IN would scan every version
+            stmt = _versions().where(v.res_type == rtype, v.res_id.in_(ids[start : start + 500]))
+            out.extend(
+                _row_to_stored(r, r.method, r.seq) for r in self.conn.execute(stmt) if (r.res_id, r.version_id) in keep
+            )
+        return out
 
     def search(self, q: SearchQuery) -> SearchPage:
         self.flush()
@@ -566,6 +623,7 @@ class UnitOfWork:
         text = content.decode()
         if exists:
             self.flush()
+            self.conn.execute(keep_superseded(False), {"rtype": rtype, "rid": rid})
             self.conn.execute(
                 update(resource)
                 .where(resource.c.res_type == rtype, resource.c.res_id == rid)
@@ -596,7 +654,7 @@ class UnitOfWork:
                     last_updated=now,
                     method=method,
                     deleted=False,
-                    content=text,
+                    content=None,  # stored once, in `resource`, until a later version supersedes it
                 )
             ],
         )
@@ -661,6 +719,7 @@ class UnitOfWork:
             return None
         now = self._tick()
         version = current.version_id + 1
+        self.conn.execute(keep_superseded(False), {"rtype": rtype, "rid": rid})
         self.conn.execute(
             update(resource)
             .where(resource.c.res_type == rtype, resource.c.res_id == rid)

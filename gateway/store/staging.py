@@ -27,7 +27,15 @@ from typing import Any, NoReturn
 import orjson
 from sqlalchemy import delete, select, text
 
-from gateway.store.api import _INDEX_TABLES, SearchQuery, StoredResource, UnitOfWork, _comparable, new_id
+from gateway.store.api import (
+    _INDEX_TABLES,
+    SearchQuery,
+    StoredResource,
+    UnitOfWork,
+    _comparable,
+    keep_superseded,
+    new_id,
+)
 from gateway.store.engine import is_sqlite
 from gateway.store.schema import resource, sp_token
 from gateway.store.search.paths import evaluate
@@ -277,13 +285,15 @@ class StagingUnitOfWork(UnitOfWork):
         return written
 
     def _delete_current(self, keys: list[Key]) -> None:
-        """Drop the current rows (and index rows) of resources about to get a new version."""
+        """Drop the current rows (and index rows) of resources about to get a new version, after
+        their content is kept in the history row of the version they held."""
         by_type: dict[str, list[str]] = {}
         for rtype, rid in keys:
             by_type.setdefault(rtype, []).append(rid)
         for rtype, ids in by_type.items():
             for start in range(0, len(ids), _BATCH):
                 batch = ids[start : start + _BATCH]
+                self.conn.execute(keep_superseded(True), {"rtype": rtype, "rids": batch})
                 for table in (resource, *_INDEX_TABLES):
                     self.conn.execute(delete(table).where(table.c.res_type == rtype, table.c.res_id.in_(batch)))
 

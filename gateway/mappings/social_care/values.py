@@ -9,6 +9,7 @@ A column's code system file is named after the column: `Service_Type` → `CodeS
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -22,8 +23,10 @@ from gateway.types import JSON
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
+@functools.lru_cache(maxsize=4096)
 def match_key(value: str) -> str:
-    """The spelling-insensitive key a defined value is matched on."""
+    """The spelling-insensitive key a defined value is matched on (kept per spelling: an extract
+    repeats the same few spellings on every row)."""
     return _NOT_ALNUM.sub("", value.casefold())
 
 
