@@ -7,7 +7,7 @@ allows everything and is what internal components and the open embedded mode use
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -16,6 +16,11 @@ from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM
 from gateway.fhir.patient_context import PatientContext
 from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.search.query import SearchQuery
+
+VersionRef = tuple[str, str, int]  # (type, id, version): one stored version, named without its content
+# Reads the named versions' content (exactly those versions), parallel to the refs; None when absent.
+LoadVersions = Callable[[list[VersionRef]], list[StoredResource | None]]
+Candidate = StoredResource | VersionRef  # a row to decide: with its content, or named only
 
 
 class Guard(Protocol):
@@ -32,6 +37,15 @@ class Guard(Protocol):
         query: str | None = None,
     ) -> list[StoredResource]:
         """The subset of `rows` the caller may see (each decision audited as `interaction`)."""
+        ...
+
+    def count_visible(
+        self, access: AccessContext, uow: UnitOfWork, rows: Sequence[Candidate], load: LoadVersions
+    ) -> list[bool]:
+        """Which rows the caller may see, for a count (not a disclosure: nothing is audited).
+
+        A row named by reference has its content read through `load` only when a decision needs it.
+        """
         ...
 
     def record_writes(self, access: AccessContext, written: list[StoredResource]) -> None:
@@ -54,6 +68,11 @@ class OpenGuard:
         query: str | None = None,
     ) -> list[StoredResource]:
         return rows
+
+    def count_visible(
+        self, access: AccessContext, uow: UnitOfWork, rows: Sequence[Candidate], load: LoadVersions
+    ) -> list[bool]:
+        return [not isinstance(row, StoredResource) or row.content is not None for row in rows]
 
     def record_writes(self, access: AccessContext, written: list[StoredResource]) -> None:
         return None
@@ -98,6 +117,20 @@ class Repository:
         if self.patient_context is not None:  # outside the patient context is as good as missing
             rows = self.patient_context.filter(uow, rows, interaction)
         return self.guard.visible(self.access, uow, rows, interaction=interaction, query=query)
+
+    def count_visible(self, uow: UnitOfWork, rows: Sequence[Candidate], load: LoadVersions) -> list[bool]:
+        """Which rows this caller may see, for a total (see `Guard.count_visible`)."""
+        if self.patient_context is None:
+            return self.guard.count_visible(self.access, uow, rows, load)
+        # The patient context reads every row's content: load what is named only, in one go.
+        named = [row for row in rows if not isinstance(row, StoredResource)]
+        loaded = iter(load(named) if named else [])
+        full = [row if isinstance(row, StoredResource) else next(loaded) for row in rows]
+        present = [row for row in full if row is not None]
+        inside = self.patient_context.filter(uow, present, "count")
+        decided = self.guard.count_visible(self.access, uow, inside, load)
+        shown = {id(row) for row, ok in zip(inside, decided, strict=True) if ok}
+        return [row is not None and id(row) in shown for row in full]
 
     @contextmanager
     def writer(self) -> Iterator[UnitOfWork]:
