@@ -11,11 +11,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from sqlalchemy import Connection
+
 from gateway.auth.context import AccessContext
 from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM
+from gateway.fhir.errors import unauthorized
 from gateway.fhir.patient_context import PatientContext
+from gateway.logging import get_logger
 from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.search.query import SearchQuery
+
+log = get_logger("gateway.auth")
 
 VersionRef = tuple[str, str, int]  # (type, id, version): one stored version, named without its content
 # Reads the named versions' content (exactly those versions), parallel to the refs; None when absent.
@@ -91,11 +97,30 @@ def stamp_source_organization(res: dict[str, Any], organization: str) -> dict[st
 
 
 class Repository:
-    def __init__(self, store: Store, access: AccessContext, guard: Guard | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        access: AccessContext,
+        guard: Guard | None = None,
+        *,
+        client_check: Callable[[Connection], bool] | None = None,
+    ) -> None:
+        """`client_check`: whether the caller's client is still enabled, asked as the first statement
+        of the first transaction (a refusal answers 401 before anything is read or written)."""
         self.store = store
         self.access = access
         self.guard: Guard = guard or OpenGuard()
         self.patient_context = PatientContext(access) if access.patient is not None else None
+        self._client_check = client_check
+
+    def _check_client(self, uow: UnitOfWork) -> None:
+        check = self._client_check
+        if check is None:
+            return
+        if not check(uow.conn):
+            log.info("auth.client_disabled", client_id=self.access.client_id)
+            raise unauthorized("the access token is not valid")
+        self._client_check = None  # once per request
 
     def allow(self, interaction: str, rtype: str) -> None:
         self.guard.allow(self.access, interaction, rtype)
@@ -136,6 +161,7 @@ class Repository:
     def writer(self) -> Iterator[UnitOfWork]:
         organization = self.access.organization
         with self.store.writer() as uow:
+            self._check_client(uow)
             if organization and not self.access.is_system:
                 uow.prepare = lambda res: stamp_source_organization(res, organization)
             yield uow
@@ -148,4 +174,5 @@ class Repository:
     @contextmanager
     def reader(self) -> Iterator[UnitOfWork]:
         with self.store.reader() as uow:
+            self._check_client(uow)
             yield uow

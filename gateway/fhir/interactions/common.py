@@ -16,8 +16,22 @@ from gateway.fhir.services import Services, services_of
 T = TypeVar("T")
 
 
-def repository(request: Request) -> Repository:
+def repository(request: Request, *, client_in_transaction: bool = False) -> Repository:
+    """The store as the request's caller may use it.
+
+    `client_in_transaction`: the handler does all its work in `Repository.reader()`/`writer()`, so
+    the check that the caller's client is still enabled runs as the first statement of its first
+    transaction, not on a connection of its own before it (and not on the event loop).
+    """
     services = services_of(request)
+    enabled = services.client_enabled
+    if client_in_transaction and services.authenticate_token is not None and enabled is not None:
+        access = services.authenticate_token(request)
+        client_id = access.client_id
+        request.state.access = access
+        return Repository(
+            services.store, access, services.extras.get("guard"), client_check=lambda conn: enabled(conn, client_id)
+        )
     access = services.authenticate(request)
     request.state.access = access
     return Repository(services.store, access, services.extras.get("guard"))

@@ -25,7 +25,7 @@ def delete_in(uow: UnitOfWork, rtype: str, rid: str) -> StoredResource | None:
 async def delete(request: Request) -> Response:
     rtype, rid = request.path_params["rtype"], request.path_params["rid"]
     check_type(rtype)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("delete", rtype)
 
     def work() -> StoredResource | None:
@@ -40,7 +40,7 @@ async def delete(request: Request) -> Response:
 async def conditional_delete(request: Request) -> Response:
     rtype = request.path_params["rtype"]
     check_type(rtype)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("delete", rtype)
     query = request.url.query
 

@@ -25,7 +25,7 @@ async def history(request: Request) -> Response:
     rid: str | None = request.path_params.get("rid")
     if rtype:
         check_type(rtype)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("history", rtype or "*")
     params = request.query_params
     count_raw = params.get("_count", str(services.settings.default_page_size))

@@ -45,7 +45,7 @@ async def update(request: Request) -> Response:
     rtype, rid = request.path_params["rtype"], request.path_params["rid"]
     data = parse_resource(await read_body(request, services.settings.max_body_bytes), rtype, rid)
     validate_resource(data)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("update", rtype)
     if_match = parse_if_match(request.headers.get("if-match"))
 
@@ -63,7 +63,7 @@ async def conditional_update(request: Request) -> Response:
     check_type(rtype)
     data = parse_resource(await read_body(request, services.settings.max_body_bytes), rtype)
     validate_resource(data)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("update", rtype)
     items = parse_qsl(request.url.query, keep_blank_values=True)
     if_match = parse_if_match(request.headers.get("if-match"))
