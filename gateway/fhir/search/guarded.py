@@ -15,8 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from gateway.fhir.errors import FhirError
-from gateway.fhir.repository import LoadVersions, Repository, VersionRef
-from gateway.fhir.search.versions import load_versions, match_versions
+from gateway.fhir.repository import Candidate, Repository
+from gateway.fhir.search.versions import match_versions
 from gateway.store.api import StoredResource, UnitOfWork
 from gateway.store.schema import sp_reference
 from gateway.store.search.query import Criterion, Cursor, SearchPage, SearchQuery
@@ -131,35 +131,29 @@ def _with_includes(
 def _first_page_with_total(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text: str) -> SearchPage | None:
     """The first page and its visible total from one pass over every match (None above `TOTAL_LIMIT`).
 
-    One statement names the first `FIRST_FETCH` matches by version, the page's worth with their
-    content (`match_versions`); more matches, if any, are counted and named from its last key.
-    Every match is decided unaudited (a count), then the page alone as the search (audited,
-    obligations met): the decisions of this transaction are remembered, so that costs little.
+    One statement names the first `FIRST_FETCH` matches by version, with their content (no count
+    statement: a first page rarely has more); more matches, if any, are counted and named from its
+    last key. Every match is decided unaudited (a count), mostly by its remembered class, then the
+    page alone as the search (audited, obligations met): the decisions of this transaction are
+    remembered, so that costs little.
     """
     bare = replace(q, cursor=None, includes=(), revincludes=())
     head = max(q.count + 1, FIRST_FETCH)
-    rows, keys = match_versions(uow, bare, limit=head + 1, with_content=q.count + 1)
-    if len(rows) > head:
+    matches = match_versions(uow, bare, limit=head + 1, content=True)
+    if len(matches) > head:
         counted = uow.search(replace(bare, count=0, total="accurate")).total or 0
         if counted > TOTAL_LIMIT:
             return None
-        rest, rest_keys = match_versions(uow, bare, limit=TOTAL_LIMIT + 1 - head, after=keys[head - 1])
-        rows, keys = rows[:head] + rest, keys[:head] + rest_keys
-    if not rows:
+        last = matches.keys[head - 1]
+        matches.truncate(head)
+        matches.extend(match_versions(uow, bare, limit=TOTAL_LIMIT + 1 - head, content=False, after=last))
+    if not matches:
         return SearchPage([], 0, None, None, False, False)
-    load = _loader(uow)
-    shown = [i for i, ok in enumerate(repo.count_visible(uow, rows, load)) if ok]
+    load = matches.loader(uow)
+    candidates: list[Candidate] = list(matches.refs)
+    shown = [i for i, ok in enumerate(repo.count_visible(uow, candidates, load)) if ok]
     chosen = shown[: q.count]
-    named: list[VersionRef] = []
-    for i in chosen:
-        row = rows[i]
-        if not isinstance(row, StoredResource):
-            named.append(row)
-    loaded = iter(load(named) if named else [])
-    on_page: list[tuple[StoredResource | None, tuple[Any, ...]]] = []
-    for i in chosen:
-        row = rows[i]
-        on_page.append((row if isinstance(row, StoredResource) else next(loaded), keys[i]))
+    on_page = [(row, matches.keys[i]) for i, row in zip(chosen, load([matches.refs[i] for i in chosen]), strict=True)]
     page_rows = [row for row, _ in on_page if row is not None]
     kept = {id(row) for row in repo.visible(uow, page_rows, interaction="search", query=query_text)}
     page = [(row, key) for row, key in on_page if row is not None and id(row) in kept]
@@ -173,10 +167,6 @@ def _first_page_with_total(uow: UnitOfWork, repo: Repository, q: SearchQuery, qu
         has_previous=False,
         keys=page_keys,
     )
-
-
-def _loader(uow: UnitOfWork) -> LoadVersions:
-    return lambda refs: load_versions(uow, refs)
 
 
 def _id_criterion(uow: UnitOfWork, rtype: str, ids: list[str]) -> Criterion:
@@ -193,5 +183,6 @@ def _visible_total(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text
         return None
     if counted == 0:
         return 0
-    rows, _ = match_versions(uow, replace(q, cursor=None, sort=()), limit=TOTAL_LIMIT + 1)
-    return sum(repo.count_visible(uow, rows, _loader(uow)))
+    matches = match_versions(uow, replace(q, cursor=None, sort=()), limit=TOTAL_LIMIT + 1, content=False)
+    candidates: list[Candidate] = list(matches.refs)
+    return sum(repo.count_visible(uow, candidates, matches.loader(uow)))
