@@ -173,9 +173,9 @@ def _run(uow: UnitOfWork, repo: Repository, entries: list[Entry], fhir_base: str
                     ids = matching_ids(uow, e.rtype, e.query)
                     if len(ids) > 1:
                         raise multiple_matches(e.rtype, e.query)
-                    tombstones = [uow.delete(e.rtype, i) for i in ids]
+                    tombstones = [uow.delete(e.rtype, i) for i in ids if repo.may_delete(uow, e.rtype, i)]
                 else:
-                    tombstones = [uow.delete(e.rtype, e.rid)]
+                    tombstones = [uow.delete(e.rtype, e.rid)] if repo.may_delete(uow, e.rtype, e.rid) else []
                 e.result = {"response": {"status": "204 No Content"}}
                 if tombstones and tombstones[0] is not None:
                     e.result["response"]["etag"] = tombstones[0].etag
@@ -204,6 +204,7 @@ def _run(uow: UnitOfWork, repo: Repository, entries: list[Entry], fhir_base: str
                 if e.rid is None:
                     stored, status = conditional_update_in(uow, e.rtype, e.query, res, parse_if_match(e.if_match))
                 else:
+                    repo.check_update(uow, e.rtype, rid)
                     stored, status = update_in(uow, res, parse_if_match(e.if_match))
                 e.result = _response(stored, "201 Created" if status == 201 else "200 OK", fhir_base, body=body)
         except FhirError as err:

@@ -51,6 +51,7 @@ async def update(request: Request) -> Response:
 
     def work() -> tuple[StoredResource, int]:
         with repo.writer() as uow:
+            repo.check_update(uow, rtype, rid)
             return update_in(uow, data, if_match)
 
     stored, status = await in_thread(work)
