@@ -78,7 +78,7 @@ class OpenGuard:
     def count_visible(
         self, access: AccessContext, uow: UnitOfWork, rows: Sequence[Candidate], load: LoadVersions
     ) -> list[bool]:
-        return [not isinstance(row, StoredResource) or row.content is not None for row in rows]
+        return [True] * len(rows)  # as `visible`: everything, tombstones included
 
     def record_writes(self, access: AccessContext, written: list[StoredResource]) -> None:
         return None
