@@ -23,8 +23,7 @@ as create, conditional update with no match) would be the only answer a free id 
 another person's id cannot, so a 403 for theirs and a 201 for a free one would tell the caller
 that the id exists. 405 is R4's answer for "the resource did not exist prior to the update, and
 the server does not allow client defined ids", and a resource outside the context does not
-exist for this caller; such a client creates with POST (server-assigned ids). Likewise a DELETE
-of a resource outside the context answers 204 like a DELETE of a missing one, and deletes nothing.
+exist for this caller; such a client creates with POST (server-assigned ids).
 """
 
 from __future__ import annotations
@@ -114,16 +113,6 @@ class PatientContext:
             raise _no_update_as_create()
         if not in_context(current.json(), self.patients(uow), self.compartment):
             raise _no_update_as_create()
-
-    def reaches_for_delete(self, uow: UnitOfWork, rtype: str, rid: str) -> bool:
-        """Whether a DELETE of `rtype/rid` may go ahead: not for a live resource outside the context
-        (the caller gets the answer of a missing one, 204, and nothing is deleted)."""
-        if not self.confines("delete", rtype):
-            return True
-        current = uow.get(rtype, rid)
-        if current is None or current.content is None:
-            return True  # nothing to delete: the ordinary answer
-        return in_context(current.json(), self.patients(uow), self.compartment)
 
     def check_writes(self, uow: UnitOfWork, written: list[StoredResource]) -> None:
         """Raise FhirError when a write under a `patient/` scope leaves the context: 405 for a PUT

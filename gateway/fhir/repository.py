@@ -149,11 +149,6 @@ class Repository:
         if self.patient_context is not None:
             self.patient_context.check_update_target(uow, rtype, rid)
 
-    def may_delete(self, uow: UnitOfWork, rtype: str, rid: str) -> bool:
-        """False when `rtype/rid` is, for this caller, as good as missing (outside its patient
-        context): a DELETE then answers like one of a missing resource and deletes nothing."""
-        return self.patient_context is None or self.patient_context.reaches_for_delete(uow, rtype, rid)
-
     def count_visible(self, uow: UnitOfWork, rows: Sequence[Candidate], load: LoadVersions) -> list[bool]:
         """Which rows this caller may see, for a total (see `Guard.count_visible`)."""
         if self.patient_context is None:

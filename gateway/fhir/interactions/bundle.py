@@ -173,9 +173,9 @@ def _run(uow: UnitOfWork, repo: Repository, entries: list[Entry], fhir_base: str
                     ids = matching_ids(uow, e.rtype, e.query)
                     if len(ids) > 1:
                         raise multiple_matches(e.rtype, e.query)
-                    tombstones = [uow.delete(e.rtype, i) for i in ids if repo.may_delete(uow, e.rtype, i)]
+                    tombstones = [uow.delete(e.rtype, i) for i in ids]
                 else:
-                    tombstones = [uow.delete(e.rtype, e.rid)] if repo.may_delete(uow, e.rtype, e.rid) else []
+                    tombstones = [uow.delete(e.rtype, e.rid)]
                 e.result = {"response": {"status": "204 No Content"}}
                 if tombstones and tombstones[0] is not None:
                     e.result["response"]["etag"] = tombstones[0].etag

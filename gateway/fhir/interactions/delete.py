@@ -2,8 +2,7 @@
 
 Deleting writes a tombstone version; reading it afterwards answers 410 Gone. Deleting
 something that does not exist (or is already deleted) is not an error: 204 either way, so a
-delete does not reveal whether the resource existed. Under a `patient/` scope a resource outside
-the context counts as not existing: 204, and nothing is deleted.
+delete does not reveal whether the resource existed.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ async def delete(request: Request) -> Response:
 
     def work() -> StoredResource | None:
         with repo.writer() as uow:
-            return delete_in(uow, rtype, rid) if repo.may_delete(uow, rtype, rid) else None
+            return delete_in(uow, rtype, rid)
 
     tombstone = await in_thread(work)
     headers = {"ETag": tombstone.etag} if tombstone else None
@@ -51,8 +50,7 @@ async def conditional_delete(request: Request) -> Response:
             if len(ids) > 1:
                 raise multiple_matches(rtype, query)
             for rid in ids:
-                if repo.may_delete(uow, rtype, rid):
-                    uow.delete(rtype, rid)
+                uow.delete(rtype, rid)
 
     await in_thread(work)
     return Response(status_code=204)
