@@ -41,12 +41,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _ref(row: Candidate) -> VersionRef:
-    return (row.type, row.id, row.version_id) if isinstance(row, StoredResource) else row
-
-
 def _no_loading(refs: list[VersionRef]) -> list[StoredResource | None]:
     raise AssertionError("every row was given with its content")
+
+
+def _obligations(decisions: list[Decision]) -> frozenset[str]:
+    """What the decisions oblige (a page shares a few decision objects: each looked at once)."""
+    distinct = {id(dec): dec for dec in decisions}.values()
+    return frozenset().union(*(dec.obligations for dec in distinct))
 
 
 def _fill(have: list[StoredResource | None], refs: list[VersionRef], wanted: list[int], load: LoadVersions) -> None:
@@ -122,7 +124,7 @@ class ConsentGuard:
         result = FilterResult(
             permitted=[],  # the guard works on stored rows; see `decisions`
             decisions=decisions,
-            obligations=frozenset().union(*(dec.obligations for dec in decisions)),
+            obligations=_obligations(decisions),
         )
         self._audit(access, live, result, interaction, query)
         if result.obligations and self.on_obligations is not None:
@@ -158,7 +160,7 @@ class ConsentGuard:
             return [not isinstance(row, StoredResource) or row.content is not None for row in rows]
         decisions = self._decide(access, uow, rows, load)
         made = [dec for dec in decisions if dec is not None]
-        obligations = frozenset().union(*(dec.obligations for dec in made))
+        obligations = _obligations(made)
         if obligations and self.on_obligations is not None:
             self.on_obligations(access, FilterResult(permitted=[], decisions=made, obligations=obligations))
         return [dec is not None and dec.permit for dec in decisions]
@@ -179,38 +181,53 @@ class ConsentGuard:
         for it (`_memo`): the count of a search and its page decide the same versions.
         """
         now = self.clock()
-        refs = [_ref(row) for row in rows]
-        have: list[StoredResource | None] = [row if isinstance(row, StoredResource) else None for row in rows]
-        out: list[Decision | None] = [None] * len(rows)
+        n = len(rows)
+        refs: list[VersionRef] = []
+        have: list[StoredResource | None] = [None] * n
+        out: list[Decision | None] = [None] * n
         memo = self._memo(access, uow)
+        memo_get = memo.get if memo is not None else None
+        facts_get = self._facts.get
         todo: list[int] = []
-        for i, ref in enumerate(refs):
-            known = memo.get(ref) if memo is not None else None
-            if known is not None and (known.valid_until is None or now < known.valid_until):
-                out[i] = known
+        unknown: list[int] = []
+        by_class: dict[int, tuple[Facts, list[int]]] = {}  # facts are interned: one object per class
+        facts: dict[int, Facts] = {}
+        for i, row in enumerate(rows):  # one pass: the hot loop of every page
+            if isinstance(row, StoredResource):
+                ref = (row.type, row.id, row.version_id)
+                have[i] = row
             else:
-                todo.append(i)
+                ref = row
+            refs.append(ref)
+            if memo_get is not None:
+                known = memo_get(ref)
+                if known is not None and (known.valid_until is None or now < known.valid_until):
+                    out[i] = known
+                    continue
+            todo.append(i)
+            found = facts_get(ref)
+            if found is None:
+                if not isinstance(row, StoredResource):
+                    unknown.append(i)
+                    continue
+                if row.content is None:
+                    continue  # a tombstone: no decision
+                found = self._learn(row)
+            facts[i] = found
+            group = by_class.get(id(found))
+            if group is None:
+                by_class[id(found)] = (found, [i])
+            else:
+                group[1].append(i)
         if not todo:
             return out
-        facts: dict[int, Facts] = {}
-        unknown: list[int] = []
-        for i in todo:
-            found, row = self._facts.get(refs[i]), have[i]
-            if found is not None:
-                facts[i] = found
-            elif row is None:
-                unknown.append(i)
-            elif row.content is not None:
-                facts[i] = self._learn(row)
         if unknown:
             _fill(have, refs, unknown, load)
             for i in unknown:
-                row = have[i]
-                if row is not None and row.content is not None:
-                    facts[i] = self._learn(row)
-        by_class: dict[int, tuple[Facts, list[int]]] = {}
-        for i, f in facts.items():  # facts are interned: one object per class
-            by_class.setdefault(id(f), (f, []))[1].append(i)
+                known_row = have[i]
+                if known_row is not None and known_row.content is not None:
+                    found = facts[i] = self._learn(known_row)
+                    by_class.setdefault(id(found), (found, []))[1].append(i)
         patient_ids = {p for f, _ in by_class.values() for p in f.patients}
         inputs = self._inputs(uow, patient_ids)
         agreement_versions, agreements = (
@@ -243,9 +260,9 @@ class ConsentGuard:
         if wanted:
             _fill(have, refs, wanted, load)
         for i in one_by_one:
-            row = have[i]
-            if row is not None and row.content is not None:
-                out[i] = self._decide_one(access, row.json(), facts[i], inputs, agreements, now)
+            full = have[i]
+            if full is not None and full.content is not None:
+                out[i] = self._decide_one(access, full.json(), facts[i], inputs, agreements, now)
         fresh: dict[DecisionKey, Decision] = {}
         for key, members in keyed.items():
             decision = found_keys.get(key)
