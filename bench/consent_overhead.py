@@ -20,9 +20,9 @@ Requests (each must return what the data set holds):
 `--in-process` measures what wall-clock p95 cannot on a shared machine: the CPU (this thread's
 `time.thread_time`, best of 7 rounds) of each request's work in its read transaction, the same
 calls the REST handlers make (`search_as`, `run_patient_everything`), with the consent guard and
-without it, on one database; the SQL statements each sends; and the CPU of storing one AuditEvent
-(the background writer's share of every consent-on request, in batches of 40). HTTP, the token
-check and JSON rendering are the same on both sides and left out.
+the check that the client is still enabled, and without them, on one database; the SQL statements
+each sends; and the CPU of storing one AuditEvent (the background writer's share of every
+consent-on request, in batches of 40). HTTP, the (cached) token check and JSON rendering are left out.
 """
 
 from __future__ import annotations
@@ -41,7 +41,14 @@ import httpx  # noqa: E402
 
 from bench.fhir_core import Result, percentile  # noqa: E402
 from bench.mllp_ingest import add_common, backends, database, gateway_processes, log, render  # noqa: E402
-from bench.record_everything import RECORD_TYPES, RESOURCES_PER_PERSON, Person, client_token, prepare  # noqa: E402
+from bench.record_everything import (  # noqa: E402
+    CLIENT_ID,
+    RECORD_TYPES,
+    RESOURCES_PER_PERSON,
+    Person,
+    client_token,
+    prepare,
+)
 from gateway.codes import NHS_NUMBER_SYSTEM  # noqa: E402
 
 GOAL_ADDED = 0.20  # at most 20 % added at p95
@@ -135,11 +142,12 @@ def run_in_process(backend: str, others: int, rounds: int, seed: int, postgres_u
     from gateway.audit.events import audit_search
     from gateway.audit.storage import store_audit_events
     from gateway.audit.writer import ListAuditSink
+    from gateway.auth.clients import client_enabled
     from gateway.auth.context import AccessContext
     from gateway.consent.decision import Decision, FilterResult
     from gateway.fhir.access import ConsentGuard
     from gateway.fhir.operations.patient_everything import parse_everything, run_patient_everything
-    from gateway.fhir.repository import Repository
+    from gateway.fhir.repository import ClientCheck, Repository
     from gateway.fhir.search.guarded import search_as
     from gateway.fhir.search.parse import parse_search
 
@@ -158,20 +166,28 @@ def run_in_process(backend: str, others: int, rounds: int, seed: int, postgres_u
             role="case-manager",
             scopes=frozenset({"system/*.rs"}),
         )
-        on = Repository(store, caller, ConsentGuard(store, audit=sink))
-        off = Repository(store, AccessContext(client_id="anonymous", scopes=frozenset({"system/*.cruds"})))
+        guard = ConsentGuard(store, audit=sink)
+        anonymous = AccessContext(client_id="anonymous", scopes=frozenset({"system/*.cruds"}))
+
+        def on() -> Repository:  # as a request makes it: the client's registration checked in its transaction
+            return Repository(store, caller, guard, client=ClientCheck(CLIENT_ID, client_enabled))
+
+        def off() -> Repository:
+            return Repository(store, anonymous)
+
         everything = parse_everything([("_count", "1000"), ("_type", RECORD_TYPES)], services)
 
-        def search(rtype: str, items: list[tuple[str, str]]) -> Callable[[Repository], object]:
+        def search(rtype: str, items: list[tuple[str, str]]) -> Callable[[Callable[[], Repository]], object]:
             q = parse_search(store.registry, rtype, items, strict=False, default_count=50, max_count=1000).query
 
-            def call(repo: Repository) -> object:
+            def call(make: Callable[[], Repository]) -> object:
+                repo = make()
                 with repo.reader() as uow:
                     return search_as(uow, repo, q, "bench")
 
             return call
 
-        work: list[tuple[str, Callable[[Repository], object], int]] = [
+        work: list[tuple[str, Callable[[Callable[[], Repository]], object], int]] = [
             ("search Observation?patient= (_count=50)", search("Observation", [("patient", person.hospital_id)]), 200),
             (
                 "search Patient?identifier= (NHS number)",
@@ -180,22 +196,22 @@ def run_in_process(backend: str, others: int, rounds: int, seed: int, postgres_u
             ),
             (
                 "Patient/$everything (_type=the record's types)",
-                lambda repo: run_patient_everything(repo, person.hospital_id, everything, "http://bench/fhir"),
+                lambda make: run_patient_everything(make(), person.hospital_id, everything, "http://bench/fhir"),
                 10,
             ),
         ]
         for label, call, n in work:
             cpu: dict[str, float] = {}
             per_call: dict[str, float] = {}
-            for side, repo in (("on", on), ("off", off)):
+            for side, make in (("on", on), ("off", off)):
                 for _ in range(3):
-                    call(repo)  # warm: classes and decisions remembered, statements compiled
+                    call(make)  # warm: classes and decisions remembered, statements compiled
                 best = float("inf")
                 for _ in range(rounds):
                     before = statements[0]
                     t0 = time.thread_time()
                     for _ in range(n):
-                        call(repo)
+                        call(make)
                     best = min(best, (time.thread_time() - t0) / n)
                     per_call[side] = (statements[0] - before) / n
                     sink.events.clear()

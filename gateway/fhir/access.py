@@ -27,7 +27,7 @@ from gateway.consent.facts import Facts
 from gateway.consent.pdp import PolicyDecisionPoint
 from gateway.fhir.errors import forbidden
 from gateway.fhir.policy_inputs import AgreementCache, ClassLevelMemo, PolicyInputs, deployment_id, load_inputs
-from gateway.fhir.repository import Candidate, LoadVersions, VersionRef
+from gateway.fhir.repository import Candidate, ClientCheck, LoadVersions, VersionRef
 from gateway.logging import get_logger
 from gateway.store.api import Store, StoredResource, UnitOfWork
 
@@ -116,11 +116,14 @@ class ConsentGuard:
         *,
         interaction: str = "read",
         query: str | None = None,
+        client: ClientCheck | None = None,
     ) -> list[StoredResource]:
         if access.is_system or not rows:
+            if client is not None:
+                client.verify(uow.conn)
             return rows
         live = [r for r in rows if r.content is not None]
-        decisions = self.decide(access, uow, live)
+        decisions = self._decided(self._decide(access, uow, live, _no_loading, client))
         result = FilterResult(
             permitted=[],  # the guard works on stored rows; see `decisions`
             decisions=decisions,
@@ -154,11 +157,19 @@ class ConsentGuard:
     # -- deciding ---------------------------------------------------------------------------------
 
     def count_visible(
-        self, access: AccessContext, uow: UnitOfWork, rows: Sequence[Candidate], load: LoadVersions
+        self,
+        access: AccessContext,
+        uow: UnitOfWork,
+        rows: Sequence[Candidate],
+        load: LoadVersions,
+        *,
+        client: ClientCheck | None = None,
     ) -> list[bool]:
         if access.is_system:
+            if client is not None:
+                client.verify(uow.conn)
             return [not isinstance(row, StoredResource) or row.content is not None for row in rows]
-        decisions = self._decide(access, uow, rows, load)
+        decisions = self._decide(access, uow, rows, load, client)
         made = [dec for dec in decisions if dec is not None]
         obligations = _obligations(made)
         if obligations and self.on_obligations is not None:
@@ -167,13 +178,24 @@ class ConsentGuard:
 
     def decide(self, access: AccessContext, uow: UnitOfWork, rows: list[StoredResource]) -> list[Decision]:
         """One decision per row (parallel to `rows`, each with its content), each class decided or looked up once."""
-        decisions = self._decide(access, uow, rows, _no_loading)
+        return self._decided(self._decide(access, uow, rows, _no_loading))
+
+    @staticmethod
+    def _decided(decisions: list[Decision | None]) -> list[Decision]:
         return [dec for dec in decisions if dec is not None]
 
     def _decide(
-        self, access: AccessContext, uow: UnitOfWork, rows: Sequence[Candidate], load: LoadVersions
+        self,
+        access: AccessContext,
+        uow: UnitOfWork,
+        rows: Sequence[Candidate],
+        load: LoadVersions,
+        client: ClientCheck | None = None,
     ) -> list[Decision | None]:
         """A decision per row; None for a row that has no content (a tombstone, or a version gone).
+
+        `client`, when given, is verified before anything is decided from the inputs: in the same
+        statement as the policy inputs when they are read, else on its own.
 
         Rows are decided by class: a stored version's class (`Facts`) is remembered, so a row
         named by reference is read only when its class is new to this process or its class has to
@@ -220,6 +242,8 @@ class ConsentGuard:
             else:
                 group[1].append(i)
         if not todo:
+            if client is not None:
+                client.verify(uow.conn)
             return out
         if unknown:
             _fill(have, refs, unknown, load)
@@ -229,7 +253,7 @@ class ConsentGuard:
                     found = facts[i] = self._learn(known_row)
                     by_class.setdefault(id(found), (found, []))[1].append(i)
         patient_ids = {p for f, _ in by_class.values() for p in f.patients}
-        inputs = self._inputs(uow, patient_ids)
+        inputs = self._inputs(uow, patient_ids, client)
         agreement_versions, agreements = (
             self._agreements.get(uow, inputs.agreement_versions) if patient_ids else ((), [])
         )
@@ -298,15 +322,18 @@ class ConsentGuard:
             self._decided_in[uow] = known
         return known[2]
 
-    def _inputs(self, uow: UnitOfWork, patient_ids: set[str]) -> PolicyInputs:
+    def _inputs(self, uow: UnitOfWork, patient_ids: set[str], client: ClientCheck | None = None) -> PolicyInputs:
         """The inputs for these Patients; read once per transaction (a search pages, counts and
-        includes in one transaction, `$everything` decides three times in one)."""
-        if not patient_ids:
-            return PolicyInputs()
-        known = self._read_in.get(uow)
-        if known is not None and patient_ids <= known[0] and known[1] == len(uow.written):
-            return known[2]  # nothing written in this transaction since: the same answer
-        inputs = load_inputs(uow, patient_ids)
+        includes in one transaction, `$everything` decides three times in one). `client` is
+        verified in the same statement when the inputs are read, else on its own."""
+        known = self._read_in.get(uow) if patient_ids else None
+        if not patient_ids or (known is not None and patient_ids <= known[0] and known[1] == len(uow.written)):
+            if client is not None:
+                client.verify(uow.conn)
+            return known[2] if known is not None else PolicyInputs()  # nothing written since: the same answer
+        inputs = load_inputs(uow, patient_ids, client_id=client.client_id if client is not None else None)
+        if client is not None and not inputs.client_enabled:
+            client.refuse()
         self._read_in[uow] = (frozenset(patient_ids), len(uow.written), inputs)
         return inputs
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol
 
 from sqlalchemy import Connection
 
@@ -29,6 +30,26 @@ LoadVersions = Callable[[list[VersionRef]], list[StoredResource | None]]
 Candidate = StoredResource | VersionRef  # a row to decide: with its content, or named only
 
 
+@dataclass(frozen=True)
+class ClientCheck:
+    """That the caller's client is still enabled, to be asked inside the request's own transaction.
+
+    Asked once per request, before anything is audited or answered: folded into the consent
+    guard's policy-inputs statement when the request reads one, else as a statement of its own.
+    """
+
+    client_id: str
+    enabled: Callable[[Connection, str], bool]
+
+    def verify(self, conn: Connection) -> None:
+        if not self.enabled(conn, self.client_id):
+            self.refuse()
+
+    def refuse(self) -> NoReturn:
+        log.info("auth.client_disabled", client_id=self.client_id)
+        raise unauthorized("the access token is not valid")
+
+
 class Guard(Protocol):
     def allow(self, access: AccessContext, interaction: str, rtype: str) -> None:
         """Raise FhirError (403) when the caller may not perform `interaction` on `rtype`."""
@@ -41,16 +62,27 @@ class Guard(Protocol):
         *,
         interaction: str = "read",
         query: str | None = None,
+        client: ClientCheck | None = None,
     ) -> list[StoredResource]:
-        """The subset of `rows` the caller may see (each decision audited as `interaction`)."""
+        """The subset of `rows` the caller may see (each decision audited as `interaction`).
+
+        `client`, when given, is verified first (before anything is audited), or the call raises.
+        """
         ...
 
     def count_visible(
-        self, access: AccessContext, uow: UnitOfWork, rows: Sequence[Candidate], load: LoadVersions
+        self,
+        access: AccessContext,
+        uow: UnitOfWork,
+        rows: Sequence[Candidate],
+        load: LoadVersions,
+        *,
+        client: ClientCheck | None = None,
     ) -> list[bool]:
         """Which rows the caller may see, for a count (not a disclosure: nothing is audited).
 
         A row named by reference has its content read through `load` only when a decision needs it.
+        `client` as for `visible`.
         """
         ...
 
@@ -72,12 +104,23 @@ class OpenGuard:
         *,
         interaction: str = "read",
         query: str | None = None,
+        client: ClientCheck | None = None,
     ) -> list[StoredResource]:
+        if client is not None:
+            client.verify(uow.conn)
         return rows
 
     def count_visible(
-        self, access: AccessContext, uow: UnitOfWork, rows: Sequence[Candidate], load: LoadVersions
+        self,
+        access: AccessContext,
+        uow: UnitOfWork,
+        rows: Sequence[Candidate],
+        load: LoadVersions,
+        *,
+        client: ClientCheck | None = None,
     ) -> list[bool]:
+        if client is not None:
+            client.verify(uow.conn)
         return [True] * len(rows)  # as `visible`: everything, tombstones included
 
     def record_writes(self, access: AccessContext, written: list[StoredResource]) -> None:
@@ -103,24 +146,27 @@ class Repository:
         access: AccessContext,
         guard: Guard | None = None,
         *,
-        client_check: Callable[[Connection], bool] | None = None,
+        client: ClientCheck | None = None,
     ) -> None:
-        """`client_check`: whether the caller's client is still enabled, asked as the first statement
-        of the first transaction (a refusal answers 401 before anything is read or written)."""
+        """`client`: the check that the caller's client is still enabled, left to this repository:
+        asked once, inside the request's first transaction (a refusal answers 401). A read asks it
+        with its first consent decision (one statement with the policy inputs), or on its own at
+        the end of the transaction, before anything is answered; a write asks it first."""
         self.store = store
         self.access = access
         self.guard: Guard = guard or OpenGuard()
         self.patient_context = PatientContext(access) if access.patient is not None else None
-        self._client_check = client_check
+        self._client = client
+
+    def _take_client(self) -> ClientCheck | None:
+        """The pending client check, handed to whoever asks it now (once per request)."""
+        client, self._client = self._client, None
+        return client
 
     def _check_client(self, uow: UnitOfWork) -> None:
-        check = self._client_check
-        if check is None:
-            return
-        if not check(uow.conn):
-            log.info("auth.client_disabled", client_id=self.access.client_id)
-            raise unauthorized("the access token is not valid")
-        self._client_check = None  # once per request
+        client = self._take_client()
+        if client is not None:
+            client.verify(uow.conn)
 
     def allow(self, interaction: str, rtype: str) -> None:
         self.guard.allow(self.access, interaction, rtype)
@@ -141,7 +187,8 @@ class Repository:
     ) -> list[StoredResource]:
         if self.patient_context is not None:  # outside the patient context is as good as missing
             rows = self.patient_context.filter(uow, rows, interaction)
-        return self.guard.visible(self.access, uow, rows, interaction=interaction, query=query)
+        client = self._take_client()
+        return self.guard.visible(self.access, uow, rows, interaction=interaction, query=query, client=client)
 
     def check_update(self, uow: UnitOfWork, rtype: str, rid: str) -> None:
         """Before a PUT by id: raise FhirError when the caller may not update that id (a `patient/`
@@ -152,14 +199,14 @@ class Repository:
     def count_visible(self, uow: UnitOfWork, rows: Sequence[Candidate], load: LoadVersions) -> list[bool]:
         """Which rows this caller may see, for a total (see `Guard.count_visible`)."""
         if self.patient_context is None:
-            return self.guard.count_visible(self.access, uow, rows, load)
+            return self.guard.count_visible(self.access, uow, rows, load, client=self._take_client())
         # The patient context reads every row's content: load what is named only, in one go.
         named = [row for row in rows if not isinstance(row, StoredResource)]
         loaded = iter(load(named) if named else [])
         full = [row if isinstance(row, StoredResource) else next(loaded) for row in rows]
         present = [row for row in full if row is not None]
         inside = self.patient_context.filter(uow, present, "count")
-        decided = self.guard.count_visible(self.access, uow, inside, load)
+        decided = self.guard.count_visible(self.access, uow, inside, load, client=self._take_client())
         shown = {id(row) for row, ok in zip(inside, decided, strict=True) if ok}
         return [row is not None and id(row) in shown for row in full]
 
@@ -180,5 +227,7 @@ class Repository:
     @contextmanager
     def reader(self) -> Iterator[UnitOfWork]:
         with self.store.reader() as uow:
-            self._check_client(uow)
-            yield uow
+            try:
+                yield uow
+            finally:
+                self._check_client(uow)  # when no consent decision asked it: before anything is answered

@@ -1,19 +1,21 @@
 """Disabling a client refuses its still-valid token on the very next request, on every back end.
 
-The FHIR interactions check the client inside their own first transaction (one statement there,
-not a connection of its own before it): every one of them must still refuse, before anything is
+The FHIR interactions check the client inside their own first transaction (with the policy inputs,
+or a statement of its own; not on a connection of its own): each must still refuse, before anything is
 read, written or audited."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, event, func, select
 
 from gateway.app import build_services, create_app
 from gateway.auth import ClientRepository
+from gateway.fhir.errors import FhirError
 from gateway.store.schema import resource
 from tests.conftest import Database, make_settings
 
@@ -70,6 +72,7 @@ async def test_a_disabled_client_is_refused_on_the_next_request(tmp_path: Path, 
                 assert refused.status_code == 401, (method, path, refused.text)
                 assert refused.headers["www-authenticate"] == "Bearer"
                 assert refused.json()["issue"][0]["diagnostics"] == "the access token is not valid"
+            assert services.extras["guard"].audit.flush()
             assert _count(services) == stored_before  # nothing written, nothing audited
     finally:
         other_process.dispose()
@@ -82,36 +85,67 @@ def _count(services: object) -> int:
         return int(conn.execute(select(func.count()).select_from(resource)).scalar_one())
 
 
-@pytest.mark.parametrize("in_transaction", [True, False])
-def test_the_in_transaction_check_is_the_first_statement(tmp_path: Path, in_transaction: bool) -> None:
-    """The check runs on the request's own connection, before its first read (or on one of its own)."""
-    from sqlalchemy import event
+def _statements(tmp_path: Path) -> tuple[Any, list[str]]:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'g.db'}", auth_required=True)
+    services = build_services(settings)
+    ClientRepository(services.store.engine).add(
+        client_id="c", name="c", organization="Organization/o", role="r", scopes=["system/*.rs"], secret=SECRET
+    )
+    with services.store.writer() as uow:
+        uow.update({"resourceType": "Patient", "id": "p1", "name": [{"family": "Ashdown"}]})
+    seen: list[str] = []
+    event.listen(services.store.engine, "before_cursor_execute", lambda *a: seen.append(" ".join(a[2].split())))
+    services.authenticate = lambda request: _ctx("c")
+    services.authenticate_token = lambda request: _ctx("c")
+    return services, seen
+
+
+def _repository(services: Any, in_transaction: bool) -> Any:
     from starlette.requests import Request
 
     from gateway.fhir.interactions.common import repository
 
-    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'g.db'}", auth_required=True)
-    services = build_services(settings)
-    client = ClientRepository(services.store.engine).add(
-        client_id="c", name="c", organization="Organization/o", role="r", scopes=["system/*.rs"], secret=SECRET
-    )
-    seen: list[str] = []
-    event.listen(services.store.engine, "before_cursor_execute", lambda *a: seen.append(" ".join(a[2].split())))
-    services.authenticate = lambda request: _ctx(client.client_id)
-    services.authenticate_token = lambda request: _ctx(client.client_id)
-    app = create_app(settings, services, components=False)
-    request = Request({"type": "http", "app": app, "headers": [], "method": "GET", "path": "/", "query_string": b""})
-    repo = repository(request, client_in_transaction=in_transaction)
+    app = create_app(services.settings, services, components=False)
+    scope = {"type": "http", "app": app, "headers": [], "method": "GET", "path": "/", "query_string": b""}
+    return repository(Request(scope), client_in_transaction=in_transaction)
+
+
+@pytest.mark.parametrize("in_transaction", [True, False])
+def test_a_read_with_no_decision_asks_once_before_it_answers(tmp_path: Path, in_transaction: bool) -> None:
+    """No consent decision in the transaction: the check is a statement of its own in it, once."""
+    services, seen = _statements(tmp_path)
+    repo = _repository(services, in_transaction)
     assert not seen  # nothing asked before the transaction
     with repo.reader() as uow:
         uow.get("Patient", "p1")
+    with repo.reader() as uow:
         uow.get("Patient", "p2")
-    statements = [s for s in seen if not s.startswith(("BEGIN", "ROLLBACK", "COMMIT"))]
+    checks = [s for s in seen if "auth_client" in s]
     if in_transaction:
-        assert statements[0].startswith("SELECT auth_client.disabled")
-        assert sum(s.startswith("SELECT auth_client.disabled") for s in statements) == 1
+        assert len(checks) == 1 and checks[0].startswith("SELECT auth_client.disabled")
+        begins = [i for i, s in enumerate(seen) if s.startswith("BEGIN")]
+        assert begins[0] < seen.index(checks[0]) < begins[1]  # in the first transaction, at its end
     else:
-        assert not any(s.startswith("SELECT auth_client") for s in statements)  # `authenticate` did it
+        assert not checks  # `authenticate` made it, on a connection of its own
+    services.store.engine.dispose()
+
+
+def test_a_decided_read_asks_in_the_policy_inputs_statement(tmp_path: Path) -> None:
+    """With a consent decision to make, the check rides in the policy-inputs statement: no extra one."""
+    from gateway.fhir.access import ConsentGuard
+
+    services, seen = _statements(tmp_path)
+    services.extras["guard"] = ConsentGuard(services.store)
+    repo = _repository(services, True)
+    with repo.reader() as uow:
+        repo.visible(uow, [uow.read("Patient", "p1")])
+    checks = [s for s in seen if "auth_client" in s]
+    assert len(checks) == 1 and "UNION ALL" in checks[0]  # folded into the inputs
+    ClientRepository(services.store.engine).disable("c")
+    repo = _repository(services, True)
+    with pytest.raises(FhirError) as refused, repo.reader() as uow:
+        repo.visible(uow, [uow.read("Patient", "p1")])
+    assert refused.value.status == 401
     services.store.engine.dispose()
 
 
