@@ -188,6 +188,8 @@ class Repository:
         if self.patient_context is not None:  # outside the patient context is as good as missing
             rows = self.patient_context.filter(uow, rows, interaction)
         client = self._take_client()
+        if client is None:  # the common internal case; guards written before `client` keep working
+            return self.guard.visible(self.access, uow, rows, interaction=interaction, query=query)
         return self.guard.visible(self.access, uow, rows, interaction=interaction, query=query, client=client)
 
     def check_update(self, uow: UnitOfWork, rtype: str, rid: str) -> None:
