@@ -212,6 +212,23 @@ class Repository:
         shown = {id(row) for row, ok in zip(inside, decided, strict=True) if ok}
         return [row is not None and id(row) in shown for row in full]
 
+    def may_write(self, uow: UnitOfWork, rtype: str, rid: str, interaction: str) -> bool:
+        """False when `rtype/rid` exists but this caller may not see it.
+
+        A write must neither change nor reveal what a read would hide, so an update or delete
+        only reaches resources the caller may see. The check itself is not a disclosure (decided
+        as a count); a refusal is audited as the refused `interaction`.
+        """
+        if self.is_open:
+            return True
+        current = uow.get(rtype, rid)
+        if current is None or current.content is None:
+            return True  # missing or deleted: nothing to hide
+        if self.visible(uow, [current], interaction="count"):
+            return True
+        self.visible(uow, [current], interaction=interaction)  # records the refusal
+        return False
+
     @contextmanager
     def writer(self) -> Iterator[UnitOfWork]:
         organization = self.access.organization

@@ -23,6 +23,7 @@ from gateway.store.api import Store, StoredResource
 from gateway.store.schema import resource
 
 _OVERLAP = timedelta(seconds=5)
+_MAX_PREPARED = 10_000
 EXTRAS_KEY = "patient_index"  # where a process keeps its one shared index (services.extras)
 
 
@@ -35,23 +36,48 @@ class PatientIndex:
         self._applied: dict[str, int] = {}  # version applied per id: the overlap re-reads cost no JSON
         self._lock = threading.Lock()
         self._synced_at = 0.0
+        # Records a writer already built for versions it is about to commit (see `prepared`).
+        self._prepared: dict[tuple[str, int], tuple[bytes, PersonRecord | None]] = {}
         # This process's own commits go into the index at once; other processes' are read by sync().
         store.on_commit(self._note)
+
+    def prepared(self, stored: StoredResource, record: PersonRecord | None) -> None:
+        """Offer the record built from `stored` (None: not live, not indexed), so that its commit
+        files it without reading the JSON again. Used only if the committed version has exactly
+        this content (a rolled-back attempt's offer is never taken for another content)."""
+        if stored.content is None:
+            return
+        with self._lock:
+            if len(self._prepared) > _MAX_PREPARED:  # offers of rolled-back transactions
+                self._prepared.clear()
+            self._prepared[(stored.id, stored.version_id)] = (stored.content, record)
 
     def _note(self, written: list[StoredResource]) -> None:
         with self._lock:
             for stored in written:
                 if stored.type == "Patient":
-                    self._apply(stored.id, stored.version_id, stored.deleted, stored.content)
+                    offer = self._prepared.pop((stored.id, stored.version_id), None)
+                    if offer is not None and offer[0] == stored.content and not stored.deleted:
+                        self._file(stored.id, stored.version_id, offer[1])
+                    else:
+                        self._apply(stored.id, stored.version_id, stored.deleted, stored.content)
 
     def _apply(self, rid: str, version: int, deleted: bool, content: str | bytes | None) -> None:
         if self._applied.get(rid) == version:
             return
-        self.index.remove(rid)
+        record = None
         if not deleted and content is not None:
             patient = orjson.loads(content)
             if patient.get("active", True) is not False:
-                self.index.add(rid, PersonRecord.from_patient(patient))
+                record = PersonRecord.from_patient(patient)
+        self._file(rid, version, record)
+
+    def _file(self, rid: str, version: int, record: PersonRecord | None) -> None:
+        if self._applied.get(rid) == version:
+            return
+        self.index.remove(rid)
+        if record is not None:
+            self.index.add(rid, record)
         self._applied[rid] = version
 
     @classmethod

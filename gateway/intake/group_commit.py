@@ -37,9 +37,30 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class _Pending(Generic[T, R]):
+    """One input and who waits for it: a thread's `future`, or an asyncio `waiter` on `loop`."""
+
     item: T
-    future: Future[R]
     origin: Hashable | None
+    future: Future[R] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    waiter: asyncio.Future[R] | None = None
+
+    def start(self) -> bool:
+        """False when the caller gave up before the batch began (the input is then not applied)."""
+        if self.future is not None:
+            return self.future.set_running_or_notify_cancel()
+        return self.waiter is not None and not self.waiter.cancelled()
+
+
+def _settle(results: list[tuple[asyncio.Future[R], R | BaseException]]) -> None:
+    """On the event loop: hand a batch's results to their waiters (one loop wake-up per batch)."""
+    for waiter, result in results:
+        if waiter.done():
+            continue
+        if isinstance(result, BaseException):
+            waiter.set_exception(result)
+        else:
+            waiter.set_result(result)
 
 
 _STOP = object()
@@ -94,16 +115,19 @@ class GroupCommitter(Generic[T, R]):
         `origin` names the sender (e.g. its connection) so that a batch may wait for the others.
         """
         future: Future[R] = Future()
+        self._put(_Pending(item, origin, future=future))
+        return future
+
+    def _put(self, pending: _Pending[T, R]) -> None:
         with self._guard:
-            if origin is not None:
-                self._seen[origin] = time.monotonic()
+            if pending.origin is not None:
+                self._seen[pending.origin] = time.monotonic()
             if self._closed:
                 raise RuntimeError(f"{self.name} is closed")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
-            self._queue.put(_Pending(item, future, origin))
-        return future
+            self._queue.put(pending)
 
     @property
     def queued(self) -> int:
@@ -111,8 +135,14 @@ class GroupCommitter(Generic[T, R]):
         return self._queue.qsize()
 
     async def apply(self, item: T) -> R:
-        """`submit` for asyncio callers (the current task is the origin): wait without blocking the loop."""
-        return await asyncio.wrap_future(self.submit(item, _task_origin()))
+        """`submit` for asyncio callers (the current task is the origin): wait without blocking the loop.
+
+        The writer settles all of a batch's asyncio waiters with one call into their loop.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[R] = loop.create_future()
+        self._put(_Pending(item, _task_origin(), loop=loop, waiter=waiter))
+        return await waiter
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Apply what is queued, then stop the writer thread; later submits raise."""
@@ -170,7 +200,7 @@ class GroupCommitter(Generic[T, R]):
                 self._apply(batch)
 
     def _apply(self, batch: list[_Pending[T, R]]) -> None:
-        live = [p for p in batch if p.future.set_running_or_notify_cancel()]
+        live = [p for p in batch if p.start()]
         if not live:
             return
         try:
@@ -182,8 +212,17 @@ class GroupCommitter(Generic[T, R]):
             results = [exc] * len(live)
         self.batches += 1
         self.applied += len(live)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], R | BaseException]]] = {}
         for pending, result in zip(live, results, strict=True):
-            if isinstance(result, BaseException):
-                pending.future.set_exception(result)
-            else:
-                pending.future.set_result(result)
+            if pending.future is not None:
+                if isinstance(result, BaseException):
+                    pending.future.set_exception(result)
+                else:
+                    pending.future.set_result(result)
+            elif pending.loop is not None and pending.waiter is not None:
+                by_loop.setdefault(pending.loop, []).append((pending.waiter, result))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # the loop has closed: nobody is waiting any more
+                log.info("intake.group_commit.loop_closed", size=len(settled))

@@ -79,12 +79,13 @@ class _Rejection:
 
 @dataclass(frozen=True)
 class _Ready:
-    """A message parsed and mapped, to be applied."""
+    """A message parsed and mapped, to be applied; `ack` is its answer once it is (b"": none wanted)."""
 
     raw: bytes
     mapping: AdtMapping
     source_id: str
     key: str
+    ack: bytes
 
     @property
     def control_id(self) -> str:
@@ -157,6 +158,8 @@ class Hl7Intake(SourceIntake):
     async def handle_async(self, raw: bytes) -> bytes:
         """Apply or quarantine one message through the group-commit writer; its ACK once committed.
 
+        The writer thread parses and maps too: done on the event loop instead, the same work cost
+        ~25 % more CPU (two threads trading the GIL), with no gain in throughput measured.
         Raises (and so no ACK is sent) when the message could not be committed.
         """
         return await self.committer.apply(raw)
@@ -209,7 +212,7 @@ class Hl7Intake(SourceIntake):
         parsed = parse_message(entry.raw)
         header = parsed.header
         source = self.sources.for_sender(header.sending_application, header.sending_facility)
-        ready = _Ready(entry.raw, map_parsed(parsed, source=source), source.source_id, "")
+        ready = _Ready(entry.raw, map_parsed(parsed, source=source), source.source_id, "", _accepted_ack(header, now))
         with self._locks.hold(ready.lock_keys), self.store.writer() as uow:
             ack, targets = self._write_applied(uow, PersonResolver(self.index, now=now), ready, now)
             mark_replayed(uow.conn, entry_id, at=naive_utc(now), ack=ack)
@@ -232,7 +235,7 @@ class Hl7Intake(SourceIntake):
             mapping = map_parsed(parsed, source=source)
         except AdtMappingError as exc:
             return self._rejection(raw, header, source.source_id, key, exc, now)
-        return _Ready(raw, mapping, source.source_id, key)
+        return _Ready(raw, mapping, source.source_id, key, _accepted_ack(header, now))
 
     def _run(self, todo: list[_Prepared], indexes: list[int], now: datetime) -> dict[int, bytes | Exception]:
         """Commit the messages at `indexes` together, setting aside those that fail alone."""
@@ -282,6 +285,15 @@ class Hl7Intake(SourceIntake):
         at = naive_utc(now)
         with self._locks.hold(lock_keys), self.store.writer() as uow:
             seen = find_receipts(uow.conn, [(todo[i].source_id, todo[i].key) for i in pending])
+            uow.preload_tokens(
+                "identifier",
+                (
+                    token
+                    for i in pending
+                    if isinstance(item := todo[i], _Ready) and (item.source_id, item.key) not in seen
+                    for token in _lookup_tokens(item.mapping)
+                ),
+            )
             resolver = PersonResolver(self.index, now=now)
             for i in pending:
                 item = todo[i]
@@ -346,18 +358,37 @@ class Hl7Intake(SourceIntake):
         """Write what the message means and its Provenance; (ACK, versions written). The caller
         writes the receipt."""
         mapping = ready.mapping
-        header = mapping.header
-        ack = build_ack(header, "AA", now=now)
-        if not ack_wanted(header, "AA"):
-            ack = b""
         targets = _apply_mapping(uow, mapping, resolver)
         # The store copies the top level and changes nothing below it, so the template is left intact.
         targets_json = [{"reference": f"{s.reference}/_history/{s.version_id}"} for s in targets]
         uow.create({**mapping.provenance, "target": targets_json})
-        return ack, len(targets)
+        return ready.ack, len(targets)
+
+
+def _accepted_ack(header: AdtHeader, now: datetime) -> bytes:
+    """The ACK of an applied message (AA, or CA in enhanced mode); b"" when the sender wants none."""
+    return build_ack(header, "AA", now=now) if ack_wanted(header, "AA") else b""
 
 
 # -- applying a mapping (inside the transaction) -----------------------------------------------
+
+
+def _patient_keys(mapping: AdtMapping) -> list[JSON]:
+    """The identifiers that find the message's Patient, in the order they are tried."""
+    keys = [mapping.patient_identifier]
+    if mapping.nhs_number:
+        keys.append({"system": NHS_NUMBER_SYSTEM, "value": mapping.nhs_number})
+    return keys
+
+
+def _lookup_tokens(mapping: AdtMapping) -> list[tuple[str, str | None, str]]:
+    """(type, system, code) of every identifier lookup the message will make (merges aside), so
+    a batch reads them all at once: the Patient's keys and the Encounter's first identifier."""
+    found = [("Patient", key.get("system"), str(key.get("value"))) for key in _patient_keys(mapping)]
+    identifiers = (mapping.encounter or {}).get("identifier") or []
+    if identifiers:
+        found.append(("Encounter", identifiers[0].get("system"), str(identifiers[0].get("value"))))
+    return found
 
 
 def _resolve_patient(uow: UnitOfWork, mapping: AdtMapping, resolver: PersonResolver) -> list[StoredResource]:
@@ -365,10 +396,7 @@ def _resolve_patient(uow: UnitOfWork, mapping: AdtMapping, resolver: PersonResol
 
     A merge (A40) names its records explicitly, so it is not second-guessed by the matcher.
     """
-    keys = [mapping.patient_identifier]
-    if mapping.nhs_number:
-        keys.append({"system": NHS_NUMBER_SYSTEM, "value": mapping.nhs_number})
-    linked = resolver.resolve(uow, mapping.patient, keys, match=mapping.action != "merge")
+    linked = resolver.resolve(uow, mapping.patient, _patient_keys(mapping), match=mapping.action != "merge")
     if linked.how in ("certain", "probable"):
         log.info("intake.hl7v2.demographic_link", how=linked.how, patient=linked.patient.id)
     return list(linked.written)

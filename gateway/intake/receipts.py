@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from gateway.store.api import sqlite_insert
 from gateway.store.schema import intake_quarantine, intake_receipt
 
 
@@ -139,7 +140,11 @@ _INSERT_RECEIPT = intake_receipt.insert()
 
 def add_receipts(conn: Connection, rows: list[dict[str, object]]) -> None:
     """Insert receipt rows (one statement for a whole batch)."""
-    if rows:
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        sqlite_insert(conn, intake_receipt, rows)
+    else:
         conn.execute(_INSERT_RECEIPT, rows)
 
 

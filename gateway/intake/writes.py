@@ -220,8 +220,10 @@ class PersonResolver:
         patient = stored.json()
         self._touched.add(stored.id)
         self._local.remove(stored.id)
-        if _live(patient):
-            self._local.add(stored.id, PersonRecord.from_patient(patient))
+        record = PersonRecord.from_patient(patient) if patient.get("active", True) is not False else None
+        if record is not None and _live(patient):
+            self._local.add(stored.id, record)
+        self.index.prepared(stored, record)  # built once: the commit files it in the shared index
 
     def resolve(self, uow: UnitOfWork, patient: JSON, keys: list[JSON], *, match: bool = True) -> PersonLink:
         """Find the Patient by the first key that matches (and merge `patient` in), else by

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 
@@ -74,3 +75,26 @@ def test_close_applies_what_is_queued_then_refuses_more() -> None:
     assert [f.result(0) for f in futures] == ["A", "B"]
     with pytest.raises(RuntimeError, match="closed"):
         committer.submit("c")
+
+
+def test_asyncio_callers_of_one_batch_are_answered_together_and_a_cancelled_one_is_not_applied() -> None:
+    apply = Recorder()
+    committer = GroupCommitter(apply, max_batch=8, max_wait=0)
+
+    async def run() -> list[object]:
+        first = asyncio.ensure_future(committer.apply("a"))
+        while not apply.started.is_set():
+            await asyncio.sleep(0.001)
+        waiting = [asyncio.ensure_future(committer.apply(item)) for item in ("b", "bad c", "gone", "d")]
+        await asyncio.sleep(0)  # the four are queued behind the first batch
+        waiting[2].cancel()
+        await asyncio.sleep(0)
+        apply.release.set()
+        return await asyncio.gather(first, *waiting, return_exceptions=True)
+
+    a, b, bad, gone, d = asyncio.run(run())
+    committer.close()
+    assert (a, b, d) == ("A", "B", "D")
+    assert isinstance(bad, ValueError)
+    assert isinstance(gone, asyncio.CancelledError)
+    assert apply.batches == [["a"], ["b", "bad c", "d"]]  # the cancelled input never reached the writer

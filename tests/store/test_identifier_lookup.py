@@ -48,3 +48,44 @@ def test_an_identifier_without_a_system_is_found_before_and_after_commit(service
         assert uow.ids_by_token("Patient", "identifier", SYSTEM, "NOSYSTEM") == []
     with services.store.reader() as uow:
         assert uow.ids_by_token("Patient", "identifier", None, "NOSYSTEM") == [stored.id]
+
+
+def test_preloaded_answers_stay_current_with_the_transactions_own_writes(services: Services) -> None:
+    stored = services.store.create(patient("OLD"))
+    gone = services.store.create(patient("GONE"))
+    with services.store.writer() as uow:
+        uow.preload_tokens(
+            "identifier",
+            [("Patient", SYSTEM, v) for v in ("OLD", "NEW", "RENAMED", "GONE", "LATER")]
+            + [("Encounter", SYSTEM, "OLD")],
+        )
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "OLD") == [stored.id]
+        assert uow.ids_by_token("Encounter", "identifier", SYSTEM, "OLD") == []
+        new = uow.create(patient("NEW"))  # buffered
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "NEW") == [new.id]
+        uow.flush()  # stored now: the preloaded answer takes it in
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "NEW") == [new.id]
+        uow.update(patient("RENAMED", stored.id))
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "OLD") == []
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "RENAMED") == [stored.id]
+        uow.flush()
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "RENAMED") == [stored.id]
+        uow.delete("Patient", gone.id)
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "GONE") == []
+        uow.delete("Patient", new.id)
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "NEW") == []
+        later = uow.create(patient("LATER"))
+        uow.flush()
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "LATER") == [later.id]
+
+
+def test_preload_leaves_out_deleted_holders_and_other_systems(services: Services) -> None:
+    kept = services.store.create(patient("X1"))
+    deleted = services.store.create(patient("X1"))
+    services.store.create({"resourceType": "Patient", "identifier": [{"system": "urn:other", "value": "X1"}]})
+    with services.store.writer() as uow:
+        uow.delete("Patient", deleted.id)
+    with services.store.writer() as uow:
+        uow.preload_tokens("identifier", [("Patient", SYSTEM, "X1"), ("Patient", None, "X1")])
+        assert uow.ids_by_token("Patient", "identifier", SYSTEM, "X1") == [kept.id]
+        assert uow.ids_by_token("Patient", "identifier", None, "X1") == []

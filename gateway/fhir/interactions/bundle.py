@@ -21,6 +21,7 @@ from gateway.fhir.bundles import searchset
 from gateway.fhir.errors import FhirError, invalid
 from gateway.fhir.interactions.common import in_thread, repository
 from gateway.fhir.interactions.conditional import matching_ids, multiple_matches, parse_if_match
+from gateway.fhir.interactions.delete import delete_in
 from gateway.fhir.interactions.update import conditional_update_in, update_in
 from gateway.fhir.repository import Repository
 from gateway.fhir.responses import Prefer, json_response
@@ -135,7 +136,7 @@ def _run(uow: UnitOfWork, repo: Repository, entries: list[Entry], fhir_base: str
     for e in ordered:  # assign ids first, so references can be rewritten before any write
         if e.method == "POST":
             if e.if_none_exist:
-                ids = matching_ids(uow, e.rtype, e.if_none_exist)
+                ids = matching_ids(uow, repo, e.rtype, e.if_none_exist)
                 if len(ids) > 1:
                     raise multiple_matches(e.rtype, e.if_none_exist)
                 e.assigned = f"{e.rtype}/{ids[0]}" if ids else f"{e.rtype}/{new_id()}"
@@ -144,7 +145,7 @@ def _run(uow: UnitOfWork, repo: Repository, entries: list[Entry], fhir_base: str
                 e.assigned = f"{e.rtype}/{new_id()}"
         elif e.method == "PUT":
             if e.rid is None:
-                ids = matching_ids(uow, e.rtype, e.query)
+                ids = matching_ids(uow, repo, e.rtype, e.query)
                 if len(ids) > 1:
                     raise multiple_matches(e.rtype, e.query)
                 e.assigned = f"{e.rtype}/{ids[0] if ids else (e.resource or {}).get('id') or new_id()}"
@@ -156,7 +157,7 @@ def _run(uow: UnitOfWork, repo: Repository, entries: list[Entry], fhir_base: str
     def resolve(conditional: str) -> str:
         rtype, _, query = conditional.partition("?")
         check_type(rtype)
-        ids = matching_ids(uow, rtype, query)
+        ids = matching_ids(uow, repo, rtype, query)
         if len(ids) != 1:
             raise FhirError(
                 "multiple-matches" if ids else "not-found",
@@ -170,12 +171,12 @@ def _run(uow: UnitOfWork, repo: Repository, entries: list[Entry], fhir_base: str
             if e.method == "DELETE":
                 repo.allow("delete", e.rtype)
                 if e.rid is None:
-                    ids = matching_ids(uow, e.rtype, e.query)
+                    ids = matching_ids(uow, repo, e.rtype, e.query)
                     if len(ids) > 1:
                         raise multiple_matches(e.rtype, e.query)
-                    tombstones = [uow.delete(e.rtype, i) for i in ids]
+                    tombstones = [delete_in(uow, repo, e.rtype, i) for i in ids]
                 else:
-                    tombstones = [uow.delete(e.rtype, e.rid)]
+                    tombstones = [delete_in(uow, repo, e.rtype, e.rid)]
                 e.result = {"response": {"status": "204 No Content"}}
                 if tombstones and tombstones[0] is not None:
                     e.result["response"]["etag"] = tombstones[0].etag
@@ -202,10 +203,9 @@ def _run(uow: UnitOfWork, repo: Repository, entries: list[Entry], fhir_base: str
                     raise invalid(f"resource id {res.get('id')!r} does not match request.url {e.url!r}")
                 res["id"] = rid
                 if e.rid is None:
-                    stored, status = conditional_update_in(uow, e.rtype, e.query, res, parse_if_match(e.if_match))
+                    stored, status = conditional_update_in(uow, repo, e.rtype, e.query, res, parse_if_match(e.if_match))
                 else:
-                    repo.check_update(uow, e.rtype, rid)
-                    stored, status = update_in(uow, res, parse_if_match(e.if_match))
+                    stored, status = update_in(uow, repo, res, parse_if_match(e.if_match))
                 e.result = _response(stored, "201 Created" if status == 201 else "200 OK", fhir_base, body=body)
         except FhirError as err:
             err.diagnostics = f"entry {e.index} ({e.method} {e.url}): {err.diagnostics}"

@@ -10,17 +10,20 @@ from starlette.responses import Response
 from gateway.fhir.body import parse_resource, read_body
 from gateway.fhir.interactions.common import in_thread, repository
 from gateway.fhir.interactions.conditional import matching_ids, multiple_matches
+from gateway.fhir.repository import Repository
 from gateway.fhir.responses import Prefer, write_response
 from gateway.fhir.services import services_of
 from gateway.fhir.validate import validate_resource
 from gateway.store.api import StoredResource, UnitOfWork
 
 
-def create_in(uow: UnitOfWork, data: dict[str, Any], if_none_exist: str | None = None) -> tuple[StoredResource, int]:
-    """Create (201) or, when If-None-Exist matches one resource, return it unchanged (200)."""
+def create_in(
+    uow: UnitOfWork, repo: Repository, data: dict[str, Any], if_none_exist: str | None = None
+) -> tuple[StoredResource, int]:
+    """Create (201) or, when If-None-Exist matches one resource the caller may see, return it (200)."""
     rtype = data["resourceType"]
     if if_none_exist:
-        ids = matching_ids(uow, rtype, if_none_exist)
+        ids = matching_ids(uow, repo, rtype, if_none_exist)
         if len(ids) > 1:
             raise multiple_matches(rtype, if_none_exist)
         if ids:
@@ -39,7 +42,7 @@ async def create(request: Request) -> Response:
 
     def work() -> tuple[StoredResource, int]:
         with repo.writer() as uow:
-            return create_in(uow, data, if_none_exist)
+            return create_in(uow, repo, data, if_none_exist)
 
     stored, status = await in_thread(work)
     message = "created" if status == 201 else "an existing resource matched If-None-Exist; nothing created"

@@ -11,23 +11,34 @@ from starlette.responses import Response
 from gateway.fhir.body import check_type, parse_resource, read_body
 from gateway.fhir.errors import invalid
 from gateway.fhir.interactions.common import in_thread, repository
-from gateway.fhir.interactions.conditional import matching_ids, multiple_matches, parse_if_match
+from gateway.fhir.interactions.conditional import matching_ids, multiple_matches, not_writable, parse_if_match
+from gateway.fhir.repository import Repository
 from gateway.fhir.responses import Prefer, write_response
 from gateway.fhir.services import services_of
 from gateway.fhir.validate import validate_resource
 from gateway.store.api import StoredResource, UnitOfWork, new_id
 
 
-def update_in(uow: UnitOfWork, data: dict[str, Any], if_match: int | None = None) -> tuple[StoredResource, int]:
+def update_in(
+    uow: UnitOfWork, repo: Repository, data: dict[str, Any], if_match: int | None = None
+) -> tuple[StoredResource, int]:
+    repo.check_update(uow, data["resourceType"], data["id"])  # a patient/ scope: a live resource of its context
+    if not repo.may_write(uow, data["resourceType"], data["id"], "update"):
+        raise not_writable(data["resourceType"], data["id"])
     stored, created = uow.update(data, if_match=if_match)
     return stored, 201 if created else 200
 
 
 def conditional_update_in(
-    uow: UnitOfWork, rtype: str, query: str | list[tuple[str, str]], data: dict[str, Any], if_match: int | None = None
+    uow: UnitOfWork,
+    repo: Repository,
+    rtype: str,
+    query: str | list[tuple[str, str]],
+    data: dict[str, Any],
+    if_match: int | None = None,
 ) -> tuple[StoredResource, int]:
     """PUT Type?criteria: no match creates, one match updates it, several fail with 412."""
-    ids = matching_ids(uow, rtype, query)
+    ids = matching_ids(uow, repo, rtype, query)
     text = query if isinstance(query, str) else "&".join(f"{k}={v}" for k, v in query)
     if len(ids) > 1:
         raise multiple_matches(rtype, text)
@@ -35,9 +46,9 @@ def conditional_update_in(
         if "id" in data and data["id"] != ids[0]:
             raise invalid(f"the body's id {data['id']!r} is not the matching resource {ids[0]!r}")
         data = {**data, "id": ids[0]}
-        return update_in(uow, data, if_match)
+        return update_in(uow, repo, data, if_match)
     data = {**data, "id": data.get("id") or new_id()}
-    return update_in(uow, data, if_match)
+    return update_in(uow, repo, data, if_match)
 
 
 async def update(request: Request) -> Response:
@@ -51,8 +62,7 @@ async def update(request: Request) -> Response:
 
     def work() -> tuple[StoredResource, int]:
         with repo.writer() as uow:
-            repo.check_update(uow, rtype, rid)
-            return update_in(uow, data, if_match)
+            return update_in(uow, repo, data, if_match)
 
     stored, status = await in_thread(work)
     return write_response(stored, status, Prefer.from_request(request), services.fhir_base, "updated")
@@ -71,7 +81,7 @@ async def conditional_update(request: Request) -> Response:
 
     def work() -> tuple[StoredResource, int]:
         with repo.writer() as uow:
-            return conditional_update_in(uow, rtype, items, data, if_match)
+            return conditional_update_in(uow, repo, rtype, items, data, if_match)
 
     stored, status = await in_thread(work)
     return write_response(stored, status, Prefer.from_request(request), services.fhir_base, "updated")

@@ -2,19 +2,57 @@
 
 python-hl7 returns nested lists whose depth depends on which separators happened to occur in the
 text ("ABC" is a leaf, "A^B" a repetition of components). Mapping code should not care, so each
-field is normalised once into repetitions -> components -> subcomponents, unescaped, with the HL7
+field is normalised into repetitions -> components -> subcomponents, unescaped, with the HL7
 explicit null ``""`` read as empty.
+
+Every message of the intake passes here, so two things keep it cheap. `ListFactory` has python-hl7
+build its tree from plain lists (its own containers carry separators and a factory in every
+node, which is most of its parse time); and a field is normalised when the mapping first reads it
+(a segment has dozens, a mapping reads a few), unless the message holds escape sequences: then
+every field is unescaped at once, so an escape python-hl7 cannot read still fails the parse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import hl7
 from hl7.util import unescape
 
 _EXPLICIT_NULL = '""'
+
+
+class _Message(list[Any]):
+    """The message node: python-hl7's `unescape` reads the escape character and separators here."""
+
+    def __init__(self, sequence: Sequence[Any], esc: str, separators: str) -> None:
+        super().__init__(sequence)
+        self.esc = esc
+        self.separators = separators
+
+
+def _message(sequence: Sequence[Any], esc: str = "\\", separators: str = "\r|~^&", factory: Any = None) -> _Message:
+    return _Message(sequence, esc, separators)
+
+
+def _plain() -> Any:
+    # A function of its own per level: python-hl7 tells the segment level by the factory method.
+    def build(sequence: Sequence[Any], esc: str = "\\", separators: str = "\r|~^&", factory: Any = None) -> list[Any]:
+        return list(sequence)
+
+    return staticmethod(build)
+
+
+class ListFactory(hl7.Factory):
+    """python-hl7's documented factory hook, building each level of the tree as a plain list."""
+
+    create_message = staticmethod(_message)
+    create_segment = _plain()
+    create_field = _plain()
+    create_repetition = _plain()
+    create_component = _plain()
 
 
 @dataclass(frozen=True)
@@ -42,18 +80,58 @@ class Rep:
 _EMPTY_REP = Rep(((),))
 
 
-@dataclass(frozen=True)
 class Seg:
-    """One segment. `fields[n]` is field n (MSH-1 is the field separator, as in the standard)."""
+    """One segment. Field n is numbered as in the standard (MSH-1 is the field separator)."""
 
-    name: str
-    fields: tuple[tuple[Rep, ...], ...]
+    __slots__ = ("_converted", "_leaf", "_pieces", "_reps", "name")
+
+    def __init__(self, name: str, pieces: Sequence[Any], leaf: Callable[[str], str]) -> None:
+        self.name = name
+        self._pieces = pieces  # python-hl7's pieces of the segment: piece n is field n
+        self._leaf = leaf
+        self._converted: dict[int, tuple[Rep, ...]] = {}
+        self._reps: dict[int, tuple[Rep, ...]] = {}
+
+    def __repr__(self) -> str:
+        return f"Seg({self.name!r}, {len(self._pieces) - 1} fields)"
+
+    def __len__(self) -> int:
+        """How many fields the segment has, field 0 (its name) included."""
+        return len(self._pieces)
+
+    def field(self, index: int) -> tuple[Rep, ...]:
+        """Every repetition of field `index` (empty ones too), normalised on first use."""
+        found = self._converted.get(index)
+        if found is None:
+            found = self._converted[index] = self._convert(index)
+        return found
+
+    def _convert(self, index: int) -> tuple[Rep, ...]:
+        if index >= len(self._pieces):
+            return ()
+        if index == 0:
+            return (Rep(((self.name,),)),)
+        piece = self._pieces[index]
+        if index <= 2 and self.name == "MSH":
+            # MSH-1/MSH-2 are the separators themselves: never unescape them.
+            return (Rep(((str(piece[0]),),)),)
+        leaf = self._leaf
+        reps: list[Rep] = []
+        for item in (piece,) if isinstance(piece, str) else piece:
+            if isinstance(item, str):
+                reps.append(_EMPTY_FIELD_REP if item == "" else Rep(((leaf(item),),)))
+            else:
+                reps.append(
+                    Rep(tuple((leaf(comp),) if isinstance(comp, str) else tuple(map(leaf, comp)) for comp in item))
+                )
+        return tuple(reps)
 
     def reps(self, field: int) -> tuple[Rep, ...]:
         """The non-empty repetitions of a field."""
-        if field >= len(self.fields):
-            return ()
-        return tuple(r for r in self.fields[field] if not r.empty)
+        found = self._reps.get(field)
+        if found is None:
+            found = self._reps[field] = tuple(r for r in self.field(field) if not r.empty)
+        return found
 
     def first(self, field: int) -> Rep:
         found = self.reps(field)
@@ -91,13 +169,21 @@ def escape(text: str) -> str:
     return out.replace("\r", " ").replace("\n", " ")
 
 
-def from_hl7(message: Any) -> Segments:
-    """Normalise a python-hl7 `Message` into `Segments`.
+def _text(piece: Any, separators: str) -> str:
+    """A piece of the tree back to its text, as python-hl7's containers print themselves."""
+    if isinstance(piece, str):
+        return piece
+    return separators[0].join(_text(part, separators[1:]) for part in piece)
 
-    Written for speed (every message of the intake passes here): plain values, which are most of
-    them, skip the unescaping, and the many empty fields share one `Rep`.
+
+def from_hl7(message: Any, *, escapes: bool = True) -> Segments:
+    """The view of a python-hl7 `Message` (from `hl7.parse`, with or without `ListFactory`).
+
+    `escapes=False` says the text holds no escape character past MSH-2: fields are then
+    normalised lazily, as the mapping reads them (nothing left to fail later).
     """
     esc = message.esc
+    separators = message.separators  # segment, field, repetition, component, subcomponent
 
     def leaf(value: Any) -> str:
         text = value if type(value) is str else str(value)
@@ -107,24 +193,14 @@ def from_hl7(message: Any) -> Segments:
 
     segments: list[Seg] = []
     for segment in message:
-        name = str(segment[0][0]).strip()
-        fields: list[tuple[Rep, ...]] = [(Rep(((name,),)),)]
-        for index in range(1, len(segment)):
-            field = segment[index]
-            if index <= 2 and name == "MSH":
-                # MSH-1/MSH-2 are the separators themselves: never unescape them.
-                fields.append((Rep(((str(field[0]),),)),))
-                continue
-            reps: list[Rep] = []
-            for item in (field,) if isinstance(field, str) else field:
-                if isinstance(item, str):
-                    reps.append(_EMPTY_FIELD_REP if item == "" else Rep(((leaf(item),),)))
-                else:
-                    reps.append(
-                        Rep(tuple((leaf(comp),) if isinstance(comp, str) else tuple(map(leaf, comp)) for comp in item))
-                    )
-            fields.append(tuple(reps))
-        segments.append(Seg(name, tuple(fields)))
+        head = segment[0]
+        first = head if isinstance(head, str) else head[0]
+        name = (first[0] if isinstance(head, str) else _text(first, separators[3:])).strip()
+        seg = Seg(name, segment, leaf)
+        if escapes:
+            for index in range(len(segment)):
+                seg.field(index)
+        segments.append(seg)
     return Segments(tuple(segments))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 _TS = re.compile(
@@ -44,10 +45,14 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec=spec)
 
 
+@lru_cache(maxsize=4096)
 def parse_ts(raw: str, tz: str, *, label: str) -> tuple[Timestamp | None, str | None]:
     """Parse a TS (component 1). Returns (None, None) for blank, (None, warning) for garbage,
     and a warning beside the value when a local time falls in a DST change. `label` names the
-    field in warnings (``PV1-44``)."""
+    field in warnings (``PV1-44``).
+
+    Remembered (the answer is immutable): a message repeats its times (MSH-7, EVN-2, PV1-44) and a
+    sender's messages of one second share them, and attaching a zone is the costly part."""
     text = raw.strip()
     if not text:
         return None, None
