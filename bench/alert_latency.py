@@ -59,6 +59,7 @@ from bench.mllp_ingest import (  # noqa: E402
     ack_accepted,
     adt_message,
     bench_settings,
+    cpu_seconds,
     database,
     flush_bench_redis,
     gateway_processes,
@@ -169,6 +170,9 @@ class Tally:
     stages: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     rejected: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # exception name -> count
+    cpu: dict[str, float] = field(default_factory=dict)  # phase -> gateway CPU s (all processes), load + drain
+    events_received: int = 0  # event numbers received, repeats included (at-least-once may repeat)
+    events_unique: set[tuple[str, int]] = field(default_factory=set)  # (subscription, event number)
 
     def pending(self) -> int:
         return sum(len(q) for q in self.sent.values())
@@ -215,6 +219,16 @@ def webhook_app(tally: Tally) -> Any:
         await send({"type": "http.response.body", "body": b""})
         bundle = orjson.loads(body)
         entries = bundle.get("entry") or []
+        status = (entries[0].get("resource") or {}) if entries else {}
+        params = status.get("parameter") or []
+        # by id: each gateway process names the subscription under its own base URL
+        sub = next((_tail(str(p["valueReference"].get("reference"))) for p in params if "valueReference" in p), "")
+        for p in params:
+            if p.get("name") == "notification-event":
+                for part in p.get("part") or []:
+                    if part.get("name") == "event-number":
+                        tally.events_received += 1
+                        tally.events_unique.add((sub, int(part.get("valueString") or 0)))
         for entry in entries[1:]:
             res = entry.get("resource") or {}
             if res.get("resourceType") == "Communication":
@@ -362,6 +376,7 @@ async def drive(endpoints: list[Endpoint], pop: Population, plan: Plan, tally: T
             log(f"  phase {tally.phase} for {plan.duration:g} s")
             total = int(rate * plan.duration)
             tasks = []
+            cpu0 = sum(cpu_seconds(ep.pid) for ep in endpoints)
             t0 = time.perf_counter()
             for i in range(total):
                 delay = t0 + i / rate - time.perf_counter()
@@ -374,6 +389,7 @@ async def drive(endpoints: list[Endpoint], pop: Population, plan: Plan, tally: T
             deadline = time.monotonic() + DRAIN_S
             while tally.pending() and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
+            tally.cpu[tally.phase] = sum(cpu_seconds(ep.pid) for ep in endpoints) - cpu0
             log(f"  phase {tally.phase}: {tally.pending()} ward presentations still without a notification")
             tally.sent.clear()
             await asyncio.sleep(1.0)
@@ -390,6 +406,20 @@ def _figure(samples: list[float]) -> str:
     return f"p50 {p50:,.0f} ms · p99 {p99:,.0f} ms · p99.9 {p999:,.0f} ms (n={len(samples):,})"
 
 
+def _logged_counts(url: str) -> tuple[int, int]:
+    """Alert Communications stored and topic events numbered, all phases (warm-up included)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            alerts = conn.execute(text("SELECT count(*) FROM resource WHERE res_type = 'Communication'")).scalar_one()
+            events = conn.execute(text("SELECT count(*) FROM subscription_event")).scalar_one()
+    finally:
+        engine.dispose()
+    return int(alerts), int(events)
+
+
 def run_config(label: str, backend: str, processes: int, redis: bool, plan: Plan, postgres_url: str) -> Result:
     result = Result(label)
     with database(backend, postgres_url) as (url, tmp):
@@ -402,6 +432,7 @@ def run_config(label: str, backend: str, processes: int, redis: bool, plan: Plan
         with gateway_processes(url, data_dir, count=processes, redis_url=redis_url) as endpoints:
             log(f"{label}: rates {', '.join(f'{r:g}/s' for r in plan.rates)}")
             achieved = asyncio.run(drive(endpoints, pop, plan, tally, free_port()))
+        logged = _logged_counts(url)
         if redis_url:
             flush_bench_redis(redis_url)
     goal = f"p50 ≤ {GOAL_P50_MS:g} · p99 ≤ {GOAL_P99_MS:g} · p99.9 ≤ {GOAL_P999_MS:g} ms"
@@ -426,6 +457,17 @@ def run_config(label: str, backend: str, processes: int, redis: bool, plan: Plan
         if accept:
             result.add(f"{phase}: send → accepted (ACK/201), all presentations", _figure(accept))
         result.add(f"{phase}: presentations sent", f"{got:,.1f}/s for {plan.duration:g} s")
+        if tally.cpu.get(phase):
+            # the machine is shared: the gateways' own CPU per presentation is the steadier figure
+            per = tally.cpu[phase] / (rate * plan.duration) * 1000
+            result.add(f"{phase}: gateway CPU per presentation (all processes, load and drain)", f"{per:.2f} ms")
+    if tally.events_received:
+        repeats = tally.events_received - len(tally.events_unique)
+        result.notes.append(
+            f"webhook: {tally.events_received:,} event notifications received, {len(tally.events_unique):,} distinct "
+            f"(subscription, event number), {repeats:,} repeats; the gateway stored {logged[0]:,} alert "
+            f"Communications and numbered {logged[1]:,} topic events"
+        )
     if tally.rejected:
         failed = ", ".join(f"{n} × {name}" for name, n in tally.failures.items())
         result.notes.append(

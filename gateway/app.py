@@ -6,13 +6,10 @@ No logic of its own: each piece lives in its stage's package.
 from __future__ import annotations
 
 import secrets
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import structlog
 from fastapi import FastAPI
 from sqlalchemy import select
 from starlette.exceptions import HTTPException
@@ -43,6 +40,7 @@ from gateway.auth.context import AccessContext
 from gateway.consent.decision_cache import DecisionCache
 from gateway.consent.pdp import PolicyDecisionPoint
 from gateway.consent.policy import load_policy
+from gateway.correlation import CorrelationMiddleware
 from gateway.fhir.access import ConsentGuard, subscriber_visibility
 from gateway.fhir.app_errors import fhir_error_handler, http_error_handler, unexpected_error_handler
 from gateway.fhir.errors import FhirError
@@ -186,26 +184,7 @@ def create_app(
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
 
-    @app.middleware("http")
-    async def correlation(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id")
-        response.headers["X-Request-ID"] = request_id
-        # The path carries resource ids only; query strings (which can carry names) are never logged.
-        log.info(
-            "request",
-            request_id=request_id,
-            method=request.method,
-            path=request.url.path,
-            status=response.status_code,
-            ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        return response
+    app.add_middleware(CorrelationMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:

@@ -12,10 +12,12 @@ Every id found carries how it was reached, so the alert can say why it believes 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, union
 
 from gateway.alerts.registry import ref_id, relative_ref
 from gateway.store.api import UnitOfWork
@@ -78,6 +80,25 @@ def _links(uow: UnitOfWork, patient_ids: Iterable[str]) -> dict[str, list[tuple[
     return found
 
 
+def _with_links(uow: UnitOfWork, patient_ids: list[str]) -> set[str]:
+    """The ids among these that hold a `Patient.link` or are the target of one (one query)."""
+    if not patient_ids:
+        return set()
+    return {str(row.pid) for row in uow.conn.execute(_with_links_query(), {"ids": patient_ids})}
+
+
+@functools.cache
+def _with_links_query() -> Any:
+    """Built once: the alert pipeline's screen asks it for every batch of Encounters."""
+    sp = sp_reference.c
+    ids: Any = bindparam("ids", expanding=True)
+    holders = select(sp.res_id.label("pid")).where(sp.res_type == "Patient", sp.res_id.in_(ids), sp.param == "link")
+    targets = select(sp.target_id.label("pid")).where(
+        sp.res_type == "Patient", sp.param == "link", sp.target_type == "Patient", sp.target_id.in_(ids)
+    )
+    return union(holders, targets)
+
+
 def linked_patients(uow: UnitOfWork, patient_id: str, *, max_hops: int = MAX_HOPS) -> LinkedPatients:
     """The presenting record plus every Patient linked to it, in either direction (breadth first)."""
     return linked_patients_many(uow, [patient_id], max_hops=max_hops)[patient_id]
@@ -86,9 +107,14 @@ def linked_patients(uow: UnitOfWork, patient_id: str, *, max_hops: int = MAX_HOP
 def linked_patients_many(
     uow: UnitOfWork, patient_ids: Iterable[str], *, max_hops: int = MAX_HOPS
 ) -> dict[str, LinkedPatients]:
-    """`linked_patients` for several presenting records at once, a hop at a time for all of them."""
+    """`linked_patients` for several presenting records at once, a hop at a time for all of them.
+
+    Most presenting records are linked to nothing: one index query finds those that are, and only
+    they are followed (no Patient read for the rest).
+    """
     via = {pid: {pid: SAME_PATIENT} for pid in patient_ids}
-    frontier = {pid: [pid] for pid in via}
+    with_links = _with_links(uow, list(via))
+    frontier = {pid: [pid] for pid in via if pid in with_links}
     for _ in range(max_hops):
         if not frontier:
             break

@@ -9,11 +9,12 @@ what they need in `services.extras["subscriptions"]` (a `SubscriptionRuntime`).
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -38,6 +39,7 @@ from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
 from gateway.fhir.services import Services
 from gateway.store.api import Store
+from gateway.store.engine import is_sqlite
 from gateway.store.schema import gateway_meta
 from gateway.types import JSON
 
@@ -109,10 +111,12 @@ def install(app: FastAPI, services: Services) -> dict[str, Any]:
     settings = services.settings
     topics = load_topics()
     repo = SubscriptionStateRepository(store.engine)
-    client = httpx.AsyncClient()
+    rest_hook = RestHookChannel()
     manager = ConnectionManager()
-    channels: dict[str, Channel] = {"rest-hook": RestHookChannel(client), "websocket": WebSocketChannel(manager)}
-    deliverer = Deliverer(repo, channels, fhir_base=services.fhir_base, resolve=_resolver(store))
+    channels: dict[str, Channel] = {"rest-hook": rest_hook, "websocket": WebSocketChannel(manager)}
+    # Several processes share a PostgreSQL database: each takes a delivery lease per subscription.
+    owner = None if is_sqlite(store.engine) else f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+    deliverer = Deliverer(repo, channels, fhir_base=services.fhir_base, resolve=_resolver(store), lease_owner=owner)
     service = SubscriptionService(store, deliverer, repo, topics)
     store.before_write("Subscription", service.check)
     registry = _registry(services)
@@ -132,7 +136,7 @@ def install(app: FastAPI, services: Services) -> dict[str, Any]:
 
     async def shutdown() -> None:
         await service.stop()
-        await client.aclose()
+        await rest_hook.aclose()
 
     services.extras.setdefault("startup", []).append(startup)
     services.extras.setdefault("shutdown", []).append(shutdown)

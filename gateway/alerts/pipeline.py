@@ -5,28 +5,33 @@ Per committed write (read from the store by the version the event names):
 - `EpisodeOfCare`: keep the case-managed registry in step; when the person stops being case-managed,
   end the Flags raised under that episode; publish `episode-of-care-changed`.
 - `CarePlan`: publish `care-plan-changed`.
-- `Encounter`: classify this version against the previous one (`rules.detect_presentation`); for a
-  presentation, find the person across linked Patient records (`identity_links`), ask the registry,
-  and if case-managed write the Flag, the Communication (with why it fired) and, on admission, the
-  discharge-planning Task in ONE transaction under ids derived from the encounter's dedupe key.
-  A resource already there is left alone (unless it was retracted), so repeated or updated
-  messages of one visit alert nobody twice; a new visit is a new key and alerts again. A
+- `Encounter`: first a cheap screen per batch (index queries, one registry lookup) keeps only the
+  Encounters that can change an alert; those are classified against the previous version
+  (`rules.detect_presentation`); for a presentation, find the person across linked Patient records
+  (`identity_links`), ask the registry, and if case-managed write the Flag, the Communication (with
+  why it fired) and, on admission, the discharge-planning Task in ONE transaction under ids
+  derived from the encounter's dedupe key, with the `case-managed-person-presented` events
+  numbered for their subscribers in that same transaction: an alert written is an alert numbered
+  for delivery. A resource already there is left alone (unless it was retracted), so repeated or
+  updated messages of one visit alert nobody twice; a new visit is a new key and alerts again. A
   retraction takes the alert back (`content.retract`).
-- `Communication` (presentation-alert): publish `case-managed-person-presented`. Publishing from
-  the Communication's own committed write, not from the Encounter handler, means the outbox
-  carries it: an alert written is an alert notified, even if this process dies in between.
+- `Communication` (presentation-alert): publish `case-managed-person-presented` unless this process
+  already did when it wrote the alert (an alert written elsewhere, or by a run that died before
+  announcing it: numbering is once per Communication version, so nothing is numbered twice).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, or_, select
 
 from gateway.alerts.content import alert_ids, build_alert, end_flag, retract
 from gateway.alerts.identity_links import LinkedPatients, linked_patients_many
@@ -36,10 +41,11 @@ from gateway.alerts.rules import (
     PRESENTATION_KEY_SYSTEM,
     Presentation,
     Retraction,
+    dedupe_key,
     detect_presentation,
     during_episode,
 )
-from gateway.alerts.subscription_service import EventLike, SubscriptionService
+from gateway.alerts.subscription_service import EventLike, Numbered, SubscriptionService
 from gateway.alerts.subscriptions import EventFocus
 from gateway.codes import (
     ALERT_CODE_SYSTEM,
@@ -51,7 +57,7 @@ from gateway.codes import (
 from gateway.events.dedupe import RecentSeqs
 from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
-from gateway.store.api import Store, StoredResource, UnitOfWork, refs_in
+from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.schema import resource as resource_table
 from gateway.store.schema import resource_version, sp_reference
 from gateway.store.search.query import Criterion, SearchQuery
@@ -99,11 +105,13 @@ def _alert_refs(key: str) -> list[tuple[str, str]]:
 
 def _alert_rows(uow: UnitOfWork, keys: Iterable[str]) -> tuple[dict[tuple[str, str], JSON], set[tuple[str, str]]]:
     """The alert resources of these visits as stored now, and those stored only as a tombstone (one query)."""
-    wanted = list(dict.fromkeys(ref for key in keys for ref in _alert_refs(key)))
-    r = resource_table.c
-    rows = uow.conn.execute(
-        select(r.res_type, r.res_id, r.deleted, r.content).where(refs_in(resource_table, wanted))
-    ).all()
+    ids = [alert_ids(key) for key in dict.fromkeys(keys)]
+    params = {
+        "flags": [a.flag for a in ids],
+        "communications": [a.communication for a in ids],
+        "tasks": [a.task for a in ids],
+    }
+    rows = uow.conn.execute(_alerts_query(with_content=True), params).all()
     live = {
         (row.res_type, row.res_id): orjson.loads(row.content)
         for row in rows
@@ -340,7 +348,10 @@ class AlertPipeline:
         live = [e for e in events if e.method != "DELETE"]
         if not live:
             return
-        found = await in_thread(self._classify_many, live)
+        live, links = await self._may_alert(live)
+        if not live:
+            return
+        found = await in_thread(self._classify_many, live, links)
         work: list[Alert | Retraction] = []
         for event, detection, linked, encounter in found:
             if isinstance(detection, Retraction):
@@ -353,8 +364,7 @@ class AlertPipeline:
                 work.append(Alert(entries[0], detection, linked, event.version_id, encounter))
         if not work:
             return
-        written, known = await in_thread(self._write_all, work)
-        notify: list[tuple[str, EventFocus, Mapping[str, Iterable[str]]]] = []
+        written, numbered = await in_thread(self._write_all, work)
         for item, resources in zip(work, written, strict=True):
             refs = [f"{r['resourceType']}/{r['id']}" for r in resources]
             if isinstance(item, Retraction):
@@ -368,10 +378,9 @@ class AlertPipeline:
                 episode=item.entry.episode_id,
                 written=refs,
             )
-            notify += [self._presented(item, r, known) for r in resources if r["resourceType"] == "Communication"]
-        if notify:
-            await self.subscriptions.publish_many(notify)
-            for _, focus, _ in notify:
+        if numbered is not None:
+            self.subscriptions.announce(numbered)
+            for _, focus, _ in numbered.items:
                 self._published.add((focus.res_id, focus.version))
 
     @staticmethod
@@ -401,10 +410,48 @@ class AlertPipeline:
         episode = {"managingOrganization": {"reference": org}} if org else None
         return TOPIC_PRESENTED, focus, presented_filter_values(communication, episode)
 
+    async def _may_alert(self, events: Sequence[EventLike]) -> tuple[list[EventLike], dict[str, LinkedPatients]]:
+        """The Encounter events that can change an alert: those whose person (or a record linked to
+        it) is case-managed, whose visit has an alert already (a cancel takes it back), and any this
+        cheap screen cannot place; all events of an Encounter go on when one does. The rest, most
+        Encounters, cost three index queries a batch and one registry lookup, with no resource read
+        or parse (`_classify_many` needs both). Also returns the links found, by presenting record.
+        """
+        screened = await in_thread(self._screen, events)
+        ids = sorted({pid for linked in screened if linked is not None for pid in linked.ids})
+        managed = {entry.patient_id for entry in await self.registry.lookup(ids)} if ids else set()
+        wanted = {
+            event.res_id
+            for event, linked in zip(events, screened, strict=True)
+            if linked is None or not managed.isdisjoint(linked.ids)
+        }
+        links = {linked.start: linked for linked in screened if linked is not None and linked.start}
+        return [e for e in events if e.res_id in wanted], links
+
+    def _screen(self, events: Sequence[EventLike]) -> list[LinkedPatients | None]:
+        """Per event, the Patient records its person can be reached by; None when the event must go the
+        full way (its visit has an alert, it is not the current version, or its subject is not a plain
+        local Patient reference). An event with no subject gets an empty set: nobody to alert."""
+        ids = list(dict.fromkeys(e.res_id for e in events))
+        with self.store.reader() as uow:
+            current = _current_subjects(uow, ids)
+            alerted = _with_alerts(uow, ids)
+            subjects: list[str | object | None] = []
+            for event in events:
+                known = current.get(event.res_id)
+                if known is None or known[0] != event.version_id or event.res_id in alerted:
+                    subjects.append(_OTHER)
+                else:
+                    subjects.append(known[1])
+            linked = linked_patients_many(uow, [pid for pid in subjects if isinstance(pid, str)])
+        nobody = LinkedPatients("", {})
+        return [None if pid is _OTHER else linked[pid] if isinstance(pid, str) else nobody for pid in subjects]
+
     def _classify_many(
-        self, events: Sequence[EventLike]
+        self, events: Sequence[EventLike], links: Mapping[str, LinkedPatients] | None = None
     ) -> list[tuple[EventLike, Presentation | Retraction, LinkedPatients | None, JSON]]:
-        """Classify a run of Encounter versions with a fixed handful of queries for all of them."""
+        """Classify a run of Encounter versions with a fixed handful of queries for all of them
+        (`links`: presenting records already followed, by id)."""
         with self.store.reader() as uow:
             wanted = [(e.res_id, v) for e in events for v in (e.version_id, e.version_id - 1) if v >= 1]
             versions = encounter_versions(uow, wanted)
@@ -425,11 +472,16 @@ class AlertPipeline:
                 subject = relative_ref(detection.subject_ref)
                 if subject and subject.startswith("Patient/"):
                     found.append((event, detection, str(ref_id(subject)), encounter))
-            linked = linked_patients_many(uow, [pid for _, _, pid, _ in found if pid is not None])
+            known = links or {}
+            linked = dict(known)
+            linked.update(linked_patients_many(uow, [p for _, _, p, _ in found if p is not None and p not in known]))
         return [(e, detection, linked[pid] if pid else None, enc) for e, detection, pid, enc in found]
 
-    def _write_all(self, work: Sequence[Alert | Retraction]) -> tuple[list[list[JSON]], dict[tuple[str, str], JSON]]:
-        """Write every alert and retraction of a batch in ONE transaction, in order; refs written per item.
+    def _write_all(self, work: Sequence[Alert | Retraction]) -> tuple[list[list[JSON]], Numbered | None]:
+        """Write every alert and retraction of a batch in ONE transaction, in order, and number their
+        presented-topic events in it too (consent decided per subscriber first): an alert written is
+        an alert numbered for delivery. Returns the resources written per item and the numbering, to
+        `announce` once committed.
 
         Two workers creating the same alert at once: the loser's transaction fails with a conflict
         and is retried once, when it finds the winner's resources and leaves them alone.
@@ -437,11 +489,20 @@ class AlertPipeline:
         for attempt in range(2):
             try:
                 with self.store.writer() as uow:
-                    return self._write_all_in(uow, work)
+                    written, known = self._write_all_in(uow, work)
+                    notify = [
+                        self._presented(item, r, known)
+                        for item, resources in zip(work, written, strict=True)
+                        if isinstance(item, Alert)
+                        for r in resources
+                        if r["resourceType"] == "Communication"
+                    ]
+                    numbered = self.subscriptions.number_in(uow, notify) if notify else None
+                    return written, numbered
             except FhirError as exc:
                 if attempt or exc.status != 409:
                     raise
-        return [], {}  # pragma: no cover
+        return [], None  # pragma: no cover
 
     def _write_all_in(
         self, uow: UnitOfWork, work: Sequence[Alert | Retraction]
@@ -567,6 +628,66 @@ class AlertPipeline:
 
 
 _V2_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0003"
+_OTHER = object()
+"""A subject that is not a plain local Patient reference (another type, a URL, a bare id)."""
+
+
+def _current_subjects(uow: UnitOfWork, encounter_ids: Sequence[str]) -> dict[str, tuple[int, str | object | None]]:
+    """Per live Encounter: its current version and the Patient id of its subject, from the search index
+    (None: no subject; `_OTHER`: a subject that is not a plain local Patient reference). One query."""
+    out: dict[str, tuple[int, str | object | None]] = {}
+    for row in uow.conn.execute(_subjects_query(), {"ids": list(encounter_ids)}):
+        if row.target_type is None and row.target_id is None and row.url is None:
+            subject: str | object | None = None
+        elif row.target_type == "Patient" and row.target_id and row.url is None:
+            subject = str(row.target_id)
+        else:
+            subject = _OTHER
+        if row.res_id in out:  # two subject rows: let the full classification decide
+            subject = _OTHER
+        out[row.res_id] = (int(row.version_id), subject)
+    return out
+
+
+def _with_alerts(uow: UnitOfWork, encounter_ids: Sequence[str]) -> set[str]:
+    """The Encounters among these whose visit already has a live alert resource (one query)."""
+    keys = {rid: dedupe_key({"id": rid}) for rid in encounter_ids}
+    ids = {rid: alert_ids(key) for rid, key in keys.items()}
+    by_ref = {ref: rid for rid, key in keys.items() for ref in _alert_refs(key)}
+    params = {
+        "flags": [a.flag for a in ids.values()],
+        "communications": [a.communication for a in ids.values()],
+        "tasks": [a.task for a in ids.values()],
+    }
+    return {by_ref[(row.res_type, row.res_id)] for row in uow.conn.execute(_alerts_query(), params)}
+
+
+# Statements built once (SQLAlchemy reuses their compiled form): the screen runs them for every batch.
+@functools.cache
+def _subjects_query() -> Any:
+    r, sp = resource_table.c, sp_reference.c
+    subject = and_(sp.res_type == "Encounter", sp.res_id == r.res_id, sp.param == "subject")
+    return (
+        select(r.res_id, r.version_id, sp.target_type, sp.target_id, sp.url)
+        .select_from(resource_table.outerjoin(sp_reference, subject))
+        .where(r.res_type == "Encounter", r.res_id.in_(bindparam("ids", expanding=True)), r.deleted.is_(False))
+    )
+
+
+@functools.cache
+def _alerts_query(with_content: bool = False) -> Any:
+    """The alert resources of visits (`flags`, `communications`, `tasks`: their ids): live ones, or
+    with content every row, tombstones included."""
+    r = resource_table.c
+    query = select(r.res_type, r.res_id, r.deleted, r.content) if with_content else select(r.res_type, r.res_id)
+    query = query.where(
+        or_(
+            and_(r.res_type == "Flag", r.res_id.in_(bindparam("flags", expanding=True))),
+            and_(r.res_type == "Communication", r.res_id.in_(bindparam("communications", expanding=True))),
+            and_(r.res_type == "Task", r.res_id.in_(bindparam("tasks", expanding=True))),
+        )
+    )
+    return query if with_content else query.where(r.deleted.is_(False))
 
 
 def hl7_trigger(uow: UnitOfWork, encounter_id: str, version: int) -> str | None:

@@ -22,6 +22,7 @@ import asyncio
 import contextvars
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -42,7 +43,7 @@ from gateway.alerts.subscriptions import (
 from gateway.events.dedupe import RecentSeqs
 from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
-from gateway.store.api import Store
+from gateway.store.api import Store, UnitOfWork
 from gateway.store.schema import resource as resource_table
 from gateway.store.search.query import SearchQuery
 from gateway.types import JSON
@@ -57,6 +58,16 @@ flush that numbered them (perhaps in another process, its delivery mark not yet 
 timer taking them too would send duplicates under load."""
 _LOAD_LIMIT = 10_000
 _REFRESH_OVERLAP = timedelta(seconds=5)  # a late-committing write is never missed
+
+
+@dataclass(frozen=True)
+class Numbered:
+    """Topic events decided and numbered, not yet announced: the items, (item index, subscription,
+    focus) for each that passed filters and consent, and per those (number, new) or None (`off`)."""
+
+    items: Sequence[tuple[str, EventFocus, Mapping[str, Iterable[str]]]]
+    planned: list[tuple[int, SubscriptionSpec, EventFocus]]
+    numbers: list[tuple[int, bool] | None]
 
 
 class EventLike(Protocol):
@@ -102,9 +113,10 @@ class SubscriptionService:
         self.deliverer = deliverer
         self.repo = repo
         self.topics = topics
-        # Who may be told about what: (subscription id, focus type, focus id) -> may this subscriber
-        # see it? Set by the wiring when consent is on; unset means every subscriber may.
-        self.may_see: Callable[[str, str, str], bool] | None = None
+        # Who may be told about what: for (subscription id, focus type, focus id) items, may each
+        # subscriber see it? Set by the wiring when consent is on; unset means every subscriber may.
+        # The function takes the caller's unit of work when it has one (deciding inside its transaction).
+        self.may_see: Callable[[Sequence[tuple[str, str, str]], UnitOfWork | None], list[bool]] | None = None
         self._require_https = require_https
         self._clock = clock
         self._tick_seconds = tick_seconds
@@ -222,6 +234,7 @@ class SubscriptionService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.deliverer.settle()  # what was delivered is recorded as delivered
+        await self.deliverer.release_leases()  # the other processes need not wait for them to run out
 
     async def refresh(self) -> None:
         """Pick up Subscriptions another process handled (each process caches the specs it publishes to)."""
@@ -284,24 +297,42 @@ class SubscriptionService:
         Only a newly numbered event kicks a delivery; a repeat (a redelivered bus event) keeps its
         number and is left to the flush that is already under way, or to the timer.
         """
-        planned: list[tuple[int, SubscriptionSpec, EventFocus]] = []
-        for index, (topic, focus, values) in enumerate(items):
-            for spec in self.specs.values():
-                if spec.topic == topic and spec.status != "off" and matches(spec, values):
-                    planned.append((index, spec, focus))
+        planned = self._plan(items)
         if planned and self.may_see is not None:
-            may_see = self.may_see
-            allowed = await in_thread(lambda: [may_see(s.id, f.res_type, f.res_id) for _, s, f in planned])
-            # a notification is a disclosure too: never about what the subscriber may not see
+            allowed = await in_thread(self.may_see, [(s.id, f.res_type, f.res_id) for _, s, f in planned], None)
             planned = [p for p, ok in zip(planned, allowed, strict=True) if ok]
-        out: list[dict[str, int]] = [{} for _ in items]
-        if not planned:
-            return out
-        now = self._clock()
-        numbered = await in_thread(
-            self.repo.record_events, [(s.id, s.topic, f, s.heartbeat_period) for _, s, f in planned], now=now
-        )
-        for (index, spec, focus), got in zip(planned, numbered, strict=True):
+        numbered: list[tuple[int, bool] | None] = []
+        if planned:
+            events = [(s.id, s.topic, f, s.heartbeat_period) for _, s, f in planned]
+            numbered = await in_thread(self.repo.record_events, events, now=self._clock())
+        return self.announce(Numbered(items, planned, numbered))
+
+    def number_in(
+        self, uow: UnitOfWork, items: Sequence[tuple[str, EventFocus, Mapping[str, Iterable[str]]]]
+    ) -> Numbered:
+        """Decide and number topic events inside the caller's write transaction (blocking: call it in a
+        worker thread), so they commit with the write that caused them; their foci are versions that
+        transaction wrote (so none has a number yet). Call `announce` with the result once that
+        transaction has committed."""
+        planned = self._plan(items)
+        if planned and self.may_see is not None:
+            allowed = self.may_see([(s.id, f.res_type, f.res_id) for _, s, f in planned], uow)
+            planned = [p for p, ok in zip(planned, allowed, strict=True) if ok]
+        numbered: list[tuple[int, bool] | None] = []
+        if planned:
+            numbered = self.repo.record_events(
+                [(s.id, s.topic, f, s.heartbeat_period) for _, s, f in planned],
+                now=self._clock(),
+                conn=uow.conn,
+                written_here=True,
+            )
+        return Numbered(items, planned, numbered)
+
+    def announce(self, numbered: Numbered) -> list[dict[str, int]]:
+        """After the numbers are committed: hand each new event to its subscription's delivery. Returns
+        the numbers per item."""
+        out: list[dict[str, int]] = [{} for _ in numbered.items]
+        for (index, spec, focus), got in zip(numbered.planned, numbered.numbers, strict=True):
             if got is None:
                 continue
             number, new = got
@@ -309,10 +340,21 @@ class SubscriptionService:
             if new:
                 self.deliverer.remember(spec, number, focus)
                 self._kick(spec.id)
-        for (topic, focus, _), numbers in zip(items, out, strict=True):
+        for (topic, focus, _), numbers in zip(numbered.items, out, strict=True):
             if numbers:
                 log.info("subscription.published", topic=topic, focus=focus.reference, events=numbers)
         return out
+
+    def _plan(
+        self, items: Sequence[tuple[str, EventFocus, Mapping[str, Iterable[str]]]]
+    ) -> list[tuple[int, SubscriptionSpec, EventFocus]]:
+        """(item index, subscription, focus) for every subscription on an item's topic whose filters pass."""
+        planned: list[tuple[int, SubscriptionSpec, EventFocus]] = []
+        for index, (topic, focus, values) in enumerate(items):
+            for spec in self.specs.values():
+                if spec.topic == topic and spec.status != "off" and matches(spec, values):
+                    planned.append((index, spec, focus))
+        return planned
 
     def _kick(self, sub_id: str) -> None:
         if sub_id in self._flushing:

@@ -12,10 +12,11 @@ deadlock an in-process consumer that itself writes to the store.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RootTransaction, func, select, update
+from sqlalchemy import Connection, RootTransaction, bindparam, func, select, update
 
 from gateway.events.model import Event
 from gateway.store.api import Store, utcnow
@@ -34,12 +35,16 @@ def _event(row: Any) -> Event:
     )
 
 
-def _pending(limit: int, after: int | None = None) -> Any:
+@functools.cache
+def _pending(after: bool, locking: bool = False) -> Any:
+    """The oldest undispatched rows (`lim` of them, above `after` when asked). Built once: the relay
+    claims after every commit."""
     o = outbox.c
     query = select(outbox).where(o.dispatched_at.is_(None))
-    if after is not None:
-        query = query.where(o.seq > after)
-    return query.order_by(o.seq).limit(limit)
+    if after:
+        query = query.where(o.seq > bindparam("after"))
+    query = query.order_by(o.seq).limit(bindparam("lim"))
+    return query.with_for_update(skip_locked=True) if locking else query
 
 
 class OutboxClaim:
@@ -98,12 +103,13 @@ def claim(store: Store, limit: int, *, after: int | None = None) -> OutboxClaim:
     """
     if is_sqlite(store.engine):
         with store.reader() as uow:
-            events = [_event(r) for r in uow.conn.execute(_pending(limit, after))]
+            rows = uow.conn.execute(_pending(after is not None), {"lim": limit, "after": after})
+            events = [_event(r) for r in rows]
         return OutboxClaim(store, events, None, None)
     conn = store.engine.connect()
     try:
         trans = conn.begin()
-        rows = conn.execute(_pending(limit).with_for_update(skip_locked=True))
+        rows = conn.execute(_pending(False, locking=True), {"lim": limit})
         events = [_event(r) for r in rows]
     except BaseException:
         conn.close()

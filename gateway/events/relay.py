@@ -24,7 +24,7 @@ import structlog
 from gateway.events.model import EventBus, check_cancelled
 from gateway.events.outbox import claim, mark_dispatched
 from gateway.events.threads import in_thread, in_thread_unhurried
-from gateway.store.api import Store, StoredResource
+from gateway.store.api import SILENT_TYPES, Store, StoredResource
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +75,8 @@ class OutboxRelay:
         loop, wake = self._loop, self._wake
         if loop is None or wake is None:
             return
+        if all(stored.type in SILENT_TYPES for stored in written):
+            return  # nothing of it is in the outbox (the audit writer's commits): no claim for nothing
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(wake.set)
 

@@ -411,30 +411,55 @@ class ConsentGuard:
 __all__ = ["ConsentGuard"]
 
 
-def subscriber_visibility(guard: ConsentGuard, store: Store) -> Callable[[str, str, str], bool]:
-    """Decide a notification with the subscriber's own context: the organisation that created it.
+def subscriber_visibility(
+    guard: ConsentGuard, store: Store
+) -> Callable[[Sequence[tuple[str, str, str]], UnitOfWork | None], list[bool]]:
+    """Decide notifications with each subscriber's own context: the organisation that created it.
 
     Subscriptions written by a client carry that client's organisation as their source tag; one
-    written by the gateway itself (no tag) is internal and may see everything.
+    written by the gateway itself (no tag) is internal and may see everything. The returned
+    function answers (subscription id, focus type, focus id) items, reading them all in one
+    transaction (the caller's, when it passes its unit of work: the alert's own write) and deciding
+    each subscriber's items in one call (as many audit records as before).
     """
 
-    def may_see(sub_id: str, res_type: str, res_id: str) -> bool:
-        with store.reader() as uow:
-            sub = uow.get("Subscription", sub_id)
+    def may_see(items: Sequence[tuple[str, str, str]], uow: UnitOfWork | None = None) -> list[bool]:
+        if uow is not None:
+            return decide(items, uow)
+        with store.reader() as own:
+            return decide(items, own)
+
+    def decide(items: Sequence[tuple[str, str, str]], uow: UnitOfWork) -> list[bool]:
+        out = [False] * len(items)
+        if not items:
+            return out
+        wanted = [("Subscription", sub_id) for sub_id, _, _ in items] + [(rtype, rid) for _, rtype, rid in items]
+        found = {(r.type, r.id): r for r in uow.fetch_many(wanted)}  # one query for both
+        subs = {ref[1]: row for ref, row in found.items() if ref[0] == "Subscription"}
+        foci = {(rtype, rid): found[(rtype, rid)] for _, rtype, rid in items if (rtype, rid) in found}
+        by_sub: dict[str, list[int]] = {}
+        for index, (sub_id, rtype, rid) in enumerate(items):
+            if (rtype, rid) in foci:
+                by_sub.setdefault(sub_id, []).append(index)
+        for sub_id, indexes in by_sub.items():
+            sub = subs.get(sub_id)
             if sub is None or sub.content is None:
-                return False
+                continue
             tags = (sub.json().get("meta") or {}).get("tag", [])
             org = next((t.get("code") for t in tags if t.get("system") == SOURCE_ORGANIZATION_TAG_SYSTEM), None)
             if org is None:
-                return True
+                for i in indexes:
+                    out[i] = True
+                continue
             subscriber = AccessContext(
                 client_id=f"subscription:{sub_id}",
                 organization=f"Organization/{org}",
                 scopes=frozenset({"system/*.rs"}),
             )
-            focus = uow.get(res_type, res_id)
-            if focus is None or focus.content is None:
-                return False
-            return bool(guard.visible(subscriber, uow, [focus], interaction="read"))
+            rows = [foci[(items[i][1], items[i][2])] for i in indexes]
+            seen = {(r.type, r.id) for r in guard.visible(subscriber, uow, rows, interaction="read")}
+            for i in indexes:
+                out[i] = (items[i][1], items[i][2]) in seen
+        return out
 
     return may_see

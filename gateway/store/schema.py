@@ -200,6 +200,10 @@ subscription_status = Table(
     Column("heartbeat_period", Integer, nullable=True),  # seconds; NULL = no heartbeats
     Column("next_heartbeat", DateTime, nullable=True),
     Column("updated_at", DateTime, nullable=False),
+    # The gateway process delivering this subscription's events right now (several processes share
+    # one database): only the lease holder reads and sends them, so no event goes out twice at once.
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", DateTime, nullable=True),
 )
 Index("ix_subscription_status_heartbeat", subscription_status.c.status, subscription_status.c.next_heartbeat)
 

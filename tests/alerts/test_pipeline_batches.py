@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -107,3 +108,88 @@ async def test_a_visit_and_its_cancel_in_one_batch_end_retracted(
     assert [e["resource"]["status"] for e in alerts["entry"]] == ["entered-in-error"]
     flags = (await client.get("/Flag", params={"patient": "Patient/hosp-1", "status": "active"})).json()
     assert flags["total"] == 0
+
+
+async def test_encounters_of_people_nobody_case_manages_are_not_read_or_classified(
+    app: FastAPI, services: Services, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """The screen (three index queries and a registry lookup per batch) lets only Encounters that can
+    change an alert through to the full classification, which reads and parses versions and
+    Provenance: the MLLP intake's new, never case-managed people cost next to nothing there."""
+    hook = receiver.url("batch-screen")
+    pump = await _ready(app, services, client, hook)
+    pipeline = pump.consumers["alerts"]
+    classified: list[str] = []
+    full = pipeline._classify_many
+
+    def counting(events: Any, links: Any = None) -> Any:
+        classified.extend(e.res_id for e in events)
+        return full(events, links)
+
+    pipeline._classify_many = counting
+    stranger = {"resourceType": "Patient", "identifier": [{"system": "https://hosp.example/mrn", "value": "X9"}]}
+    stranger_id = (await client.post("/Patient", json=stranger)).json()["id"]
+    ignored = [
+        (await client.post("/Encounter", json=encounter("EMER", patient=f"Patient/{stranger_id}"))).json()["id"],
+        (await client.post("/Encounter", json={**encounter("EMER"), "subject": None})).json()["id"],
+    ]
+    linked = (await client.post("/Encounter", json=encounter("EMER"))).json()  # hosp-1, linked to cm-1
+    direct = (await client.post("/Encounter", json=encounter("IMP", patient="Patient/cm-1"))).json()
+    await pump()
+
+    assert sorted(classified) == sorted([linked["id"], direct["id"]])
+    assert not set(ignored) & set(classified)
+    alerts = (await client.get("/Communication", params={"category": ALERTS})).json()
+    assert alerts["total"] == 2
+    assert len(receiver.events("batch-screen")) == 2
+
+
+async def test_a_cancel_moved_to_another_person_still_takes_the_alert_back(
+    app: FastAPI, services: Services, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """An alerted visit goes the full way whatever its subject now is (the screen checks for the
+    visit's alert), so a cancel that also moved the Encounter to a stranger still retracts."""
+    hook = receiver.url("batch-moved")
+    pump = await _ready(app, services, client, hook)
+    visit = (await client.post("/Encounter", json=encounter("EMER"))).json()
+    await pump()
+    assert (await client.get("/Flag", params={"patient": "Patient/hosp-1", "status": "active"})).json()["total"] == 1
+
+    stranger = (await client.post("/Patient", json={"resourceType": "Patient"})).json()["id"]
+    visit["status"] = "cancelled"
+    visit["subject"] = {"reference": f"Patient/{stranger}"}
+    assert (await client.put(f"/Encounter/{visit['id']}", json=visit)).status_code == 200
+    await pump()
+    alerts = (await client.get("/Communication", params={"category": ALERTS})).json()
+    assert [e["resource"]["status"] for e in alerts["entry"]] == ["entered-in-error"]
+    assert (await client.get("/Flag", params={"patient": "Patient/hosp-1", "status": "active"})).json()["total"] == 0
+
+
+async def test_an_alert_and_its_event_numbers_commit_together(
+    app: FastAPI, services: Services, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """The presented-topic events are numbered in the alert's own transaction: when numbering fails
+    the alert is not written either, and the redelivered Encounter event writes both, once."""
+    hook = receiver.url("batch-atomic")
+    pump = await _ready(app, services, client, hook)
+    service: SubscriptionService = pump.consumers["subscriptions"]
+    real = service.repo.record_events
+    calls = 0
+
+    def failing_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("numbering failed")
+        return real(*args, **kwargs)
+
+    service.repo.record_events = failing_once  # type: ignore[method-assign]
+    assert (await client.post("/Encounter", json=encounter("EMER"))).status_code == 201
+    events = pump.pending()
+    with pytest.raises(RuntimeError):
+        await pump.feed(events)
+    assert (await client.get("/Communication", params={"category": ALERTS})).json()["total"] == 0
+
+    await pump()  # the same Encounter event again (at-least-once), then the alert's own events
+    assert (await client.get("/Communication", params={"category": ALERTS})).json()["total"] == 1
+    assert [n for n, _ in receiver.events("batch-atomic")] == [1]

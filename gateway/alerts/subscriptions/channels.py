@@ -38,8 +38,8 @@ class RestHookChannel:
     and following them would let an endpoint bounce the gateway elsewhere).
     """
 
-    def __init__(self, client: httpx.AsyncClient, *, default_timeout: float = 10.0) -> None:
-        self._client = client
+    def __init__(self, client: httpx.AsyncClient | None = None, *, default_timeout: float = 10.0) -> None:
+        self._client = client or httpx.AsyncClient()
         self._default_timeout = default_timeout
 
     async def send(self, spec: SubscriptionSpec, bundle: JSON) -> None:
@@ -62,3 +62,6 @@ class RestHookChannel:
             raise DeliveryError(f"transport error ({type(exc).__name__})") from exc
         if not 200 <= response.status_code < 300:
             raise DeliveryError(f"endpoint answered HTTP {response.status_code}")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -31,7 +31,7 @@ from gateway.alerts.subscriptions.records import EventFocus, EventRecord, Subscr
 from gateway.alerts.subscriptions.repository import SubscriptionStateRepository
 from gateway.alerts.subscriptions.retry import RetryPolicy, backoff_delay
 from gateway.alerts.subscriptions.spec import SubscriptionSpec
-from gateway.events.threads import in_thread
+from gateway.events.threads import in_thread, in_thread_unhurried
 from gateway.types import JSON
 
 log = structlog.get_logger(__name__)
@@ -39,6 +39,9 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 PAYLOADS_KEPT = 1_000
 """Payloads kept in memory per subscription for delivery (beyond that they are read from the store)."""
+LEASE = timedelta(seconds=15)
+"""How long a delivery lease lasts unless renewed (each read of a flush renews it): after a process
+dies, another takes its subscriptions over after this long."""
 ResourceResolver = Callable[[EventRecord], Awaitable[JSON | None]]
 """Loads an event's focus (as the subscriber may see it) for full-resource catch-up; None if gone."""
 
@@ -62,8 +65,15 @@ class Deliverer:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        lease_owner: str | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self._repo = repo
+        # Several processes on one database: this process's name on the subscriptions it delivers
+        # (`SubscriptionStateRepository.claim`). None: the only process (SQLite), no lease needed.
+        self._owner = lease_owner
+        self._lease = lease
+        self._releases: list[tuple[str, asyncio.Future[bool | None]]] = []
         self._channels = channels
         self._base = fhir_base
         self._policy = policy or RetryPolicy()
@@ -179,44 +189,90 @@ class Deliverer:
 
         For a subscription in `error` the first notification is a single probe; if it gets through
         the subscription is `active` again and the rest follows. Returns how many events went out.
+
+        Each read takes one event more than a notification holds, so the flush knows whether to look
+        again without another read; an event numbered meanwhile kicks a flush of its own
+        (`SubscriptionService._kick`), and the timer recovers anything else.
+
+        With several processes (`lease_owner` set) a flush first takes the subscription's delivery
+        lease; when another process holds it, that process delivers everything committed before it
+        lets go (it keeps the lease while anything is waiting), so this one returns at once. The
+        lease is given back with the last delivery's mark.
         """
         delivered = 0
+        limit = spec.max_count or 1
+        # a websocket is bound to one process: only that one can deliver it, so it takes no lease
+        owner = self._owner if spec.channel_type == "rest-hook" else None
         async with self._lock(spec.id):
-            state = await self._db(self._repo.get, spec.id)
-            if state is None or state.status in ("requested", "off"):
-                return 0
-            probe = state.status == "error"
             while True:
-                events = await self._db(
-                    self._repo.undelivered,
-                    spec.id,
-                    limit=spec.max_count or 1,
-                    exclude=sorted(self._unmarked.get(spec.id, ())),
-                )
-                if not events:
-                    break
-                resources = await self._resources(spec, events)
-                numbers = [e.number for e in events]
-                bundle = notification_bundle(
-                    replace(state, events_since_start=max(state.events_since_start, *numbers)),
-                    "event-notification",
-                    fhir_base=self._base,
-                    content=spec.content,
-                    now=self._clock(),
-                    events=events,
-                    resources=resources,
-                )
-                attempts = 1 if probe else self._policy.max_attempts
-                if not await self._send(spec, bundle, numbers, attempts=attempts, mark_later=True):
-                    break
-                kept = self._payloads.get(spec.id, {})
-                for number in numbers:
-                    kept.pop(number, None)
-                if probe:  # it got through: the mark brings the subscription back to `active`
-                    state = replace(state, status="active", error_count=0, last_error=None)
-                probe = False
-                delivered += len(events)
-        return delivered
+                state, events, held = await self._read(spec.id, limit, owner)
+                if not held or state is None or state.status in ("requested", "off"):
+                    return delivered
+                probe = state.status == "error"
+                complete = True
+                more = len(events) > limit  # read one beyond the notification: whether to look again
+                events = events[:limit]
+                while events:
+                    resources = await self._resources(spec, events)
+                    numbers = [e.number for e in events]
+                    bundle = notification_bundle(
+                        replace(state, events_since_start=max(state.events_since_start, *numbers)),
+                        "event-notification",
+                        fhir_base=self._base,
+                        content=spec.content,
+                        now=self._clock(),
+                        events=events,
+                        resources=resources,
+                    )
+                    attempts = 1 if probe else self._policy.max_attempts
+                    if not await self._send(spec, bundle, numbers, attempts=attempts, mark_later=True):
+                        complete = False  # the lease is kept: this process's timer tries again
+                        break
+                    kept = self._payloads.get(spec.id, {})
+                    for number in numbers:
+                        kept.pop(number, None)
+                    if probe:  # it got through: the mark brings the subscription back to `active`
+                        state = replace(state, status="active", error_count=0, last_error=None)
+                    probe = False
+                    delivered += len(events)
+                    if not more:
+                        break
+                    state, events, held = await self._read(spec.id, limit, owner)
+                    if not held or state is None:
+                        return delivered
+                    more = len(events) > limit
+                    events = events[:limit]
+                if owner is None or not complete or await self._give_back(spec.id) is not False:
+                    return delivered
+                # not given back: another process numbered events meanwhile, and they are ours to send
+
+    async def _read(
+        self, sub_id: str, limit: int, owner: str | None
+    ) -> tuple[SubscriptionState | None, list[EventRecord], bool]:
+        """The state and the next events to send (less those delivered here whose mark is not yet
+        written), and whether this process may send them (it holds the lease, or needs none)."""
+        exclude = sorted(self._unmarked.get(sub_id, ()))
+        limit += 1  # one more than a notification takes: whether there are more
+        if owner is None:
+            state, events = await self._db(self._repo.pending, sub_id, limit=limit, exclude=exclude)
+            return state, events, True
+        now = self._clock()
+        return await self._db(
+            self._repo.claim, sub_id, owner, now=now, until=now + self._lease, limit=limit, exclude=exclude
+        )
+
+    async def _give_back(self, sub_id: str) -> bool | None:
+        """Give the lease back with the next mark transaction (after this subscription's marks);
+        False when events are waiting, so the lease was kept; None when that transaction failed (the
+        lease is kept and this process's timer tries again, rather than sending again at once)."""
+        done: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        self._releases.append((sub_id, done))
+        self._start_marker()
+        return await done
+
+    def _start_marker(self) -> None:
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.ensure_future(self._write_marks())
 
     def _mark_later(self, sub_id: str, numbers: Sequence[int]) -> None:
         """Queue a delivery's mark; one background task writes all queued marks in one transaction.
@@ -228,16 +284,28 @@ class Deliverer:
         """
         self._unmarked.setdefault(sub_id, set()).update(numbers)
         self._marks.append((sub_id, list(numbers)))
-        if self._marker is None or self._marker.done():
-            self._marker = asyncio.ensure_future(self._write_marks())
+        self._start_marker()
 
     async def _write_marks(self) -> None:
-        while self._marks:
+        while self._marks or self._releases:
             batch, self._marks = self._marks, []
+            releases, self._releases = self._releases, []
+            released: set[str] | None = None
             try:
-                await self._db(self._repo.mark_delivered_many, batch, now=self._clock())
+                # bookkeeping off the latency path: on SQLite it waits for the lock in SQLite's own
+                # backoff rather than polling for it (as the relay's marks do)
+                released = await in_thread_unhurried(
+                    self._repo.mark_delivered_many,
+                    batch,
+                    now=self._clock(),
+                    release=[sub_id for sub_id, _ in releases],
+                    owner=self._owner,
+                )
             except Exception:
                 log.exception("subscription.mark_failed", deliveries=len(batch))
+            for sub_id, done in releases:
+                if not done.done():
+                    done.set_result(None if released is None else sub_id in released)
             for sub_id, numbers in batch:
                 held = self._unmarked.get(sub_id)
                 if held is not None:
@@ -245,8 +313,16 @@ class Deliverer:
                     if not held:
                         del self._unmarked[sub_id]
 
+    async def release_leases(self) -> None:
+        """Give back every delivery lease this process holds (shutdown; after `settle`)."""
+        if self._owner is not None:
+            try:
+                await self._db(self._repo.release_leases, self._owner)
+            except Exception:  # they run out on their own
+                log.exception("subscription.lease_release_failed")
+
     async def settle(self) -> None:
-        """Wait until every queued delivery mark is written (shutdown, tests)."""
+        """Wait until every queued delivery mark (and lease release) is written (shutdown, tests)."""
         while self._marker is not None and not self._marker.done():
             await asyncio.shield(self._marker)
 

@@ -10,13 +10,14 @@ delivery failure.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Engine, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.alerts.subscriptions.backport import STATUSES, SubscriptionStatus
@@ -97,7 +98,7 @@ class SubscriptionStateRepository:
 
     def get(self, sub_id: str) -> SubscriptionState | None:
         with self._engine.connect() as conn:
-            row = conn.execute(select(st).where(st.c.sub_id == sub_id)).first()
+            row = conn.execute(_state_of(), {"sub": sub_id}).first()
         return _state(row) if row is not None else None
 
     def states(self, sub_ids: Iterable[str] | None = None) -> list[SubscriptionState]:
@@ -165,24 +166,16 @@ class SubscriptionStateRepository:
             if bumped is None:
                 raise not_found(f"Subscription/{sub_id}")
             number = int(bumped.events_since_start)
-            c.execute(
-                insert(ev).values(
-                    sub_id=sub_id,
-                    event_number=number,
-                    topic=topic or bumped.topic,
-                    focus_type=focus.res_type,
-                    focus_id=focus.res_id,
-                    focus_version=focus.version,
-                    interaction=focus.interaction,
-                    context=orjson.dumps(list(focus.context)).decode() if focus.context else None,
-                    created_at=now,
-                    attempts=0,
-                )
-            )
+            c.execute(insert(ev), [_event_row(sub_id, number, topic or bumped.topic, focus, now)])
             return number
 
     def record_events(
-        self, items: Sequence[tuple[str, str, EventFocus, int | None]], *, now: datetime
+        self,
+        items: Sequence[tuple[str, str, EventFocus, int | None]],
+        *,
+        now: datetime,
+        conn: Connection | None = None,
+        written_here: bool = False,
     ) -> list[tuple[int, bool] | None]:
         """Number and log several events in ONE transaction, each once per focus version.
 
@@ -190,19 +183,69 @@ class SubscriptionStateRepository:
         registered is registered `requested` (as `register` would). Per item: (number, whether it
         is new), or None for a subscription that is `off`. All or nothing: numbers stay gap-free.
         The status rows are locked in id order first, so two processes' batches never deadlock.
+
+        A fixed handful of statements for the whole batch: the status rows locked in one, the
+        numbers focus versions already have in one, one counter bump per subscription, and the new
+        event rows in one executemany. With `conn`, in the caller's transaction (a concurrent first
+        registration then fails that transaction, for the caller to retry); `written_here` says the
+        caller wrote the focus versions in that transaction, so none has a number yet (no lookup).
         """
+        if conn is not None:
+            return self._record_all(conn, items, now=now, written_here=written_here)
         for attempt in range(2):  # a concurrent first registration loses the race once
             try:
                 with self._write() as conn:
-                    statuses = self._lock_all(conn, items, now=now)
-                    return [
-                        None if statuses[sub_id] == "off" else self._record_one(conn, sub_id, topic, focus, now=now)
-                        for sub_id, topic, focus, _ in items
-                    ]
+                    return self._record_all(conn, items, now=now)
             except IntegrityError:
                 if attempt:
                     raise
         return []  # pragma: no cover
+
+    def _record_all(
+        self,
+        conn: Connection,
+        items: Sequence[tuple[str, str, EventFocus, int | None]],
+        *,
+        now: datetime,
+        written_here: bool = False,
+    ) -> list[tuple[int, bool] | None]:
+        statuses = self._lock_all(conn, items, now=now)
+        known = (
+            {}
+            if written_here
+            else _known_numbers(conn, [(sub_id, focus) for sub_id, _, focus, _ in items if statuses[sub_id] != "off"])
+        )
+        out: list[tuple[int, bool] | None] = [None] * len(items)
+        fresh: dict[str, list[int]] = {}  # sub id -> indexes of items that need a new number, in order
+        claimed: dict[tuple[str, str, str, int], int] = {}  # a focus version twice in one batch: one number
+        for index, (sub_id, _, focus, _) in enumerate(items):
+            if statuses[sub_id] == "off":
+                continue
+            key = _focus_key(sub_id, focus)
+            if key is not None and key in known:
+                out[index] = (known[key], False)
+            elif key is not None and key in claimed:
+                continue  # numbered below, with the first of the pair
+            else:
+                if key is not None:
+                    claimed[key] = index
+                fresh.setdefault(sub_id, []).append(index)
+        rows: list[dict[str, Any]] = []
+        for sub_id in sorted(fresh):
+            indexes = fresh[sub_id]
+            top = conn.execute(_bump(), {"b_sub": sub_id, "b_count": len(indexes), "b_now": now}).scalar_one()
+            for number, index in enumerate(indexes, start=int(top) - len(indexes) + 1):
+                _, topic, focus, _ = items[index]
+                out[index] = (number, True)
+                rows.append(_event_row(sub_id, number, topic, focus, now))
+        for index, (sub_id, _, focus, _) in enumerate(items):  # the repeats within this batch
+            key = _focus_key(sub_id, focus)
+            if out[index] is None and key is not None and key in claimed and claimed[key] != index:
+                first = out[claimed[key]]
+                out[index] = (first[0], False) if first is not None else None
+        if rows:
+            conn.execute(insert(ev), rows)
+        return out
 
     @staticmethod
     def _lock_all(
@@ -210,11 +253,10 @@ class SubscriptionStateRepository:
     ) -> dict[str, str]:
         """Lock (or create, `requested`) each subscription's status row, in id order; their statuses."""
         first = {sub_id: (topic, period) for sub_id, topic, _, period in reversed(items)}
-        statuses: dict[str, str] = {}
-        for sub_id in sorted(first):
-            row = _locked(conn, sub_id)
-            if row is not None:
-                statuses[sub_id] = row.status
+        wanted = sorted(first)
+        statuses = {row.sub_id: row.status for row in conn.execute(_lock_rows(), {"subs": wanted})}
+        for sub_id in wanted:
+            if sub_id in statuses:
                 continue
             topic, period = first[sub_id]
             conn.execute(
@@ -231,15 +273,6 @@ class SubscriptionStateRepository:
             )
             statuses[sub_id] = "requested"
         return statuses
-
-    def _record_one(
-        self, conn: Connection, sub_id: str, topic: str, focus: EventFocus, *, now: datetime
-    ) -> tuple[int, bool]:
-        if focus.version is not None:
-            known = _known_number(conn, sub_id, focus)
-            if known is not None:
-                return known, False
-        return self.record_event(sub_id, focus, topic=topic, now=now, conn=conn), True
 
     def events(
         self, sub_id: str, since: int | None = None, until: int | None = None, *, limit: int | None = None
@@ -258,14 +291,57 @@ class SubscriptionStateRepository:
 
     def undelivered(self, sub_id: str, *, limit: int | None = None, exclude: Iterable[int] = ()) -> list[EventRecord]:
         """Events not yet delivered (less `exclude`: delivered, mark not yet written), oldest first."""
-        query = select(ev).where(ev.c.sub_id == sub_id, ev.c.delivered_at.is_(None)).order_by(ev.c.event_number)
-        skip = list(exclude)
-        if skip:
-            query = query.where(ev.c.event_number.not_in(skip))
-        if limit is not None:
-            query = query.limit(limit)
         with self._engine.connect() as conn:
-            return [_event(r) for r in conn.execute(query)]
+            return _undelivered(conn, sub_id, limit, exclude)
+
+    def pending(
+        self, sub_id: str, *, limit: int | None = None, exclude: Iterable[int] = ()
+    ) -> tuple[SubscriptionState | None, list[EventRecord]]:
+        """`get` and `undelivered` on one connection (a flush's first look, in one thread hop)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(_state_of(), {"sub": sub_id}).first()
+            if row is None:
+                return None, []
+            state = _state(row)
+            if state.status in ("requested", "off"):
+                return state, []
+            return state, _undelivered(conn, sub_id, limit, exclude)
+
+    def claim(
+        self,
+        sub_id: str,
+        owner: str,
+        *,
+        now: datetime,
+        until: datetime,
+        limit: int | None = None,
+        exclude: Iterable[int] = (),
+    ) -> tuple[SubscriptionState | None, list[EventRecord], bool]:
+        """Take (or renew) the delivery lease and read what to deliver, in one transaction.
+
+        Returns (state, undelivered events, whether `owner` holds the lease). The lease is free when
+        nobody holds it, `owner` does, or the holder's time ran out (a process that died). Several
+        gateway processes deliver one subscription's events only one at a time this way: the
+        holder sends everything, including events the others numbered, so nothing goes out twice.
+        """
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                # a lease lost in a crash only runs out: no need to wait for the WAL flush
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            lease = {"l_sub": sub_id, "l_owner": owner, "l_now": now, "l_until": until}
+            row = conn.execute(_take_lease(), lease).first()
+            if row is None:
+                other = conn.execute(_state_of(), {"sub": sub_id}).first()
+                return (_state(other) if other is not None else None), [], False
+            state = _state(row)
+            if state.status in ("requested", "off"):
+                return state, [], True
+            return state, _undelivered(conn, sub_id, limit, exclude), True
+
+    def release_leases(self, owner: str) -> None:
+        """Give back every lease `owner` holds (a process shutting down)."""
+        with self._write() as conn:
+            conn.execute(update(st).where(st.c.lease_owner == owner).values(lease_owner=None, lease_until=None))
 
     def pending_subscriptions(self, *, created_before: datetime | None = None) -> list[str]:
         """Ids of subscriptions with at least one undelivered event (logged before `created_before`)."""
@@ -284,16 +360,40 @@ class SubscriptionStateRepository:
         with self._write() as conn:
             return _mark_delivered_in(conn, sub_id, numbers, now)
 
-    def mark_delivered_many(self, deliveries: Sequence[tuple[str, Sequence[int]]], *, now: datetime) -> None:
+    def mark_delivered_many(
+        self,
+        deliveries: Sequence[tuple[str, Sequence[int]]],
+        *,
+        now: datetime,
+        release: Sequence[str] = (),
+        owner: str | None = None,
+    ) -> set[str]:
         """`mark_delivered` for several deliveries in ONE transaction (a subscription deleted
-        meanwhile is skipped: its log is gone with it)."""
+        meanwhile is skipped: its log is gone with it); then give back `owner`'s leases on `release`
+        where nothing is left undelivered. Returns the subscriptions whose lease was given back.
+
+        A lease is kept while events are waiting (another process numbered them while this one was
+        sending): its holder delivers them next, so a process that found the lease taken can leave
+        its events to the holder.
+        """
         merged: dict[str, list[int]] = {}
         for sub_id, numbers in deliveries:
             merged.setdefault(sub_id, []).extend(numbers)
+        releasing = sorted(set(release)) if owner is not None else []
         with self._write() as conn:
-            for sub_id in sorted(merged):  # id order, as `record_events` locks: no deadlock between them
-                if _locked(conn, sub_id) is not None:
-                    _mark_delivered_in(conn, sub_id, merged[sub_id], now)
+            # one statement locks every row this touches, in id order as `record_events` does: no deadlock
+            locked = conn.execute(_lock_rows(), {"subs": sorted(set(merged) | set(releasing))}).all()
+            events = [
+                {"m_sub": row.sub_id, "m_number": n, "m_now": now} for row in locked for n in merged.get(row.sub_id, ())
+            ]
+            if events:
+                conn.execute(_mark_event(), events)
+            statuses = [_delivered_status(row, merged[row.sub_id], now) for row in locked if row.sub_id in merged]
+            if statuses:
+                conn.execute(_mark_status(), statuses)
+            if not releasing:
+                return set()
+            return {row.sub_id for row in conn.execute(_give_back(), {"g_subs": releasing, "g_owner": owner})}
 
     def mark_failed(self, sub_id: str, numbers: Sequence[int], error: str, *, now: datetime) -> SubscriptionState:
         """Record a failed attempt; the events stay undelivered. Returns the new state (error count)."""
@@ -358,24 +458,170 @@ def _mark_delivered_in(conn: Connection, sub_id: str, numbers: Sequence[int], no
     row = _locked(conn, sub_id)
     if row is None:
         raise not_found(f"Subscription/{sub_id}")
-    if numbers:
-        conn.execute(
-            update(ev)
-            .where(ev.c.sub_id == sub_id, ev.c.event_number.in_(list(numbers)), ev.c.delivered_at.is_(None))
-            .values(delivered_at=now, attempts=ev.c.attempts + 1)
-        )
-    values: dict[str, Any] = {
-        "last_delivered_event": max([int(row.last_delivered_event), *numbers]),
-        "error_count": 0,
-        "last_error": None,
-        "updated_at": now,
-    }
-    if row.status == "error":
-        values["status"] = "active"
-    if row.status in ("active", "error"):
-        values["next_heartbeat"] = _next_beat(row.heartbeat_period, now)
-    conn.execute(update(st).where(st.c.sub_id == sub_id).values(**values))
+    _mark_row_delivered(conn, row, numbers, now)
     return _require(conn, sub_id)
+
+
+def _mark_row_delivered(conn: Connection, row: Row[Any], numbers: Sequence[int], now: datetime) -> None:
+    """Mark `numbers` delivered under the locked status `row` and bring the status up to date."""
+    if numbers:
+        conn.execute(_mark_event(), [{"m_sub": row.sub_id, "m_number": n, "m_now": now} for n in numbers])
+    conn.execute(_mark_status(), [_delivered_status(row, numbers, now)])
+
+
+def _delivered_status(row: Row[Any], numbers: Sequence[int], now: datetime) -> dict[str, Any]:
+    """The status row's new values after a delivery: errors cleared, `error` back to `active`, the next
+    heartbeat one period on (any notification proves the channel is alive)."""
+    beat = _next_beat(row.heartbeat_period, now) if row.status in ("active", "error") else row.next_heartbeat
+    return {
+        "d_sub": row.sub_id,
+        "d_last": max([int(row.last_delivered_event), *numbers]),
+        "d_status": "active" if row.status == "error" else row.status,
+        "d_beat": beat,
+        "d_now": now,
+    }
+
+
+# Statements built once (SQLAlchemy reuses their compiled form): the delivery path runs them per alert.
+@functools.cache
+def _state_of() -> Any:
+    return select(st).where(st.c.sub_id == bindparam("sub"))
+
+
+@functools.cache
+def _lock_rows() -> Any:
+    # FOR UPDATE on PostgreSQL, in id order (no deadlock between batches); SQLite ignores it.
+    return select(st).where(st.c.sub_id.in_(bindparam("subs", expanding=True))).order_by(st.c.sub_id).with_for_update()
+
+
+@functools.cache
+def _bump() -> Any:
+    return (
+        update(st)
+        .where(st.c.sub_id == bindparam("b_sub"))
+        .values(events_since_start=st.c.events_since_start + bindparam("b_count"), updated_at=bindparam("b_now"))
+        .returning(st.c.events_since_start)
+    )
+
+
+@functools.cache
+def _take_lease() -> Any:
+    free = or_(
+        st.c.lease_owner.is_(None), st.c.lease_owner == bindparam("l_owner"), st.c.lease_until < bindparam("l_now")
+    )
+    return (
+        update(st)
+        .where(st.c.sub_id == bindparam("l_sub"), free)
+        .values(lease_owner=bindparam("l_owner"), lease_until=bindparam("l_until"))
+        .returning(*st.c)
+    )
+
+
+@functools.cache
+def _give_back() -> Any:
+    waiting = select(ev.c.event_number).where(ev.c.sub_id == st.c.sub_id, ev.c.delivered_at.is_(None)).exists()
+    return (
+        update(st)
+        .where(st.c.sub_id.in_(bindparam("g_subs", expanding=True)), st.c.lease_owner == bindparam("g_owner"), ~waiting)
+        .values(lease_owner=None, lease_until=None)
+        .returning(st.c.sub_id)
+    )
+
+
+@functools.cache
+def _mark_event() -> Any:
+    return (
+        update(ev)
+        .where(
+            ev.c.sub_id == bindparam("m_sub"),
+            ev.c.event_number == bindparam("m_number"),
+            ev.c.delivered_at.is_(None),
+        )
+        .values(delivered_at=bindparam("m_now"), attempts=ev.c.attempts + 1)
+    )
+
+
+@functools.cache
+def _mark_status() -> Any:
+    return (
+        update(st)
+        .where(st.c.sub_id == bindparam("d_sub"))
+        .values(
+            last_delivered_event=bindparam("d_last"),
+            error_count=0,
+            last_error=None,
+            status=bindparam("d_status"),
+            next_heartbeat=bindparam("d_beat"),
+            updated_at=bindparam("d_now"),
+        )
+    )
+
+
+@functools.cache
+def _undelivered_query(skipping: bool, limited: bool) -> Any:
+    query = select(ev).where(ev.c.sub_id == bindparam("sub"), ev.c.delivered_at.is_(None))
+    if skipping:
+        query = query.where(ev.c.event_number.not_in(bindparam("skip", expanding=True)))
+    query = query.order_by(ev.c.event_number)
+    return query.limit(bindparam("lim")) if limited else query
+
+
+@functools.cache
+def _known_query() -> Any:
+    return select(ev.c.sub_id, ev.c.focus_type, ev.c.focus_id, ev.c.focus_version, ev.c.event_number).where(
+        ev.c.sub_id.in_(bindparam("k_subs", expanding=True)),
+        ev.c.focus_type.in_(bindparam("k_types", expanding=True)),
+        ev.c.focus_id.in_(bindparam("k_ids", expanding=True)),
+    )
+
+
+def _event_row(sub_id: str, number: int, topic: str, focus: EventFocus, now: datetime) -> dict[str, Any]:
+    return {
+        "sub_id": sub_id,
+        "event_number": number,
+        "topic": topic,
+        "focus_type": focus.res_type,
+        "focus_id": focus.res_id,
+        "focus_version": focus.version,
+        "interaction": focus.interaction,
+        "context": orjson.dumps(list(focus.context)).decode() if focus.context else None,
+        "created_at": now,
+        "delivered_at": None,
+        "attempts": 0,
+    }
+
+
+def _focus_key(sub_id: str, focus: EventFocus) -> tuple[str, str, str, int] | None:
+    return (sub_id, focus.res_type, focus.res_id, focus.version) if focus.version is not None else None
+
+
+def _known_numbers(conn: Connection, wanted: Sequence[tuple[str, EventFocus]]) -> dict[tuple[str, str, str, int], int]:
+    """The numbers these focus versions already have in their subscriptions' logs (one query)."""
+    keys = {k for sub_id, focus in wanted if (k := _focus_key(sub_id, focus)) is not None}
+    if not keys:
+        return {}
+    rows = conn.execute(
+        _known_query(),
+        {
+            "k_subs": sorted({k[0] for k in keys}),
+            "k_types": sorted({k[1] for k in keys}),
+            "k_ids": sorted({k[2] for k in keys}),
+        },
+    )
+    found: dict[tuple[str, str, str, int], int] = {}
+    for row in rows:
+        if row.focus_version is None:
+            continue
+        key = (row.sub_id, row.focus_type, row.focus_id, int(row.focus_version))
+        if key in keys and key not in found:
+            found[key] = int(row.event_number)
+    return found
+
+
+def _undelivered(conn: Connection, sub_id: str, limit: int | None, exclude: Iterable[int]) -> list[EventRecord]:
+    skip = list(exclude)
+    params: dict[str, Any] = {"sub": sub_id, "lim": limit, "skip": skip}
+    return [_event(r) for r in conn.execute(_undelivered_query(bool(skip), limit is not None), params)]
 
 
 def _known_number(conn: Connection, sub_id: str, focus: EventFocus) -> int | None:

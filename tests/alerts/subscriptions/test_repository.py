@@ -186,6 +186,22 @@ def test_record_events_numbers_a_batch_in_one_go_and_once_per_focus_version(repo
     assert [e.number for e in repo.events("s1")] == [1, 2, 3]
 
 
+def test_a_focus_version_twice_in_one_batch_gets_one_number(repo: SubscriptionStateRepository) -> None:
+    repo.register("s1", TOPIC_PRESENTED, now=NOW)
+    unversioned = EventFocus("Communication", "c9")  # no version: numbered every time
+    got = repo.record_events(
+        [
+            ("s1", TOPIC_PRESENTED, FOCUS, None),
+            ("s1", TOPIC_PRESENTED, unversioned, None),
+            ("s1", TOPIC_PRESENTED, FOCUS, None),
+            ("s1", TOPIC_PRESENTED, unversioned, None),
+        ],
+        now=NOW,
+    )
+    assert got == [(1, True), (2, True), (1, False), (3, True)]
+    assert [(e.number, e.focus_id) for e in repo.events("s1")] == [(1, "c1"), (2, "c9"), (3, "c9")]
+
+
 def test_batches_over_the_same_subscriptions_in_opposite_orders_never_deadlock(pg_url: str) -> None:
     """Two gateway processes number and mark batches that name the same subscriptions in opposite
     orders; PostgreSQL once found deadlocks there (rows locked in batch order). Locked in id order,

@@ -1,0 +1,59 @@
+"""Request correlation: an id per HTTP request, bound to the log context, echoed as `X-Request-ID`,
+and one `request` log line (method, path, status, ms) when the response has started.
+
+A plain ASGI middleware rather than `@app.middleware("http")`: Starlette's `BaseHTTPMiddleware`
+runs every request in a task group of its own with memory streams between the two halves, which
+cost ~1.5 ms of CPU per request here, more than the FHIR create it wrapped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+
+from gateway.logging import get_logger
+
+log = get_logger("gateway.app")
+
+_HEADER = b"x-request-id"
+
+
+class CorrelationMiddleware:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((value for name, value in scope.get("headers") or () if name == _HEADER), None)
+        request_id = given.decode("latin-1") if given else uuid.uuid4().hex
+        raw_id = request_id.encode("latin-1")
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [(k, v) for k, v in message.get("headers") or () if k.lower() != _HEADER]
+                message = {**message, "headers": [*headers, (_HEADER, raw_id)]}
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        # The path carries resource ids only; query strings (which can carry names) are never logged.
+        log.info(
+            "request",
+            request_id=request_id,
+            method=scope.get("method"),
+            path=scope.get("path"),
+            status=status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )

@@ -1,0 +1,19 @@
+"""Every response carries the request's correlation id: the caller's `X-Request-ID`, or a new one."""
+
+from __future__ import annotations
+
+import httpx
+
+
+async def test_a_given_request_id_is_echoed(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/metadata", headers={"X-Request-ID": "req-abc"})
+    assert resp.status_code == 200
+    assert resp.headers.get_list("x-request-id") == ["req-abc"]
+
+
+async def test_each_request_gets_an_id_of_its_own(client: httpx.AsyncClient) -> None:
+    first = await client.get("/Patient/nobody")
+    second = await client.post("/Patient", json={"resourceType": "Patient"})
+    assert first.status_code == 404 and second.status_code == 201
+    ids = [r.headers["x-request-id"] for r in (first, second)]
+    assert all(len(i) == 32 for i in ids) and ids[0] != ids[1]
