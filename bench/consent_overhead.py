@@ -15,6 +15,14 @@ Requests (each must return what the data set holds):
 
     .venv/bin/python -m bench consent-overhead            # 100 other people, 500 samples each
     .venv/bin/python -m bench consent-overhead --quick    # 10 other people, 100 samples each
+    .venv/bin/python -m bench consent-overhead --quick --in-process   # CPU per request instead
+
+`--in-process` measures what wall-clock p95 cannot on a shared machine: the CPU (this thread's
+`time.thread_time`, best of 7 rounds) of each request's work in its read transaction, the same
+calls the REST handlers make (`search_as`, `run_patient_everything`), with the consent guard and
+the check that the client is still enabled, and without them, on one database; the SQL statements
+each sends; and the CPU of storing one AuditEvent (the background writer's share of every
+consent-on request, in batches of 40). HTTP, the (cached) token check and JSON rendering are left out.
 """
 
 from __future__ import annotations
@@ -33,7 +41,14 @@ import httpx  # noqa: E402
 
 from bench.fhir_core import Result, percentile  # noqa: E402
 from bench.mllp_ingest import add_common, backends, database, gateway_processes, log, render  # noqa: E402
-from bench.record_everything import RECORD_TYPES, RESOURCES_PER_PERSON, Person, client_token, prepare  # noqa: E402
+from bench.record_everything import (  # noqa: E402
+    CLIENT_ID,
+    RECORD_TYPES,
+    RESOURCES_PER_PERSON,
+    Person,
+    client_token,
+    prepare,
+)
 from gateway.codes import NHS_NUMBER_SYSTEM  # noqa: E402
 
 GOAL_ADDED = 0.20  # at most 20 % added at p95
@@ -115,6 +130,118 @@ def run_backend(backend: str, others: int, samples: int, seed: int, postgres_url
     return result
 
 
+def run_in_process(backend: str, others: int, rounds: int, seed: int, postgres_url: str) -> Result:
+    """CPU per request's work, consent on vs off, in this process (see the module docstring)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import event
+
+    from bench.mllp_ingest import bench_settings
+    from gateway.app import build_services
+    from gateway.audit.events import audit_search
+    from gateway.audit.storage import store_audit_events
+    from gateway.audit.writer import ListAuditSink
+    from gateway.auth.clients import client_enabled
+    from gateway.auth.context import AccessContext
+    from gateway.consent.decision import Decision, FilterResult
+    from gateway.fhir.access import ConsentGuard
+    from gateway.fhir.operations.patient_everything import parse_everything, run_patient_everything
+    from gateway.fhir.repository import ClientCheck, Repository
+    from gateway.fhir.search.guarded import search_as
+    from gateway.fhir.search.parse import parse_search
+
+    result = Result(backend)
+    with database(backend, postgres_url) as (url, tmp):
+        data_dir = tmp / "data"
+        person, _ = prepare(url, data_dir, others, seed)
+        services = build_services(bench_settings(url, data_dir, auth=False))
+        store = services.store
+        statements = [0]
+        event.listen(store.engine, "before_cursor_execute", lambda *a: statements.__setitem__(0, statements[0] + 1))
+        sink = ListAuditSink()
+        caller = AccessContext(
+            client_id="case-app",
+            organization="Organization/case-mgmt",
+            role="case-manager",
+            scopes=frozenset({"system/*.rs"}),
+        )
+        guard = ConsentGuard(store, audit=sink)
+        anonymous = AccessContext(client_id="anonymous", scopes=frozenset({"system/*.cruds"}))
+
+        def on() -> Repository:  # as a request makes it: the client's registration checked in its transaction
+            return Repository(store, caller, guard, client=ClientCheck(CLIENT_ID, client_enabled))
+
+        def off() -> Repository:
+            return Repository(store, anonymous)
+
+        everything = parse_everything([("_count", "1000"), ("_type", RECORD_TYPES)], services)
+
+        def search(rtype: str, items: list[tuple[str, str]]) -> Callable[[Callable[[], Repository]], object]:
+            q = parse_search(store.registry, rtype, items, strict=False, default_count=50, max_count=1000).query
+
+            def call(make: Callable[[], Repository]) -> object:
+                repo = make()
+                with repo.reader() as uow:
+                    return search_as(uow, repo, q, "bench")
+
+            return call
+
+        work: list[tuple[str, Callable[[Callable[[], Repository]], object], int]] = [
+            ("search Observation?patient= (_count=50)", search("Observation", [("patient", person.hospital_id)]), 200),
+            (
+                "search Patient?identifier= (NHS number)",
+                search("Patient", [("identifier", f"{NHS_NUMBER_SYSTEM}|{person.nhs}")]),
+                300,
+            ),
+            (
+                "Patient/$everything (_type=the record's types)",
+                lambda make: run_patient_everything(make(), person.hospital_id, everything, "http://bench/fhir"),
+                10,
+            ),
+        ]
+        for label, call, n in work:
+            cpu: dict[str, float] = {}
+            per_call: dict[str, float] = {}
+            for side, make in (("on", on), ("off", off)):
+                for _ in range(3):
+                    call(make)  # warm: classes and decisions remembered, statements compiled
+                best = float("inf")
+                for _ in range(rounds):
+                    before = statements[0]
+                    t0 = time.thread_time()
+                    for _ in range(n):
+                        call(make)
+                    best = min(best, (time.thread_time() - t0) / n)
+                    per_call[side] = (statements[0] - before) / n
+                    sink.events.clear()
+                cpu[side] = best * 1000
+            log(f"{backend}: {label}: on {cpu['on']:.3f} / off {cpu['off']:.3f} ms CPU")
+            result.add(
+                label + ", CPU per request (in-process)",
+                f"on {cpu['on']:.2f} ms ({per_call['on']:.0f} statements) · off {cpu['off']:.2f} ms "
+                f"({per_call['off']:.0f}) · **+{cpu['on'] - cpu['off']:.2f} ms** ({cpu['on'] / cpu['off'] - 1:+.0%})",
+            )
+        decision = Decision(True, ("agreement",), policy_ids=("Basic/isa-record",), patients=(person.hospital_id,))
+        page = FilterResult(permitted=[], decisions=[decision] * 50)
+
+        def batch() -> list[dict[str, object]]:
+            return [
+                audit_search(event_id=str(uuid.uuid4()), recorded=datetime.now(UTC), ctx=caller, query="q", result=page)
+                for _ in range(40)
+            ]
+
+        best = float("inf")
+        for _ in range(rounds):
+            events = batch()
+            t0 = time.thread_time()
+            store_audit_events(store, events)
+            best = min(best, (time.thread_time() - t0) / len(events))
+        result.add("store one AuditEvent (batch of 40), CPU", f"{best * 1e6:.0f} µs")
+        store.engine.dispose()
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
@@ -124,10 +251,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--others", type=int, help="other people stored (default 100; quick 10)")
     parser.add_argument("--samples", type=int, help="timed calls per request and mode (default 500; quick 100)")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--in-process", action="store_true", help="CPU per request's work, in this process")
     add_common(parser)
     args = parser.parse_args(argv)
     others = args.others if args.others is not None else (10 if args.quick else 100)
     samples = args.samples or (100 if args.quick else 500)
+    if args.in_process:
+        rounds = 5 if args.quick else 9
+        results = [run_in_process(b, others, rounds, args.seed, args.postgres_url) for b in backends(args.backend)]
+        command = ("python -m bench consent-overhead " + " ".join(argv)).strip()
+        footer = ["CPU: this thread's time.thread_time per request's work in its read transaction, best round."]
+        print(render(f"Consent overhead bench (in-process) — `{command}`", results, footer))
+        return 0
     results = [run_backend(b, others, samples, args.seed, args.postgres_url) for b in backends(args.backend)]
     command = ("python -m bench consent-overhead " + " ".join(argv)).strip()
     footer = [

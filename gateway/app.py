@@ -28,11 +28,13 @@ from gateway.auth import (
     TokenEndpoint,
     auth_router,
     authenticator,
+    client_enabled,
     demo_clients,
     load_signing_key,
     replay_guard,
     smart_configuration,
     token_url,
+    verified_tokens,
 )
 from gateway.auth.context import AccessContext
 from gateway.consent.decision_cache import DecisionCache
@@ -95,7 +97,10 @@ def _secure(services: Services) -> None:
     settings, store = services.settings, services.store
     key = load_signing_key(settings, jwk_json=settings.token_signing_key)
     clients = ClientRepository(store.engine)
-    services.authenticate = authenticator(settings, key, client_active=clients.is_active)
+    tokens = verified_tokens(settings, key)
+    services.authenticate = authenticator(settings, key, client_active=clients.is_active, verified=tokens)
+    services.authenticate_token = authenticator(settings, key, verified=tokens)
+    services.client_enabled = client_enabled
     policy = load_policy(settings.policy_file) if settings.policy_file else None
     writer = BatchingAuditWriter(lambda events: write_audit_events(store, events))
     services.extras["guard"] = ConsentGuard(

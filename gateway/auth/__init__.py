@@ -11,6 +11,7 @@ from gateway.auth.clients import (
     Client,
     ClientError,
     ClientRepository,
+    client_enabled,
 )
 from gateway.auth.context import BREAK_GLASS, TREATMENT, AccessContext, system_context
 from gateway.auth.demo import DEMO_CLIENTS, demo_clients
@@ -20,7 +21,7 @@ from gateway.auth.jwks import JwksCache, JwksError, parse_jwks
 from gateway.auth.keys import SigningKey, load_signing_key
 from gateway.auth.purpose import PURPOSE_HEADER, PURPOSES, REASON_HEADER, purpose_from_headers
 from gateway.auth.replay import MemoryReplayGuard, RedisReplayGuard, ReplayGuard, replay_guard
-from gateway.auth.resource_server import authenticate, authenticator
+from gateway.auth.resource_server import authenticate, authenticator, verified_tokens
 from gateway.auth.scopes import (
     Restriction,
     Scope,
@@ -65,6 +66,7 @@ __all__ = [
     "auth_router",
     "authenticate",
     "authenticator",
+    "client_enabled",
     "demo_clients",
     "issuer",
     "load_signing_key",
@@ -80,4 +82,5 @@ __all__ = [
     "smart_configuration",
     "system_context",
     "token_url",
+    "verified_tokens",
 ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -73,6 +73,15 @@ class Client:
         if self.patient:
             out["patient"] = self.patient
         return out
+
+
+_DISABLED = select(auth_client.c.disabled).where(auth_client.c.client_id == bindparam("client_id"))
+
+
+def client_enabled(conn: Connection, client_id: str) -> bool:
+    """Whether `client_id` is registered and not disabled, read on `conn` (in the caller's transaction)."""
+    disabled = conn.execute(_DISABLED, {"client_id": client_id}).scalar_one_or_none()
+    return disabled is not None and not disabled
 
 
 def bump_client_generation(conn: Connection) -> None:
@@ -240,12 +249,10 @@ class ClientRepository:
             bump_client_generation(conn)
 
     def is_active(self, client_id: str) -> bool:
-        """Asked on every authenticated request: one statement on its own, so on PostgreSQL it runs
-        in autocommit (no BEGIN/ROLLBACK round trips); it still sees every committed change."""
+        """Asked by an authenticated request that checks its client before any transaction of its own
+        (the FHIR interactions ask `client_enabled` inside theirs): one statement on its own, so on
+        PostgreSQL it runs in autocommit (no BEGIN/ROLLBACK round trips); it sees every committed change."""
         with self._engine.connect() as conn:
             if conn.dialect.name == "postgresql":
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            disabled = conn.execute(
-                select(auth_client.c.disabled).where(auth_client.c.client_id == client_id)
-            ).scalar_one_or_none()
-        return disabled is not None and not disabled
+            return client_enabled(conn, client_id)

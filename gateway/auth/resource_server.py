@@ -85,17 +85,24 @@ def _verifier(settings: Settings, key: SigningKey) -> Verify:
     return verify
 
 
+def verified_tokens(settings: Settings, key: SigningKey) -> VerifiedTokens:
+    """The token check with its memory of verified tokens (share one between authenticators)."""
+    return VerifiedTokens(_verifier(settings, key))
+
+
 def authenticator(
     settings: Settings,
     key: SigningKey,
     *,
     client_active: ClientCheck | None = None,
     clock: Callable[[], float] = time.time,
+    verified: VerifiedTokens | None = None,
 ) -> Callable[[Request], AccessContext]:
     """`Request -> AccessContext`: fits `Services.authenticate` and works as a FastAPI dependency
-    (`Depends(authenticator(settings, key))`)."""
+    (`Depends(authenticator(settings, key))`). Without `client_active` the client's registration
+    is not checked: the caller must check it itself (see `Services.authenticate_token`)."""
 
-    verified = VerifiedTokens(_verifier(settings, key))
+    verified = verified or verified_tokens(settings, key)
 
     def dependency(request: Request) -> AccessContext:
         return authenticate(

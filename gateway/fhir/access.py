@@ -27,6 +27,7 @@ from gateway.consent.facts import Facts
 from gateway.consent.pdp import PolicyDecisionPoint
 from gateway.fhir.errors import forbidden
 from gateway.fhir.policy_inputs import AgreementCache, ClassLevelMemo, PolicyInputs, deployment_id, load_inputs
+from gateway.fhir.repository import Candidate, ClientCheck, LoadVersions, VersionRef
 from gateway.logging import get_logger
 from gateway.store.api import Store, StoredResource, UnitOfWork
 
@@ -38,6 +39,24 @@ _FACTS_LIMIT = 200_000  # stored versions whose facts are remembered
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _no_loading(refs: list[VersionRef]) -> list[StoredResource | None]:
+    raise AssertionError("every row was given with its content")
+
+
+def _obligations(decisions: list[Decision]) -> frozenset[str]:
+    """What the decisions oblige (a page shares a few decision objects: each looked at once)."""
+    distinct = {id(dec): dec for dec in decisions}.values()
+    return frozenset().union(*(dec.obligations for dec in distinct))
+
+
+def _fill(have: list[StoredResource | None], refs: list[VersionRef], wanted: list[int], load: LoadVersions) -> None:
+    """Read the content of the wanted rows that have none yet, in one call."""
+    missing = [i for i in dict.fromkeys(wanted) if have[i] is None]
+    if missing:
+        for i, row in zip(missing, load([refs[i] for i in missing]), strict=True):
+            have[i] = row
 
 
 class ConsentGuard:
@@ -66,7 +85,11 @@ class ConsentGuard:
         self.decisions = decisions if decisions is not None else DecisionCache()
         self._agreements = AgreementCache()
         self._class_level = ClassLevelMemo()
-        self._facts: dict[tuple[str, str, int], Facts] = {}
+        self._facts: dict[VersionRef, Facts] = {}
+        self._classes: dict[Facts, Facts] = {}  # each class once, so rows group by identity
+        self._decided_in: weakref.WeakKeyDictionary[
+            UnitOfWork, tuple[tuple[str | None, ...], int, dict[VersionRef, Decision]]
+        ] = weakref.WeakKeyDictionary()
         self._read_in: weakref.WeakKeyDictionary[UnitOfWork, tuple[frozenset[str], int, PolicyInputs]] = (
             weakref.WeakKeyDictionary()
         )
@@ -93,15 +116,18 @@ class ConsentGuard:
         *,
         interaction: str = "read",
         query: str | None = None,
+        client: ClientCheck | None = None,
     ) -> list[StoredResource]:
         if access.is_system or not rows:
+            if client is not None:
+                client.verify(uow.conn)
             return rows
         live = [r for r in rows if r.content is not None]
-        decisions = self.decide(access, uow, live)
+        decisions = self._decided(self._decide(access, uow, live, _no_loading, client))
         result = FilterResult(
             permitted=[],  # the guard works on stored rows; see `decisions`
             decisions=decisions,
-            obligations=frozenset().union(*(dec.obligations for dec in decisions)),
+            obligations=_obligations(decisions),
         )
         self._audit(access, live, result, interaction, query)
         if result.obligations and self.on_obligations is not None:
@@ -130,25 +156,113 @@ class ConsentGuard:
 
     # -- deciding ---------------------------------------------------------------------------------
 
+    def count_visible(
+        self,
+        access: AccessContext,
+        uow: UnitOfWork,
+        rows: Sequence[Candidate],
+        load: LoadVersions,
+        *,
+        client: ClientCheck | None = None,
+    ) -> list[bool]:
+        if access.is_system:
+            if client is not None:
+                client.verify(uow.conn)
+            return [not isinstance(row, StoredResource) or row.content is not None for row in rows]
+        decisions = self._decide(access, uow, rows, load, client)
+        made = [dec for dec in decisions if dec is not None]
+        obligations = _obligations(made)
+        if obligations and self.on_obligations is not None:
+            self.on_obligations(access, FilterResult(permitted=[], decisions=made, obligations=obligations))
+        return [dec is not None and dec.permit for dec in decisions]
+
     def decide(self, access: AccessContext, uow: UnitOfWork, rows: list[StoredResource]) -> list[Decision]:
-        """One decision per row (parallel to `rows`), each class decided or looked up once."""
+        """One decision per row (parallel to `rows`, each with its content), each class decided or looked up once."""
+        return self._decided(self._decide(access, uow, rows, _no_loading))
+
+    @staticmethod
+    def _decided(decisions: list[Decision | None]) -> list[Decision]:
+        return [dec for dec in decisions if dec is not None]
+
+    def _decide(
+        self,
+        access: AccessContext,
+        uow: UnitOfWork,
+        rows: Sequence[Candidate],
+        load: LoadVersions,
+        client: ClientCheck | None = None,
+    ) -> list[Decision | None]:
+        """A decision per row; None for a row that has no content (a tombstone, or a version gone).
+
+        `client`, when given, is verified before anything is decided from the inputs: in the same
+        statement as the policy inputs when they are read, else on its own.
+
+        Rows are decided by class: a stored version's class (`Facts`) is remembered, so a row
+        named by reference is read only when its class is new to this process or its class has to
+        be decided afresh (a representative). Decisions made in this transaction are remembered
+        for it (`_memo`): the count of a search and its page decide the same versions.
+        """
         now = self.clock()
-        facts = [self.facts_of(row) for row in rows]
-        groups: dict[Facts, list[int]] = {}
-        for i, f in enumerate(facts):
-            groups.setdefault(f, []).append(i)
-        patient_ids = {p for f in groups for p in f.patients}
-        inputs = self._inputs(uow, patient_ids)
+        n = len(rows)
+        refs: list[VersionRef] = []
+        have: list[StoredResource | None] = [None] * n
+        out: list[Decision | None] = [None] * n
+        memo = self._memo(access, uow)
+        memo_get = memo.get if memo is not None else None
+        facts_get = self._facts.get
+        todo: list[int] = []
+        unknown: list[int] = []
+        by_class: dict[int, tuple[Facts, list[int]]] = {}  # facts are interned: one object per class
+        facts: dict[int, Facts] = {}
+        for i, row in enumerate(rows):  # one pass: the hot loop of every page
+            if isinstance(row, StoredResource):
+                ref = (row.type, row.id, row.version_id)
+                have[i] = row
+            else:
+                ref = row
+            refs.append(ref)
+            if memo_get is not None:
+                known = memo_get(ref)
+                if known is not None and (known.valid_until is None or now < known.valid_until):
+                    out[i] = known
+                    continue
+            todo.append(i)
+            found = facts_get(ref)
+            if found is None:
+                if not isinstance(row, StoredResource):
+                    unknown.append(i)
+                    continue
+                if row.content is None:
+                    continue  # a tombstone: no decision
+                found = self._learn(row)
+            facts[i] = found
+            group = by_class.get(id(found))
+            if group is None:
+                by_class[id(found)] = (found, [i])
+            else:
+                group[1].append(i)
+        if not todo:
+            if client is not None:
+                client.verify(uow.conn)
+            return out
+        if unknown:
+            _fill(have, refs, unknown, load)
+            for i in unknown:
+                known_row = have[i]
+                if known_row is not None and known_row.content is not None:
+                    found = facts[i] = self._learn(known_row)
+                    by_class.setdefault(id(found), (found, []))[1].append(i)
+        patient_ids = {p for f, _ in by_class.values() for p in f.patients}
+        inputs = self._inputs(uow, patient_ids, client)
         agreement_versions, agreements = (
             self._agreements.get(uow, inputs.agreement_versions) if patient_ids else ((), [])
         )
         caller = (access.client_id, access.organization, access.role, access.purpose_of_use)
-        out: list[Decision | None] = [None] * len(rows)
         keyed: dict[DecisionKey, list[int]] = {}
-        for f, members in groups.items():
+        one_by_one: list[int] = []
+        for f, members in by_class.values():
             if not self._class_level.all_class_level(inputs, f.patients):
-                for i in members:  # a Consent reads resource content: decide each resource
-                    out[i] = self._decide_one(access, rows[i].json(), f, inputs, agreements, now)
+                one_by_one += members  # a Consent reads resource content: decide each resource
                 continue
             key = DecisionKey(
                 caller=caller,
@@ -159,42 +273,84 @@ class ConsentGuard:
                 clients=inputs.client_generation,
                 deployment=self._deployment,
             )
-            keyed[key] = members
+            keyed.setdefault(key, []).extend(members)
         cacheable = not access.is_break_glass
-        found = self.decisions.get_many(keyed, now) if cacheable and keyed else {}
+        found_keys = self.decisions.get_many(keyed, now) if cacheable and keyed else {}
+        # Content is needed for each resource decided one by one, and for one member of each class to decide.
+        wanted = [i for i in one_by_one if have[i] is None]
+        for key, members in keyed.items():
+            if key not in found_keys and all(have[i] is None for i in members):
+                wanted.append(members[0])
+        if wanted:
+            _fill(have, refs, wanted, load)
+        for i in one_by_one:
+            full = have[i]
+            if full is not None and full.content is not None:
+                out[i] = self._decide_one(access, full.json(), facts[i], inputs, agreements, now)
         fresh: dict[DecisionKey, Decision] = {}
         for key, members in keyed.items():
-            decision = found.get(key)
+            decision = found_keys.get(key)
             if decision is None:
-                representative = rows[members[0]].json()
-                decision = fresh[key] = self._decide_one(access, representative, key.facts, inputs, agreements, now)
+                representative = next((have[i] for i in members if have[i] is not None), None)
+                if representative is None:
+                    continue  # gone since it matched: decided as absent
+                decision = fresh[key] = self._decide_one(
+                    access, representative.json(), key.facts, inputs, agreements, now
+                )
             for i in members:
                 out[i] = decision
         if cacheable and fresh:
             self.decisions.put_many(fresh, now)
-        return [d for d in out if d is not None]
+        if memo is not None:
+            for i in todo:
+                decided = out[i]
+                if decided is not None:
+                    memo[refs[i]] = decided
+        return out
 
-    def _inputs(self, uow: UnitOfWork, patient_ids: set[str]) -> PolicyInputs:
+    def _memo(self, access: AccessContext, uow: UnitOfWork) -> dict[VersionRef, Decision] | None:
+        """This transaction's decisions for this caller (None for break-glass, decided every time).
+
+        Valid while the transaction writes nothing, like the policy inputs it read (`_inputs`).
+        """
+        if access.is_break_glass:
+            return None
+        caller = (access.client_id, access.organization, access.role, access.purpose_of_use)
+        known = self._decided_in.get(uow)
+        if known is None or known[0] != caller or known[1] != len(uow.written):
+            known = (caller, len(uow.written), {})
+            self._decided_in[uow] = known
+        return known[2]
+
+    def _inputs(self, uow: UnitOfWork, patient_ids: set[str], client: ClientCheck | None = None) -> PolicyInputs:
         """The inputs for these Patients; read once per transaction (a search pages, counts and
-        includes in one transaction, `$everything` decides three times in one)."""
-        if not patient_ids:
-            return PolicyInputs()
-        known = self._read_in.get(uow)
-        if known is not None and patient_ids <= known[0] and known[1] == len(uow.written):
-            return known[2]  # nothing written in this transaction since: the same answer
-        inputs = load_inputs(uow, patient_ids)
+        includes in one transaction, `$everything` decides three times in one). `client` is
+        verified in the same statement when the inputs are read, else on its own."""
+        known = self._read_in.get(uow) if patient_ids else None
+        if not patient_ids or (known is not None and patient_ids <= known[0] and known[1] == len(uow.written)):
+            if client is not None:
+                client.verify(uow.conn)
+            return known[2] if known is not None else PolicyInputs()  # nothing written since: the same answer
+        inputs = load_inputs(uow, patient_ids, client_id=client.client_id if client is not None else None)
+        if client is not None and not inputs.client_enabled:
+            client.refuse()
         self._read_in[uow] = (frozenset(patient_ids), len(uow.written), inputs)
         return inputs
 
     def facts_of(self, row: StoredResource) -> Facts:
         """The class of a stored version, remembered: a stored version never changes."""
-        key = (row.type, row.id, row.version_id)
-        found = self._facts.get(key)
-        if found is None:
-            if len(self._facts) >= _FACTS_LIMIT:
-                self._facts.clear()
-            found = self._facts[key] = self.pdp.facts(row.json())
-        return found
+        found = self._facts.get((row.type, row.id, row.version_id))
+        return found if found is not None else self._learn(row)
+
+    def _learn(self, row: StoredResource) -> Facts:
+        """Work out, intern and remember the class of a stored version (with content)."""
+        if len(self._facts) >= _FACTS_LIMIT:
+            self._facts.clear()
+            self._classes.clear()
+        facts = self.pdp.facts(row.json())
+        facts = self._classes.setdefault(facts, facts)
+        self._facts[(row.type, row.id, row.version_id)] = facts
+        return facts
 
     def _decide_one(
         self,

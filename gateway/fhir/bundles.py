@@ -77,7 +77,8 @@ def searchset(
     return head[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
 
 
-def history(fhir_base: str, versions: list[StoredResource], *, total: int, links: dict[str, str]) -> bytes:
+def history(fhir_base: str, versions: list[StoredResource], *, total: int | None, links: dict[str, str]) -> bytes:
+    """A history Bundle; `total` left out when None (optional in R4)."""
     entries: list[dict[str, Any]] = []
     for v in versions:
         url = f"{v.type}/{v.id}"
@@ -94,12 +95,10 @@ def history(fhir_base: str, versions: list[StoredResource], *, total: int, links
         if not v.deleted and v.content is not None:
             entry["resource"] = orjson.Fragment(v.content)
         entries.append(entry)
-    bundle: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "type": "history",
-        "total": total,
-        "link": [{"relation": rel, "url": url} for rel, url in links.items()],
-    }
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
+    if total is not None:
+        bundle["total"] = total
+    bundle["link"] = [{"relation": rel, "url": url} for rel, url in links.items()]
     if entries:
         bundle["entry"] = entries
     return orjson.dumps(bundle)

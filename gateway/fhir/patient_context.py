@@ -15,6 +15,15 @@ missing resource. Writes under a `patient/` scope must stay inside the context t
 content and the version it replaces (403 otherwise, and nothing is committed). A Subscription
 cannot be written under a `patient/` scope at all: its notifications are decided for the
 subscriber's organisation, which would reach beyond the patient in context.
+
+An update (PUT) under a `patient/` scope must replace a live resource inside the context: a PUT
+to any other id answers 405, whether that id is free, deleted, or another person's resource,
+with the same message (nothing is committed). Creating there with the client's own id (update
+as create, conditional update with no match) would be the only answer a free id could get that
+another person's id cannot, so a 403 for theirs and a 201 for a free one would tell the caller
+that the id exists. 405 is R4's answer for "the resource did not exist prior to the update, and
+the server does not allow client defined ids", and a resource outside the context does not
+exist for this caller; such a client creates with POST (server-assigned ids).
 """
 
 from __future__ import annotations
@@ -94,19 +103,55 @@ class PatientContext:
             ids = sorted(rid for t, rid in compartment_refs(uow, patients, self.compartment) if t == rtype)
         return replace(q, criteria=(*q.criteria, Criterion(param, tuple(ids) or (_NOTHING,))))
 
+    def check_update_target(self, uow: UnitOfWork, rtype: str, rid: str) -> None:
+        """Raise FhirError 405 unless `rtype/rid` is a live resource in the context (for a PUT under a
+        `patient/` scope, before it writes: an update that would change nothing is refused alike)."""
+        if not self.confines("update", rtype):
+            return
+        current = uow.get(rtype, rid)
+        if current is None or current.content is None:
+            raise _no_update_as_create()
+        if not in_context(current.json(), self.patients(uow), self.compartment):
+            raise _no_update_as_create()
+
     def check_writes(self, uow: UnitOfWork, written: list[StoredResource]) -> None:
-        """Raise FhirError 403 when a write under a `patient/` scope leaves the context."""
+        """Raise FhirError when a write under a `patient/` scope leaves the context: 405 for a PUT
+        that replaces no live resource of the context (see the module docstring), else 403."""
         for stored in written:
             if not self.confines(_WRITE_OF.get(stored.method, "update"), stored.type):
                 continue
             if stored.type == "Subscription":
                 raise forbidden("subscriptions need a system/ or user/ scope, not a patient/ one")
+            if stored.method == "PUT":
+                replaced = _replaced(uow, stored)
+                if replaced is None or not in_context(replaced, self.patients(uow), self.compartment):
+                    raise _no_update_as_create()
             if stored.content is not None and not in_context(stored.json(), self.patients(uow), self.compartment):
                 raise forbidden(f"{stored.type} is outside the patient context of this token")
             if stored.version_id > 1:
                 before = _previous(uow, stored)
                 if before is not None and not in_context(before, self.patients(uow), self.compartment):
                     raise forbidden(f"{stored.type} is outside the patient context of this token")
+
+
+def _no_update_as_create() -> FhirError:
+    """The one answer to a PUT that would not update a live resource in the context (same text for all)."""
+    return FhirError(
+        "not-supported",
+        "under a patient/ scope, PUT only updates an existing resource of the patient in context; create with POST",
+        status=405,
+    )
+
+
+def _replaced(uow: UnitOfWork, stored: StoredResource) -> JSON | None:
+    """The live content `stored` replaced (None when it replaced nothing, or a tombstone)."""
+    if stored.version_id <= 1:
+        return None
+    try:
+        prior = uow.vread(stored.type, stored.id, stored.version_id - 1)
+    except FhirError:  # a tombstone (410)
+        return None
+    return prior.json() if prior.content is not None else None
 
 
 def _previous(uow: UnitOfWork, stored: StoredResource) -> JSON | None:

@@ -1,9 +1,10 @@
 """What the consent engine decides with, read from the store in one statement per page.
 
 For the Patients governing a page of resources: their current Patient records (opt-out flag),
-their Consents, the (id, version) of every stored sharing agreement, and the client-registry
-generation. Versions and content come from the same statement, so the versions are an exact
-generation of the inputs: the decision cache keys on them (`gateway.consent.decision_cache`).
+their Consents, the (id, version) of every stored sharing agreement, the client-registry
+generation, and (when asked) whether the requesting client is still enabled. Versions and
+content come from the same statement, so the versions are an exact generation of the inputs:
+the decision cache keys on them (`gateway.consent.decision_cache`).
 JSON is parsed only when a decision has to be made (a cache miss).
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, String, Text, and_, bindparam, false, literal, null, select, union_all
+from sqlalchemy import Integer, String, Text, and_, bindparam, case, false, literal, null, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import BindParameter
@@ -27,7 +28,7 @@ from gateway.consent.consents import is_class_level
 from gateway.consent.decision_cache import PatientState
 from gateway.logging import get_logger
 from gateway.store.api import UnitOfWork
-from gateway.store.schema import gateway_meta, resource, sp_reference, sp_token
+from gateway.store.schema import auth_client, gateway_meta, resource, sp_reference, sp_token
 from gateway.types import JSON
 
 log = get_logger("gateway.access")
@@ -58,6 +59,7 @@ class PolicyInputs:
     consents: dict[str, list[_Stored]] = field(default_factory=dict)  # by Patient id, sorted by id
     agreement_versions: tuple[tuple[str, int], ...] = ()
     client_generation: str | None = None
+    client_enabled: bool | None = None  # the asked client's registration (None when none was asked)
 
     def state(self, patient_id: str) -> PatientState:
         patient = self.patients.get(patient_id)
@@ -72,7 +74,7 @@ class PolicyInputs:
 
 
 def _statement() -> Select[Any]:
-    r, ref, tok, meta = resource.c, sp_reference.c, sp_token.c, gateway_meta.c
+    r, ref, tok, meta, client = resource.c, sp_reference.c, sp_token.c, gateway_meta.c, auth_client.c
     pids: BindParameter[list[str]] = bindparam("pids", expanding=True)
     patients = select(
         literal("Patient", String).label("kind"),
@@ -96,18 +98,29 @@ def _statement() -> Select[Any]:
     clients = select(literal("meta", String), null().cast(String), meta.key, literal(0, Integer), meta.value).where(
         meta.key == CLIENT_GENERATION_KEY
     )
-    return union_all(patients, consents, agreements, clients)  # type: ignore[return-value]
+    # The requesting client, when asked: whether it is still enabled (`Repository`'s check, folded in).
+    caller = select(
+        literal("client", String),
+        null().cast(String),
+        client.client_id,
+        literal(0, Integer),
+        case((client.disabled == false(), "enabled"), else_="disabled"),
+    ).where(client.client_id == bindparam("client"))
+    return union_all(patients, consents, agreements, clients, caller)  # type: ignore[return-value]
 
 
 _STATEMENT = _statement()
 
 
-def load_inputs(uow: UnitOfWork, patient_ids: Iterable[str]) -> PolicyInputs:
-    """The inputs for these Patients, in one statement."""
+def load_inputs(uow: UnitOfWork, patient_ids: Iterable[str], *, client_id: str | None = None) -> PolicyInputs:
+    """The inputs for these Patients, in one statement; with `client_id`, also whether that client
+    is still enabled (`PolicyInputs.client_enabled`)."""
     ids = sorted(set(patient_ids))
     inputs = PolicyInputs()
+    if client_id is not None:
+        inputs.client_enabled = False  # unless its row says otherwise
     agreements: set[tuple[str, int]] = set()
-    for row in uow.conn.execute(_STATEMENT, {"pids": ids or ["\x00"]}):
+    for row in uow.conn.execute(_STATEMENT, {"pids": ids or ["\x00"], "client": client_id or ""}):
         kind = row[0]
         if kind == "Patient":
             inputs.patients[row.res_id] = _Stored(row.res_id, row.version_id, _bytes(row.content))
@@ -115,6 +128,8 @@ def load_inputs(uow: UnitOfWork, patient_ids: Iterable[str]) -> PolicyInputs:
             inputs.consents.setdefault(row.pid, []).append(_Stored(row.res_id, row.version_id, _bytes(row.content)))
         elif kind == "Basic":
             agreements.add((row.res_id, row.version_id))
+        elif kind == "client":
+            inputs.client_enabled = client_id is not None and row.content == "enabled"
         else:
             inputs.client_generation = str(row.content)
     for found in inputs.consents.values():

@@ -7,15 +7,47 @@ allows everything and is what internal components and the open embedded mode use
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol
+
+from sqlalchemy import Connection
 
 from gateway.auth.context import AccessContext
 from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM
+from gateway.fhir.errors import unauthorized
 from gateway.fhir.patient_context import PatientContext
+from gateway.logging import get_logger
 from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.search.query import SearchQuery
+
+log = get_logger("gateway.auth")
+
+VersionRef = tuple[str, str, int]  # (type, id, version): one stored version, named without its content
+# Reads the named versions' content (exactly those versions), parallel to the refs; None when absent.
+LoadVersions = Callable[[list[VersionRef]], list[StoredResource | None]]
+Candidate = StoredResource | VersionRef  # a row to decide: with its content, or named only
+
+
+@dataclass(frozen=True)
+class ClientCheck:
+    """That the caller's client is still enabled, to be asked inside the request's own transaction.
+
+    Asked once per request, before anything is audited or answered: folded into the consent
+    guard's policy-inputs statement when the request reads one, else as a statement of its own.
+    """
+
+    client_id: str
+    enabled: Callable[[Connection, str], bool]
+
+    def verify(self, conn: Connection) -> None:
+        if not self.enabled(conn, self.client_id):
+            self.refuse()
+
+    def refuse(self) -> NoReturn:
+        log.info("auth.client_disabled", client_id=self.client_id)
+        raise unauthorized("the access token is not valid")
 
 
 class Guard(Protocol):
@@ -30,8 +62,28 @@ class Guard(Protocol):
         *,
         interaction: str = "read",
         query: str | None = None,
+        client: ClientCheck | None = None,
     ) -> list[StoredResource]:
-        """The subset of `rows` the caller may see (each decision audited as `interaction`)."""
+        """The subset of `rows` the caller may see (each decision audited as `interaction`).
+
+        `client`, when given, is verified first (before anything is audited), or the call raises.
+        """
+        ...
+
+    def count_visible(
+        self,
+        access: AccessContext,
+        uow: UnitOfWork,
+        rows: Sequence[Candidate],
+        load: LoadVersions,
+        *,
+        client: ClientCheck | None = None,
+    ) -> list[bool]:
+        """Which rows the caller may see, for a count (not a disclosure: nothing is audited).
+
+        A row named by reference has its content read through `load` only when a decision needs it.
+        `client` as for `visible`.
+        """
         ...
 
     def record_writes(self, access: AccessContext, written: list[StoredResource]) -> None:
@@ -52,8 +104,24 @@ class OpenGuard:
         *,
         interaction: str = "read",
         query: str | None = None,
+        client: ClientCheck | None = None,
     ) -> list[StoredResource]:
+        if client is not None:
+            client.verify(uow.conn)
         return rows
+
+    def count_visible(
+        self,
+        access: AccessContext,
+        uow: UnitOfWork,
+        rows: Sequence[Candidate],
+        load: LoadVersions,
+        *,
+        client: ClientCheck | None = None,
+    ) -> list[bool]:
+        if client is not None:
+            client.verify(uow.conn)
+        return [True] * len(rows)  # as `visible`: everything, tombstones included
 
     def record_writes(self, access: AccessContext, written: list[StoredResource]) -> None:
         return None
@@ -72,11 +140,33 @@ def stamp_source_organization(res: dict[str, Any], organization: str) -> dict[st
 
 
 class Repository:
-    def __init__(self, store: Store, access: AccessContext, guard: Guard | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        access: AccessContext,
+        guard: Guard | None = None,
+        *,
+        client: ClientCheck | None = None,
+    ) -> None:
+        """`client`: the check that the caller's client is still enabled, left to this repository:
+        asked once, inside the request's first transaction (a refusal answers 401). A read asks it
+        with its first consent decision (one statement with the policy inputs), or on its own at
+        the end of the transaction, before anything is answered; a write asks it first."""
         self.store = store
         self.access = access
         self.guard: Guard = guard or OpenGuard()
         self.patient_context = PatientContext(access) if access.patient is not None else None
+        self._client = client
+
+    def _take_client(self) -> ClientCheck | None:
+        """The pending client check, handed to whoever asks it now (once per request)."""
+        client, self._client = self._client, None
+        return client
+
+    def _check_client(self, uow: UnitOfWork) -> None:
+        client = self._take_client()
+        if client is not None:
+            client.verify(uow.conn)
 
     def allow(self, interaction: str, rtype: str) -> None:
         self.guard.allow(self.access, interaction, rtype)
@@ -97,7 +187,30 @@ class Repository:
     ) -> list[StoredResource]:
         if self.patient_context is not None:  # outside the patient context is as good as missing
             rows = self.patient_context.filter(uow, rows, interaction)
-        return self.guard.visible(self.access, uow, rows, interaction=interaction, query=query)
+        client = self._take_client()
+        if client is None:  # the common internal case; guards written before `client` keep working
+            return self.guard.visible(self.access, uow, rows, interaction=interaction, query=query)
+        return self.guard.visible(self.access, uow, rows, interaction=interaction, query=query, client=client)
+
+    def check_update(self, uow: UnitOfWork, rtype: str, rid: str) -> None:
+        """Before a PUT by id: raise FhirError when the caller may not update that id (a `patient/`
+        scope updates only live resources in its context, see `gateway.fhir.patient_context`)."""
+        if self.patient_context is not None:
+            self.patient_context.check_update_target(uow, rtype, rid)
+
+    def count_visible(self, uow: UnitOfWork, rows: Sequence[Candidate], load: LoadVersions) -> list[bool]:
+        """Which rows this caller may see, for a total (see `Guard.count_visible`)."""
+        if self.patient_context is None:
+            return self.guard.count_visible(self.access, uow, rows, load, client=self._take_client())
+        # The patient context reads every row's content: load what is named only, in one go.
+        named = [row for row in rows if not isinstance(row, StoredResource)]
+        loaded = iter(load(named) if named else [])
+        full = [row if isinstance(row, StoredResource) else next(loaded) for row in rows]
+        present = [row for row in full if row is not None]
+        inside = self.patient_context.filter(uow, present, "count")
+        decided = self.guard.count_visible(self.access, uow, inside, load, client=self._take_client())
+        shown = {id(row) for row, ok in zip(inside, decided, strict=True) if ok}
+        return [row is not None and id(row) in shown for row in full]
 
     def may_write(self, uow: UnitOfWork, rtype: str, rid: str, interaction: str) -> bool:
         """False when `rtype/rid` exists but this caller may not see it.
@@ -120,6 +233,7 @@ class Repository:
     def writer(self) -> Iterator[UnitOfWork]:
         organization = self.access.organization
         with self.store.writer() as uow:
+            self._check_client(uow)
             if organization and not self.access.is_system:
                 uow.prepare = lambda res: stamp_source_organization(res, organization)
             yield uow
@@ -132,4 +246,7 @@ class Repository:
     @contextmanager
     def reader(self) -> Iterator[UnitOfWork]:
         with self.store.reader() as uow:
-            yield uow
+            try:
+                yield uow
+            finally:
+                self._check_client(uow)  # when no consent decision asked it: before anything is answered

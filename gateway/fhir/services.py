@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection
 from starlette.requests import Request
 
 from gateway.auth.context import AccessContext
@@ -14,6 +15,7 @@ from gateway.settings import Settings
 from gateway.store.api import Store
 
 Authenticator = Callable[[Request], AccessContext]
+ClientEnabled = Callable[[Connection, str], bool]
 
 
 @dataclass
@@ -23,6 +25,10 @@ class Services:
     signer: PageSigner
     authenticate: Authenticator
     extras: dict[str, Any] = field(default_factory=dict)
+    # When tokens are required: the token check alone, and the client-registration check for a request
+    # to make inside its own first transaction (`Repository`), instead of `authenticate` doing both.
+    authenticate_token: Authenticator | None = None
+    client_enabled: ClientEnabled | None = None
 
     @property
     def fhir_base(self) -> str:

@@ -116,6 +116,25 @@ def test_search_lists_query_and_only_returned_patients() -> None:
     assert any(e.get("what", {}).get("identifier", {}).get("value") == "req-7" for e in event["entity"])
 
 
+def test_a_search_names_patients_and_policies_once_in_first_seen_order() -> None:
+    """A page shares its decision objects between rows; the event reads as if each row was read."""
+    a = Decision(True, ("agreement",), policy_ids=("Basic/isa-1",), patients=("p1",))
+    b = Decision(True, ("consent-permit",), policy_ids=("Consent/c2", "Basic/isa-1"), patients=("p2", "p1"))
+    c = Decision(True, ("agreement",), policy_ids=("Basic/isa-3",), patients=("p3",))
+    hidden = Decision(False, ("no-agreement",), patients=("p4",))
+    rows = [a, hidden, b, a, a, c, b, hidden]
+    event = audit_search(
+        event_id="s2",
+        recorded=NOW,
+        ctx=CTX,
+        query="Observation",
+        result=FilterResult(permitted=[], decisions=rows),
+    )
+    patients = [e["what"]["reference"] for e in event["entity"] if e.get("role", {}).get("code") == "1"]
+    assert patients == ["Patient/p1", "Patient/p2", "Patient/p3"]
+    assert event["agent"][0]["policy"] == ["Basic/isa-1", "Consent/c2", "Basic/isa-3"]
+
+
 @pytest.mark.parametrize(("interaction", "action"), [("create", "C"), ("update", "U"), ("patch", "U"), ("delete", "D")])
 def test_writes(interaction: str, action: str) -> None:
     event = valid(

@@ -17,7 +17,7 @@ from gateway.app import build_services, create_app
 from gateway.auth.assertion import ASSERTION_TYPE
 from gateway.auth.clients import ClientError, ClientRepository
 from gateway.auth.token_endpoint import TokenEndpoint, auth_router
-from gateway.consent.agreements import build_agreement
+from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM, build_agreement
 from gateway.settings import Settings
 from gateway.store.api import Store
 from gateway.store.search.query import SearchQuery
@@ -100,6 +100,9 @@ async def gw(tmp_path: Any, database: Any, rsa_key: Any, kit: Any) -> AsyncItera
     )
     clients.add(client_id="pa-sys", name="A mixed", scopes="patient/*.rs system/Patient.rs", patient=ids["a"], **common)
     clients.add(client_id="sys", name="System", scopes="system/*.rs", **common)
+    clients.add(
+        client_id="pa-w", name="A writes", scopes="patient/*.rs patient/Encounter.cud", patient=ids["a"], **common
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=kit.base_url) as http:
         yield Gw(http, services.store, clients, ids, rsa_key, kit)
     for hook in reversed(services.extras.get("shutdown", [])):
@@ -187,6 +190,47 @@ async def test_writes_stay_inside_the_context(gw: Gw) -> None:
     }
     refused = await http.post("/fhir/Subscription", json=sub)
     assert refused.status_code == 403 and "patient/ one" in refused.text
+
+
+async def test_a_put_outside_the_context_answers_like_a_put_to_a_free_id(gw: Gw) -> None:
+    """Another person's Encounter id and an id nobody uses get the same answer, so a PUT is no
+    oracle for which ids exist; nothing is committed for either."""
+    http = await gw.as_client("pa-w")
+    enc = {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"}}
+    mine = {**enc, "subject": {"reference": f"Patient/{gw.ids['a']}"}}
+    theirs = await http.put(f"/fhir/Encounter/{gw.ids['enc-b']}", json={**mine, "id": gw.ids["enc-b"]})
+    free = await http.put("/fhir/Encounter/no-such-id", json={**mine, "id": "no-such-id"})
+    assert theirs.status_code == free.status_code == 405
+    assert theirs.text == free.text
+    with gw.store.writer() as uow:
+        stored_b = uow.read("Encounter", gw.ids["enc-b"])
+        assert stored_b.version_id == 1 and uow.get("Encounter", "no-such-id") is None
+        tag = {"system": SOURCE_ORGANIZATION_TAG_SYSTEM, "code": ORG.split("/")[1]}
+        same = {**stored_b.json(), "meta": {"tag": [tag]}}  # as if this organisation had written it
+        uow.update(same)
+    unchanged = await http.put(f"/fhir/Encounter/{gw.ids['enc-b']}", json=same)  # their exact content: no oracle
+    assert unchanged.status_code == 405 and unchanged.text == free.text
+    deleted = await http.post("/fhir/Encounter", json=mine)
+    assert deleted.status_code == 201
+    with gw.store.writer() as uow:
+        uow.delete("Encounter", deleted.json()["id"])
+    again = await http.put(f"/fhir/Encounter/{deleted.json()['id']}", json={**mine, "id": deleted.json()["id"]})
+    assert again.status_code == 405 and again.text == free.text
+    # the same in a transaction Bundle
+    answers = []
+    for rid in (gw.ids["enc-b"], "no-such-id"):
+        entry = {"resource": {**mine, "id": rid}, "request": {"method": "PUT", "url": f"Encounter/{rid}"}}
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+        answer = await http.post("/fhir", json=bundle)
+        answers.append((answer.status_code, answer.text.replace(rid, "ID")))
+    assert answers[0] == answers[1] and answers[0][0] == 405
+    # inside the context an update works, and a new content outside it is refused as before
+    own = await http.put(
+        f"/fhir/Encounter/{gw.ids['enc-a']}", json={**mine, "id": gw.ids["enc-a"], "status": "cancelled"}
+    )
+    assert own.status_code == 200
+    away = {**mine, "id": gw.ids["enc-a"], "subject": {"reference": f"Patient/{gw.ids['b']}"}}
+    assert (await http.put(f"/fhir/Encounter/{gw.ids['enc-a']}", json=away)).status_code == 403
 
 
 async def test_a_wider_scope_is_not_confined(gw: Gw) -> None:

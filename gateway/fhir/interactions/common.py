@@ -8,7 +8,7 @@ from typing import TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from gateway.fhir.repository import Repository
+from gateway.fhir.repository import ClientCheck, Repository
 from gateway.fhir.responses import Prefer
 from gateway.fhir.search.parse import ParsedSearch, parse_search
 from gateway.fhir.services import Services, services_of
@@ -16,8 +16,21 @@ from gateway.fhir.services import Services, services_of
 T = TypeVar("T")
 
 
-def repository(request: Request) -> Repository:
+def repository(request: Request, *, client_in_transaction: bool = False) -> Repository:
+    """The store as the request's caller may use it.
+
+    `client_in_transaction`: the handler does all its work in `Repository.reader()`/`writer()`, so
+    the check that the caller's client is still enabled is left to the repository (inside the
+    request's transaction, see `Repository`), not made on a connection of its own before it (and
+    not on the event loop).
+    """
     services = services_of(request)
+    enabled = services.client_enabled
+    if client_in_transaction and services.authenticate_token is not None and enabled is not None:
+        access = services.authenticate_token(request)
+        request.state.access = access
+        client = ClientCheck(access.client_id, enabled)
+        return Repository(services.store, access, services.extras.get("guard"), client=client)
     access = services.authenticate(request)
     request.state.access = access
     return Repository(services.store, access, services.extras.get("guard"))

@@ -36,7 +36,7 @@ async def create(request: Request) -> Response:
     rtype = request.path_params["rtype"]
     data = parse_resource(await read_body(request, services.settings.max_body_bytes), rtype)
     validate_resource(data)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("create", rtype)
     if_none_exist = request.headers.get("if-none-exist")
 

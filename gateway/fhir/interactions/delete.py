@@ -29,7 +29,7 @@ def delete_in(uow: UnitOfWork, repo: Repository, rtype: str, rid: str) -> Stored
 async def delete(request: Request) -> Response:
     rtype, rid = request.path_params["rtype"], request.path_params["rid"]
     check_type(rtype)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("delete", rtype)
 
     def work() -> StoredResource | None:
@@ -44,7 +44,7 @@ async def delete(request: Request) -> Response:
 async def conditional_delete(request: Request) -> Response:
     rtype = request.path_params["rtype"]
     check_type(rtype)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("delete", rtype)
     query = request.url.query
 

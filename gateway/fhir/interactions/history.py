@@ -1,11 +1,10 @@
 """history: instance, type and system (https://hl7.org/fhir/R4/http.html#history).
 
-Pages go back through versions by their commit sequence; `_since` limits by time.
+Pages go back through versions by their commit sequence; `_since` limits by time. For a caller
+who may not see everything, `gateway.fhir.search.history` counts and pages only visible versions.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,6 +14,7 @@ from gateway.fhir.bundles import history as history_bundle
 from gateway.fhir.errors import invalid, not_found
 from gateway.fhir.interactions.common import in_thread, repository
 from gateway.fhir.responses import json_response
+from gateway.fhir.search.history import HistoryPage, guarded_history
 from gateway.fhir.services import services_of
 from gateway.store.search.kinds import date_range
 
@@ -25,7 +25,7 @@ async def history(request: Request) -> Response:
     rid: str | None = request.path_params.get("rid")
     if rtype:
         check_type(rtype)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("history", rtype or "*")
     params = request.query_params
     count_raw = params.get("_count", str(services.settings.default_page_size))
@@ -41,24 +41,25 @@ async def history(request: Request) -> Response:
             raise invalid(f"_since must be an instant, not {params['_since']!r}") from exc
     before = int(before_raw) if before_raw else None
 
-    def work() -> Any:
+    def work() -> HistoryPage:
         with repo.reader() as uow:
             if rtype and rid and uow.get(rtype, rid) is None:
                 raise not_found(f"{rtype}/{rid}")
+            if not repo.is_open:
+                page = guarded_history(uow, repo, rtype, rid, since=since, before_seq=before, count=count)
+                if rtype and rid and not page.versions and page.total == 0:
+                    raise not_found(f"{rtype}/{rid}")  # a hidden resource's history answers like a missing one
+                return page
             versions, total = uow.history(rtype, rid, since=since, before_seq=before, count=count)
-            if repo.is_open:
-                return versions, total, versions
-            shown = repo.visible(uow, versions, interaction="history")
-            if rtype and rid and not shown:
-                raise not_found(f"{rtype}/{rid}")  # a hidden resource's history answers like a missing one
-            return shown, len(shown), versions
+            full = bool(versions) and len(versions) == count and versions[-1].seq is not None
+            return HistoryPage(versions, total, versions[-1].seq if full else None)
 
-    visible, total, versions = await in_thread(work)
+    page = await in_thread(work)
     path = "/".join(p for p in (rtype, rid) if p)
     base = f"{services.fhir_base}/{path + '/' if path else ''}_history"
     keep = {k: v for k, v in params.items() if k in ("_count", "_since")}
     query = "&".join(f"{k}={v}" for k, v in keep.items())
     links = {"self": f"{base}?{query}" if query else base}
-    if len(versions) == count and versions and versions[-1].seq is not None:
-        links["next"] = f"{base}?{query + '&' if query else ''}_before_seq={versions[-1].seq}"
-    return json_response(history_bundle(services.fhir_base, visible, total=total, links=links))
+    if page.next_before_seq is not None:
+        links["next"] = f"{base}?{query + '&' if query else ''}_before_seq={page.next_before_seq}"
+    return json_response(history_bundle(services.fhir_base, page.versions, total=page.total, links=links))

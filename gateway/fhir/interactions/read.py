@@ -19,7 +19,7 @@ from gateway.store.api import StoredResource
 async def read(request: Request) -> Response:
     rtype, rid = request.path_params["rtype"], request.path_params["rid"]
     check_type(rtype)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("read", rtype)
 
     def work() -> StoredResource:
@@ -37,7 +37,7 @@ async def vread(request: Request) -> Response:
     check_type(rtype)
     if not vid.isdigit():
         raise invalid(f"version id must be a number, not {vid!r}")
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("read", rtype)
 
     def work() -> StoredResource:

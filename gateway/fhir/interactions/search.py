@@ -47,7 +47,7 @@ async def _search(request: Request, *, post: bool) -> Response:
     services = services_of(request)
     rtype = request.path_params["rtype"]
     check_type(rtype)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("search", rtype)
     parsed = parse_request_search(services, rtype, await _items(request, post), Prefer.from_request(request))
     scope = search_scope(rtype, parsed.canonical, repo.access.client_id)

@@ -22,6 +22,7 @@ from gateway.store.api import StoredResource, UnitOfWork, new_id
 def update_in(
     uow: UnitOfWork, repo: Repository, data: dict[str, Any], if_match: int | None = None
 ) -> tuple[StoredResource, int]:
+    repo.check_update(uow, data["resourceType"], data["id"])  # a patient/ scope: a live resource of its context
     if not repo.may_write(uow, data["resourceType"], data["id"], "update"):
         raise not_writable(data["resourceType"], data["id"])
     stored, created = uow.update(data, if_match=if_match)
@@ -55,7 +56,7 @@ async def update(request: Request) -> Response:
     rtype, rid = request.path_params["rtype"], request.path_params["rid"]
     data = parse_resource(await read_body(request, services.settings.max_body_bytes), rtype, rid)
     validate_resource(data)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("update", rtype)
     if_match = parse_if_match(request.headers.get("if-match"))
 
@@ -73,7 +74,7 @@ async def conditional_update(request: Request) -> Response:
     check_type(rtype)
     data = parse_resource(await read_body(request, services.settings.max_body_bytes), rtype)
     validate_resource(data)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("update", rtype)
     items = parse_qsl(request.url.query, keep_blank_values=True)
     if_match = parse_if_match(request.headers.get("if-match"))

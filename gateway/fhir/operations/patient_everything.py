@@ -107,7 +107,7 @@ def run_patient_everything(repo: Repository, patient_id: str, req: EverythingReq
 
 async def handle(request: Request) -> Response:
     services = services_of(request)
-    repo = repository(request)
+    repo = repository(request, client_in_transaction=True)
     repo.allow("read", "Patient")
     req = parse_everything(await request_items(request, services), services)
     patient_id: str = request.path_params["rid"]

@@ -15,7 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from gateway.fhir.errors import FhirError
-from gateway.fhir.repository import Repository
+from gateway.fhir.repository import Candidate, Repository
+from gateway.fhir.search.versions import match_versions
 from gateway.store.api import StoredResource, UnitOfWork
 from gateway.store.schema import sp_reference
 from gateway.store.search.query import Criterion, Cursor, SearchPage, SearchQuery
@@ -130,40 +131,41 @@ def _with_includes(
 def _first_page_with_total(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text: str) -> SearchPage | None:
     """The first page and its visible total from one pass over every match (None above `TOTAL_LIMIT`).
 
-    Every match is decided unaudited (`count`), then the page alone is decided again as the
-    search (audited, obligations met): the second pass costs little, the decisions are cached.
+    One statement names the first `FIRST_FETCH` matches by version, with their content (no count
+    statement: a first page rarely has more); more matches, if any, are counted and named from its
+    last key. Every match is decided unaudited (a count), mostly by its remembered class, then the
+    page alone as the search (audited, obligations met): the decisions of this transaction are
+    remembered, so that costs little.
     """
     bare = replace(q, cursor=None, includes=(), revincludes=())
-    # One search counts and fetches the first `FIRST_FETCH` matches (the query is built once);
-    # the rest, when there are more, continue from its last key.
-    every = uow.search(replace(bare, count=max(q.count, FIRST_FETCH), total="accurate"))
-    counted = every.total or 0
-    if counted > TOTAL_LIMIT:
-        return None
-    if counted == 0:
+    head = max(q.count + 1, FIRST_FETCH)
+    matches = match_versions(uow, bare, limit=head + 1, content=True)
+    if len(matches) > head:
+        counted = uow.search(replace(bare, count=0, total="accurate")).total or 0
+        if counted > TOTAL_LIMIT:
+            return None
+        last = matches.keys[head - 1]
+        matches.truncate(head)
+        matches.extend(match_versions(uow, bare, limit=TOTAL_LIMIT + 1 - head, content=False, after=last))
+    if not matches:
         return SearchPage([], 0, None, None, False, False)
-    rows, keys, more = list(every.rows), list(every.keys), every.has_next
-    if more and every.last_key is not None:
-        rest = uow.search(
-            replace(bare, count=max(counted - len(rows), 1), cursor=Cursor(False, every.last_key), total="none")
-        )
-        rows += rest.rows
-        keys += rest.keys
-        more = rest.has_next
-    seen = {id(r) for r in repo.visible(uow, rows, interaction="count", query=query_text)}
-    picked = [(r, k) for r, k in zip(rows, keys, strict=True) if id(r) in seen]
-    page = picked[: q.count]
-    shown = {id(r) for r in repo.visible(uow, [r for r, _ in page], interaction="search", query=query_text)}
-    page = [(r, k) for r, k in page if id(r) in shown]
-    keys = [k for _, k in page]
+    load = matches.loader(uow)
+    candidates: list[Candidate] = list(matches.refs)
+    shown = [i for i, ok in enumerate(repo.count_visible(uow, candidates, load)) if ok]
+    chosen = shown[: q.count]
+    on_page = [(row, matches.keys[i]) for i, row in zip(chosen, load([matches.refs[i] for i in chosen]), strict=True)]
+    page_rows = [row for row, _ in on_page if row is not None]
+    kept = {id(row) for row in repo.visible(uow, page_rows, interaction="search", query=query_text)}
+    page = [(row, key) for row, key in on_page if row is not None and id(row) in kept]
+    page_keys = [key for _, key in page]
     return SearchPage(
-        rows=[r for r, _ in page],
-        total=len(picked),
-        first_key=keys[0] if keys else None,
-        last_key=keys[-1] if keys else None,
-        has_next=len(picked) > q.count or more,
+        rows=[row for row, _ in page],
+        total=len(shown) - (len(chosen) - len(page)),
+        first_key=page_keys[0] if page_keys else None,
+        last_key=page_keys[-1] if page_keys else None,
+        has_next=len(shown) > q.count,
         has_previous=False,
-        keys=keys,
+        keys=page_keys,
     )
 
 
@@ -174,10 +176,13 @@ def _id_criterion(uow: UnitOfWork, rtype: str, ids: list[str]) -> Criterion:
 
 
 def _visible_total(uow: UnitOfWork, repo: Repository, q: SearchQuery, query_text: str) -> int | None:
+    """How many matches of `q` the caller may see (None above `TOTAL_LIMIT`): decided by version,
+    content read only where a decision needs it."""
     counted = uow.search(replace(q, count=0, cursor=None, total="accurate")).total or 0
     if counted > TOTAL_LIMIT:
         return None
     if counted == 0:
         return 0
-    page = uow.search(replace(q, count=counted, cursor=None, total="none", includes=(), revincludes=(), sort=()))
-    return len(repo.visible(uow, page.rows, interaction="count", query=query_text))
+    matches = match_versions(uow, replace(q, cursor=None, sort=()), limit=TOTAL_LIMIT + 1, content=False)
+    candidates: list[Candidate] = list(matches.refs)
+    return sum(repo.count_visible(uow, candidates, matches.loader(uow)))
