@@ -9,7 +9,7 @@ queue on the database's one write lock. A person sent with no identifier cannot 
 
 from __future__ import annotations
 
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import bindparam, select
 
 from gateway.fhir.errors import conflict
 from gateway.store.api import UnitOfWork
@@ -28,17 +28,20 @@ def claim_new_person(uow: UnitOfWork, keys: list[JSON]) -> None:
     tokens = sorted({(str(k["system"]), str(k["value"])) for k in keys if k.get("system") and k.get("value")})
     if not tokens or not hold_until_commit(uow.conn, [f"patient-identifier:{s}|{v}" for s, v in tokens]):
         return
-    t, r = sp_token.c, resource.c
-    taken = uow.conn.execute(
-        select(t.res_id)
-        .select_from(sp_token.join(resource, and_(r.res_type == t.res_type, r.res_id == t.res_id)))
-        .where(
-            t.res_type == "Patient",
-            t.param == "identifier",
-            or_(*(and_(t.code == value, t.system == system) for system, value in tokens)),
-            r.deleted == false(),
-        )
-        .limit(1)
-    ).first()
-    if taken is not None:
-        raise conflict("another writer has just created this person's Patient; retry")
+    for system, value in tokens:
+        holders = uow.conn.execute(_HOLDERS, {"system": system, "value": value}).scalars().all()
+        if any(uow.conn.execute(_LIVE, {"rid": rid}).scalar() is False for rid in holders):
+            raise conflict("another writer has just created this person's Patient; retry")
+
+
+# One index probe per identifier, then the holders by primary key: plans that stay cheap however
+# large the tables grow, with or without planner statistics (a join over an OR of identifiers was
+# planned as a scan of every Patient once the tables grew: a 100k-row extract slowed 5x).
+_t, _r = sp_token.c, resource.c
+_HOLDERS = select(_t.res_id).where(
+    _t.res_type == "Patient",
+    _t.param == "identifier",
+    _t.code == bindparam("value"),
+    _t.system == bindparam("system"),
+)
+_LIVE = select(_r.deleted).where(_r.res_type == "Patient", _r.res_id == bindparam("rid"))
