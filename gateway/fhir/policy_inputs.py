@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, String, Text, and_, bindparam, case, false, literal, null, select, union_all
+from sqlalchemy import Integer, String, Text, and_, any_, bindparam, case, false, literal, null, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import BindParameter
@@ -73,21 +74,30 @@ class PolicyInputs:
         return [c.json() for p in patient_ids for c in self.consents.get(p, ())]
 
 
-def _statement() -> Select[Any]:
+def _statement(postgresql: bool) -> Select[Any]:
+    """The one statement. On PostgreSQL the Patient ids are one array parameter (`= ANY(:pids)`), so
+    its text never changes: psycopg prepares it after a few runs and PostgreSQL stops planning this
+    five-branch UNION on every request (~0.9 ms of a search's wall time, ~0.4 once prepared). SQLite
+    expands an IN list (its planning is cheap)."""
     r, ref, tok, meta, client = resource.c, sp_reference.c, sp_token.c, gateway_meta.c, auth_client.c
-    pids: BindParameter[list[str]] = bindparam("pids", expanding=True)
+    if postgresql:
+        array: BindParameter[Any] = bindparam("pids", type_=ARRAY(String))
+        patient_ids, consent_patients = r.res_id == any_(array), ref.target_id == any_(array)
+    else:
+        pids: BindParameter[list[str]] = bindparam("pids", expanding=True)
+        patient_ids, consent_patients = r.res_id.in_(pids), ref.target_id.in_(pids)
     patients = select(
         literal("Patient", String).label("kind"),
         r.res_id.label("pid"),
         r.res_id,
         r.version_id,
         r.content,
-    ).where(r.res_type == "Patient", r.res_id.in_(pids), r.deleted == false())
+    ).where(r.res_type == "Patient", patient_ids, r.deleted == false())
     consents = (
         select(literal("Consent", String), ref.target_id, r.res_id, r.version_id, r.content)
         .select_from(sp_reference.join(resource, and_(r.res_type == ref.res_type, r.res_id == ref.res_id)))
         .where(ref.res_type == "Consent", ref.param == "patient", ref.target_type == "Patient")
-        .where(ref.target_id.in_(pids), r.deleted == false())
+        .where(consent_patients, r.deleted == false())
     )
     agreements = (
         select(literal("Basic", String), null().cast(String), r.res_id, r.version_id, null().cast(Text))
@@ -109,7 +119,7 @@ def _statement() -> Select[Any]:
     return union_all(patients, consents, agreements, clients, caller)  # type: ignore[return-value]
 
 
-_STATEMENT = _statement()
+_STATEMENTS = {True: _statement(True), False: _statement(False)}
 
 
 def load_inputs(uow: UnitOfWork, patient_ids: Iterable[str], *, client_id: str | None = None) -> PolicyInputs:
@@ -120,7 +130,8 @@ def load_inputs(uow: UnitOfWork, patient_ids: Iterable[str], *, client_id: str |
     if client_id is not None:
         inputs.client_enabled = False  # unless its row says otherwise
     agreements: set[tuple[str, int]] = set()
-    for row in uow.conn.execute(_STATEMENT, {"pids": ids or ["\x00"], "client": client_id or ""}):
+    statement = _STATEMENTS[uow.conn.dialect.name == "postgresql"]
+    for row in uow.conn.execute(statement, {"pids": ids or ["\x00"], "client": client_id or ""}):
         kind = row[0]
         if kind == "Patient":
             inputs.patients[row.res_id] = _Stored(row.res_id, row.version_id, _bytes(row.content))
