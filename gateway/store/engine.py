@@ -38,13 +38,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         url = str(parsed.set(drivername="postgresql+psycopg"))
-    # No server-side prepared statements (psycopg prepares a statement after its 5th run on a
-    # connection by default). PostgreSQL then keeps a generic plan made from the table sizes of that
-    # moment until statistics change; made early (a fresh database, a bulk load's first chunk) and
-    # without ANALYZE meanwhile (autovacuum off, as here), a lookup by identifier stayed a scan of
-    # every Patient's index rows as the tables grew: a 48k-row social-care ingest took 3:05 with it,
-    # 1:02 without. Planning each statement with its values costs far less than that risk.
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, connect_args={"prepare_threshold": None})
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
     ping_when_idle(engine, PING_AFTER_IDLE)
     return engine
 
