@@ -9,12 +9,9 @@ queue on the database's one write lock. A person sent with no identifier cannot 
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
-
 from gateway.fhir.errors import conflict
-from gateway.store.api import UnitOfWork
+from gateway.store.api import UnitOfWork, live_ids_stmt, token_rows
 from gateway.store.locks import hold_until_commit
-from gateway.store.schema import resource, sp_token
 from gateway.types import JSON
 
 
@@ -28,20 +25,10 @@ def claim_new_person(uow: UnitOfWork, keys: list[JSON]) -> None:
     tokens = sorted({(str(k["system"]), str(k["value"])) for k in keys if k.get("system") and k.get("value")})
     if not tokens or not hold_until_commit(uow.conn, [f"patient-identifier:{s}|{v}" for s, v in tokens]):
         return
-    for system, value in tokens:
-        holders = uow.conn.execute(_HOLDERS, {"system": system, "value": value}).scalars().all()
-        if any(uow.conn.execute(_LIVE, {"rid": rid}).scalar() is False for rid in holders):
-            raise conflict("another writer has just created this person's Patient; retry")
-
-
-# One index probe per identifier, then the holders by primary key: plans that stay cheap however
-# large the tables grow, with or without planner statistics (a join over an OR of identifiers was
-# planned as a scan of every Patient once the tables grew: a 100k-row extract slowed 5x).
-_t, _r = sp_token.c, resource.c
-_HOLDERS = select(_t.res_id).where(
-    _t.res_type == "Patient",
-    _t.param == "identifier",
-    _t.code == bindparam("value"),
-    _t.system == bindparam("system"),
-)
-_LIVE = select(_r.deleted).where(_r.res_type == "Patient", _r.res_id == bindparam("rid"))
+    holders: set[str] = set()
+    wanted = set(tokens)
+    for rid, system, code in token_rows(uow.conn, "Patient", "identifier", sorted({v for _, v in tokens})):
+        if (system, code) in wanted:
+            holders.add(rid)
+    if holders and uow.conn.execute(live_ids_stmt(), {"rtype": "Patient", "ids": sorted(holders)}).first():
+        raise conflict("another writer has just created this person's Patient; retry")

@@ -249,7 +249,7 @@ def _token_rows_stmt() -> Select[Any]:
 
 
 @functools.cache
-def _live_ids_stmt() -> Select[tuple[str]]:
+def live_ids_stmt() -> Select[tuple[str]]:
     r = resource.c
     return select(r.res_id).where(
         r.res_type == bindparam("rtype"), r.res_id.in_(bindparam("ids", expanding=True)), r.deleted == false()
@@ -578,7 +578,7 @@ class UnitOfWork:
                     found.append((key, row.res_id))
             if found:
                 params = {"rtype": rtype, "ids": sorted({rid for _, rid in found})}
-                live = {row.res_id for row in self.conn.execute(_live_ids_stmt(), params)}
+                live = {row.res_id for row in self.conn.execute(live_ids_stmt(), params)}
                 for key, rid in found:
                     if rid in live and rid not in self._token_ids[key]:
                         self._token_ids[key].append(rid)
