@@ -8,6 +8,7 @@ cost ~1.5 ms of CPU per request here, more than the FHIR create it wrapped.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -19,6 +20,8 @@ from gateway.logging import get_logger
 log = get_logger("gateway.app")
 
 _HEADER = b"x-request-id"
+# A caller's id is kept only as a plain token (no spaces: no names or dates smuggled into the logs).
+_USABLE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,200}")
 
 
 class CorrelationMiddleware:
@@ -30,7 +33,8 @@ class CorrelationMiddleware:
             await self.app(scope, receive, send)
             return
         given = next((value for name, value in scope.get("headers") or () if name == _HEADER), None)
-        request_id = given.decode("latin-1") if given else uuid.uuid4().hex
+        usable = given is not None and _USABLE_ID.fullmatch(given) is not None
+        request_id = given.decode("ascii") if given is not None and usable else uuid.uuid4().hex
         raw_id = request_id.encode("latin-1")
         started = time.perf_counter()
         status = 0

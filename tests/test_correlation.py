@@ -17,3 +17,14 @@ async def test_each_request_gets_an_id_of_its_own(client: httpx.AsyncClient) -> 
     assert first.status_code == 404 and second.status_code == 201
     ids = [r.headers["x-request-id"] for r in (first, second)]
     assert all(len(i) == 32 for i in ids) and ids[0] != ids[1]
+
+
+async def test_an_unusable_request_id_is_replaced(client: httpx.AsyncClient) -> None:
+    """A caller's id is logged and echoed only when it is a plain token of sane length: an id is
+    not a place to smuggle a name (or a kilobyte of anything) into the logs."""
+    for given in ("x" * 201, "Jane Smith 01/02/1950", "id\twith\ttabs"):
+        resp = await client.get("/metadata", headers={"X-Request-ID": given})
+        echoed = resp.headers["x-request-id"]
+        assert echoed != given and len(echoed) == 32
+    resp = await client.get("/metadata", headers={"X-Request-ID": "a1b2-C3_d4.e5:f6"})
+    assert resp.headers["x-request-id"] == "a1b2-C3_d4.e5:f6"
