@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Dialect,
     Engine,
@@ -439,6 +440,24 @@ class UnitOfWork:
                 found[(row.res_type, row.res_id)] = _row_to_stored(row)
         return [found[r] for r in wanted if r in found]
 
+    @staticmethod
+    def version_filter(rtype: str | None, rid: str | None, since: datetime | None) -> list[ColumnElement[bool]]:
+        """The history rows of a type, one resource or the whole system, optionally since a time."""
+        v = resource_version.c
+        conds: list[ColumnElement[bool]] = []
+        if rtype:
+            conds.append(v.res_type == rtype)
+        if rid:
+            conds.append(v.res_id == rid)
+        if since:
+            conds.append(v.last_updated >= since)
+        return conds
+
+    def count_versions(self, conds: list[ColumnElement[bool]]) -> int:
+        """How many history rows match `conds` (after flushing this transaction's writes)."""
+        self.flush()
+        return int(self.conn.execute(select(func.count()).select_from(resource_version).where(*conds)).scalar_one())
+
     def history(
         self,
         rtype: str | None = None,
@@ -449,16 +468,9 @@ class UnitOfWork:
         count: int = 50,
     ) -> tuple[list[StoredResource], int]:
         """Versions newest first, `count` per page below `before_seq`; and the total."""
-        self.flush()
         v = resource_version.c
-        conds = []
-        if rtype:
-            conds.append(v.res_type == rtype)
-        if rid:
-            conds.append(v.res_id == rid)
-        if since:
-            conds.append(v.last_updated >= since)
-        total = self.conn.execute(select(func.count()).select_from(resource_version).where(*conds)).scalar_one()
+        conds = self.version_filter(rtype, rid, since)
+        total = self.count_versions(conds)
         if before_seq is not None:
             conds.append(v.seq < before_seq)
         rows = self.conn.execute(_versions().where(*conds).order_by(v.seq.desc()).limit(count))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 
 from gateway.fhir.repository import Candidate, LoadVersions, Repository
 from gateway.fhir.search.guarded import TOTAL_LIMIT
@@ -41,16 +41,8 @@ def guarded_history(
     before_seq: int | None,
     count: int,
 ) -> HistoryPage:
-    v = resource_version.c
-    conds: list[ColumnElement[bool]] = []
-    if rtype:
-        conds.append(v.res_type == rtype)
-    if rid:
-        conds.append(v.res_id == rid)
-    if since:
-        conds.append(v.last_updated >= since)
-    uow.flush()
-    counted = int(uow.conn.execute(select(func.count()).select_from(resource_version).where(*conds)).scalar_one())
+    conds = uow.version_filter(rtype, rid, since)
+    counted = uow.count_versions(conds)
     total: int | None = None
     picked: list[StoredResource] = []  # named versions (tombstones as such), newest first
     more = False
