@@ -5,7 +5,16 @@ records and 500 resources across three sources, among other people of the same s
 `bench/record_everything.py`) is loaded once, then two `care-gateway serve` children run on that
 one database: one with `GATEWAY_AUTH_REQUIRED=true` (SMART token checked, consent decided on
 every resource, audit written), one with it false (open embedded mode). Requests alternate
-on / off, one at a time, so both see the same machine state; the added time is p95(on) / p95(off).
+on / off, one at a time (which side goes first alternates too), so both see the same machine
+state; the added time is p95(on) / p95(off) − 1. On a shared 2-core machine one run's p95 ratio
+moves by tens of points, so each row also gives:
+- a 90 % interval of that ratio from a paired bootstrap (each on call resampled with the off call
+  made next to it, so a load spike stays on both sides): a figure near the goal inside a wide
+  interval is not shown either way;
+- the p50 difference, steadier than the p95s;
+- each server's CPU per call (user + system of the whole process over the timed calls: the on
+  side's audit writer included, read after a pause longer than its batching delay, both sides
+  alike), which load on other cores barely moves.
 
 Requests (each must return what the data set holds):
 - `GET /fhir/Observation?patient=<hospital record>&_count=50` (compartment search, 120 match);
