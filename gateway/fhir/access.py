@@ -8,7 +8,6 @@ the request path). A refused resource is dropped exactly as if it did not exist.
 
 from __future__ import annotations
 
-import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from gateway.fhir.policy_inputs import AgreementCache, ClassLevelMemo, PolicyInp
 from gateway.fhir.repository import Candidate, ClientCheck, LoadVersions, VersionRef
 from gateway.logging import get_logger
 from gateway.store.api import Store, StoredResource, UnitOfWork
+from gateway.store.ids import new_id
 
 log = get_logger("gateway.access")
 
@@ -144,7 +144,7 @@ class ConsentGuard:
             interaction = {"POST": "create", "PUT": "update", "DELETE": "delete"}.get(stored.method, "update")
             self.audit.record(
                 audit_write(
-                    event_id=str(uuid.uuid4()),
+                    event_id=new_id(),
                     recorded=recorded,
                     ctx=access,
                     interaction=interaction,
@@ -385,7 +385,7 @@ class ConsentGuard:
         if interaction == "search":
             self.audit.record(
                 audit_search(
-                    event_id=str(uuid.uuid4()),
+                    event_id=new_id(),
                     recorded=recorded,
                     ctx=access,
                     query=query or "",
@@ -397,7 +397,7 @@ class ConsentGuard:
         for row, dec in zip(rows, result.decisions, strict=True):
             self.audit.record(
                 audit_read(
-                    event_id=str(uuid.uuid4()),
+                    event_id=new_id(),
                     recorded=recorded,
                     ctx=access,
                     resource_ref=row.reference,

@@ -12,6 +12,7 @@ conflict 409). Database integrity errors become conflicts here, at the boundary.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -144,6 +145,23 @@ def _sqlite_insert_plan(
     return sql, processors
 
 
+@functools.cache
+def _values_of(columns: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A row's values in `columns` order, taken in C (`itemgetter`): the audit writer inserts ~17
+    rows per event, and a generator per row was a fifth of its insert CPU, all of it holding the GIL."""
+    if len(columns) == 1:
+        (only,) = columns
+        return lambda row: (row[only],)
+    return operator.itemgetter(*columns)
+
+
+def _converted(values: tuple[Any, ...], converting: list[tuple[int, Callable[[Any], Any]]]) -> list[Any]:
+    out = list(values)
+    for i, process in converting:
+        out[i] = process(out[i])
+    return out
+
+
 def sqlite_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert `rows` (dicts with the same keys) into `table` on SQLite, in `conn`'s transaction,
     through the driver's own `executemany` with the columns' bind processors (DATETIME text,
@@ -154,9 +172,10 @@ def sqlite_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
     if not sql:
         conn.execute(_insert(table), rows)
         return
-    params = [tuple(row[c] for c in columns) for row in rows]
-    if any(processors):
-        params = [tuple(p(v) if p else v for p, v in zip(processors, row, strict=True)) for row in params]
+    params: list[Any] = list(map(_values_of(columns), rows))
+    converting = [(i, p) for i, p in enumerate(processors) if p is not None]
+    if converting:
+        params = [_converted(values, converting) for values in params]
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
     dbapi.executemany(sql, params)

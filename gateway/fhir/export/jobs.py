@@ -31,6 +31,7 @@ from gateway.fhir.export.params import ExportParams
 from gateway.fhir.export.run import Cancelled, ExportSpec, Output, run_export
 from gateway.fhir.repository import Guard, Repository
 from gateway.store.api import Store
+from gateway.store.ids import new_id
 from gateway.store.schema import export_job
 
 log = structlog.get_logger(__name__)
@@ -322,7 +323,7 @@ class ExportJobs:
             return
         sink.record(
             audit_export(
-                event_id=str(uuid.uuid4()),
+                event_id=new_id(),
                 recorded=datetime.now(UTC),
                 ctx=access,
                 query=url,
