@@ -12,12 +12,6 @@ waits for them up to `max_wait`. A lone sender is never in that case, so its mes
 once, alone. Inputs are applied in the order they were submitted. The caller's future completes
 only after `apply_batch` returned, which for the intake means after the transaction committed:
 the ACK waits for the commit.
-
-An optional `prepare` stage (its own thread, in submission order) turns each input into what
-`apply_batch` takes as soon as it is submitted (the intake: parse and map, no database). The
-writer spends most of a batch's wall time in the commit (an fsync, with the GIL released), and
-inputs arrive while it waits or commits, so their preparation runs then instead of adding to the
-writer's own serial time.
 """
 
 from __future__ import annotations
@@ -95,7 +89,6 @@ class GroupCommitter(Generic[T, R]):
         self,
         apply_batch: Callable[[Sequence[T]], Sequence[R | BaseException]],
         *,
-        prepare: Callable[[T], T] | None = None,
         max_batch: int = 32,
         max_wait: float = 0.002,
         active_window: float = 0.5,
@@ -104,17 +97,13 @@ class GroupCommitter(Generic[T, R]):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._apply_batch = apply_batch
-        self._prepare = prepare
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.active_window = active_window
         self.name = name
         self._seen: dict[Hashable, float] = {}  # origin -> when it last submitted
-        self._queue: queue.SimpleQueue[_Pending[T, R] | object] = queue.SimpleQueue()  # to the writer
-        self._inbox: queue.SimpleQueue[_Pending[T, R] | object] = queue.SimpleQueue()  # to `prepare`
+        self._queue: queue.SimpleQueue[_Pending[T, R] | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._preparer: threading.Thread | None = None
-        self._waiting = 0  # submitted and not yet taken by the writer (being prepared included)
         self._guard = threading.Lock()
         self._closed = False
         self.batches = 0  # diagnostics: batches applied and inputs in them
@@ -138,20 +127,12 @@ class GroupCommitter(Generic[T, R]):
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
-            self._waiting += 1
-            if self._prepare is None:
-                self._queue.put(pending)
-                return
-            if self._preparer is None:
-                self._preparer = threading.Thread(target=self._run_prepare, name=f"{self.name}-prepare", daemon=True)
-                self._preparer.start()
-            self._inbox.put(pending)
+            self._queue.put(pending)
 
     @property
     def queued(self) -> int:
-        """Inputs waiting for the writer, being prepared included (for diagnostics and tests)."""
-        with self._guard:
-            return self._waiting
+        """Inputs waiting for the writer (approximate, for diagnostics and tests)."""
+        return self._queue.qsize()
 
     async def apply(self, item: T) -> R:
         """`submit` for asyncio callers (the current task is the origin): wait without blocking the loop.
@@ -169,35 +150,10 @@ class GroupCommitter(Generic[T, R]):
             if self._closed:
                 return
             self._closed = True
-            thread, preparer = self._thread, self._preparer
-        if preparer is not None:  # it hands the stop on to the writer after what it holds
-            self._inbox.put(_STOP)
-            preparer.join(timeout)
-        elif thread is not None:
-            self._queue.put(_STOP)
+            thread = self._thread
         if thread is not None:
+            self._queue.put(_STOP)
             thread.join(timeout)
-
-    # -- the preparing thread --------------------------------------------------------------------
-
-    def _run_prepare(self) -> None:
-        assert self._prepare is not None
-        while True:
-            pending = self._inbox.get()
-            if pending is _STOP:
-                self._queue.put(_STOP)
-                return
-            assert isinstance(pending, _Pending)
-            try:
-                pending.item = self._prepare(pending.item)
-            except Exception as exc:  # that input's own failure: the others go on
-                log.exception("intake.group_commit.prepare_failed")
-                with self._guard:
-                    self._waiting -= 1
-                if pending.start():
-                    self._answer([(pending, exc)])
-                continue
-            self._queue.put(pending)
 
     # -- the writer thread -----------------------------------------------------------------------
 
@@ -236,16 +192,11 @@ class GroupCommitter(Generic[T, R]):
             batch.append(nxt)
         return batch, False
 
-    def _taken(self, batch: list[_Pending[T, R]]) -> None:
-        with self._guard:
-            self._waiting -= len(batch)
-
     def _run(self) -> None:
         stopping = False
         while not stopping:
             batch, stopping = self._take()
             if batch:
-                self._taken(batch)
                 self._apply(batch)
 
     def _apply(self, batch: list[_Pending[T, R]]) -> None:
@@ -261,12 +212,8 @@ class GroupCommitter(Generic[T, R]):
             results = [exc] * len(live)
         self.batches += 1
         self.applied += len(live)
-        self._answer(list(zip(live, results, strict=True)))
-
-    def _answer(self, outcomes: list[tuple[_Pending[T, R], R | BaseException]]) -> None:
-        """Hand each started input its result: a thread's future, or one call per asyncio loop."""
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], R | BaseException]]] = {}
-        for pending, result in outcomes:
+        for pending, result in zip(live, results, strict=True):
             if pending.future is not None:
                 if isinstance(result, BaseException):
                     pending.future.set_exception(result)
