@@ -83,15 +83,12 @@ class GroupCommitter(Generic[T, R]):
 
     `apply_batch` applies inputs in order and returns one result per input: its outcome, or the
     exception that failed that input alone. If it raises, every input of the batch fails with it.
-    `after_batch`, if given, runs on the writer thread once a batch's callers have their answers
-    and before the next batch begins (work that must not delay the answers).
     """
 
     def __init__(
         self,
         apply_batch: Callable[[Sequence[T]], Sequence[R | BaseException]],
         *,
-        after_batch: Callable[[], None] | None = None,
         max_batch: int = 32,
         max_wait: float = 0.002,
         active_window: float = 0.5,
@@ -100,7 +97,6 @@ class GroupCommitter(Generic[T, R]):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._apply_batch = apply_batch
-        self._after_batch = after_batch
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.active_window = active_window
@@ -230,8 +226,3 @@ class GroupCommitter(Generic[T, R]):
                 loop.call_soon_threadsafe(_settle, settled)
             except RuntimeError:  # the loop has closed: nobody is waiting any more
                 log.info("intake.group_commit.loop_closed", size=len(settled))
-        if self._after_batch is not None:
-            try:
-                self._after_batch()
-            except Exception:
-                log.exception("intake.group_commit.after_batch_failed")

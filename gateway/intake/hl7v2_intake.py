@@ -142,7 +142,6 @@ class Hl7Intake(SourceIntake):
         self.max_wait = max_wait
         self._committer: GroupCommitter[bytes, bytes] | None = None
         self._committer_guard = threading.Lock()
-        self._notify_later: list[Callable[[], None]] = []  # the committer thread's own (see `_apply_queued`)
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -152,11 +151,7 @@ class Hl7Intake(SourceIntake):
         with self._committer_guard:
             if self._committer is None:
                 self._committer = GroupCommitter(
-                    self._apply_queued,
-                    after_batch=self._notify_committed,
-                    max_batch=self.max_batch,
-                    max_wait=self.max_wait,
-                    name="hl7v2-intake",
+                    self.handle_batch, max_batch=self.max_batch, max_wait=self.max_wait, name="hl7v2-intake"
                 )
             return self._committer
 
@@ -183,20 +178,7 @@ class Hl7Intake(SourceIntake):
             raise result
         return result
 
-    def _apply_queued(self, raws: Sequence[bytes]) -> list[bytes | Exception]:
-        """The committer's batch: the store's commit listeners (event relay wake-up, patient index)
-        wait until the ACKs are on their way (`_notify_committed`), so that the event loop sends
-        the ACKs before it starts the relay's work for the same commit."""
-        return self.handle_batch(raws, notify_later=self._notify_later)
-
-    def _notify_committed(self) -> None:
-        calls, self._notify_later[:] = list(self._notify_later), []
-        for call in calls:
-            call()
-
-    def handle_batch(
-        self, raws: Sequence[bytes], *, notify_later: list[Callable[[], None]] | None = None
-    ) -> list[bytes | Exception]:
+    def handle_batch(self, raws: Sequence[bytes]) -> list[bytes | Exception]:
         """Apply or quarantine each message, all in one transaction; one ACK (or error) per message.
 
         Messages are applied in the order given. One that fails alone does not fail the others:
@@ -205,7 +187,6 @@ class Hl7Intake(SourceIntake):
         concurrent write or a fault: no ACK, the sender resends). A repeat of an earlier message
         of the batch (same sender, control id and content) gets the same answer as the first.
         If the commit itself fails, each message is tried again in a transaction of its own.
-        `notify_later`: as for `Store.writer`.
         """
         now = self.now()
         todo: list[_Prepared] = [self._prepare(raw, now) for raw in raws]
@@ -213,7 +194,7 @@ class Hl7Intake(SourceIntake):
         first: dict[tuple[str, str], int] = {}
         for i, item in enumerate(todo):
             leader.append(first.setdefault((item.source_id, item.key), i))
-        outcomes = self._run(todo, [i for i, lead in enumerate(leader) if lead == i], now, notify_later)
+        outcomes = self._run(todo, [i for i, lead in enumerate(leader) if lead == i], now)
         return [outcomes[lead] for lead in leader]
 
     def replay(self, entry_id: int) -> bytes:
@@ -256,19 +237,13 @@ class Hl7Intake(SourceIntake):
             return self._rejection(raw, header, source.source_id, key, exc, now)
         return _Ready(raw, mapping, source.source_id, key, _accepted_ack(header, now))
 
-    def _run(
-        self,
-        todo: list[_Prepared],
-        indexes: list[int],
-        now: datetime,
-        notify_later: list[Callable[[], None]] | None = None,
-    ) -> dict[int, bytes | Exception]:
+    def _run(self, todo: list[_Prepared], indexes: list[int], now: datetime) -> dict[int, bytes | Exception]:
         """Commit the messages at `indexes` together, setting aside those that fail alone."""
         outcomes: dict[int, bytes | Exception] = {}
         pending = list(indexes)
         while pending:
             try:
-                acks, notes = self._commit(todo, pending, now, notify_later)
+                acks, notes = self._commit(todo, pending, now)
             except _Failed as failed:
                 item, error = todo[failed.index], failed.error
                 if isinstance(item, _Ready) and _quarantinable(error):
@@ -287,7 +262,7 @@ class Hl7Intake(SourceIntake):
                     outcomes[pending[0]] = exc
                 else:  # not one message's doing (e.g. the commit failed): each on its own
                     for i in pending:
-                        outcomes.update(self._run(todo, [i], now, notify_later))
+                        outcomes.update(self._run(todo, [i], now))
                 return outcomes
             for i, ack in zip(pending, acks, strict=True):
                 outcomes[i] = ack
@@ -297,7 +272,7 @@ class Hl7Intake(SourceIntake):
         return outcomes
 
     def _commit(
-        self, todo: list[_Prepared], pending: list[int], now: datetime, notify_later: list[Callable[[], None]] | None
+        self, todo: list[_Prepared], pending: list[int], now: datetime
     ) -> tuple[list[bytes], list[tuple[tuple[int, str], dict[str, Any]]]]:
         """One transaction for the messages at `pending`; their ACKs, and what to log once committed.
 
@@ -308,7 +283,7 @@ class Hl7Intake(SourceIntake):
         notes: list[tuple[tuple[int, str], dict[str, Any]]] = []
         receipts: list[dict[str, object]] = []
         at = naive_utc(now)
-        with self._locks.hold(lock_keys), self.store.writer(notify_later=notify_later) as uow:
+        with self._locks.hold(lock_keys), self.store.writer() as uow:
             seen = find_receipts(uow.conn, [(todo[i].source_id, todo[i].key) for i in pending])
             uow.preload_tokens(
                 "identifier",

@@ -298,12 +298,7 @@ class Store:
         self._listeners.append(listener)
 
     @contextmanager
-    def writer(self, *, notify_later: list[Callable[[], None]] | None = None) -> Iterator[UnitOfWork]:
-        """One write transaction; the `on_commit` listeners run once it has committed.
-
-        `notify_later`: append the listeners' call to it instead of making it, for a caller that
-        has something more urgent to do first (the group-commit writer sends its ACKs).
-        """
+    def writer(self) -> Iterator[UnitOfWork]:
         with self.engine.connect() as conn:
             if is_sqlite(self.engine):
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
@@ -315,14 +310,8 @@ class Store:
             except IntegrityError as exc:
                 raise conflict("the write conflicts with a concurrent change; retry it") from exc
         if uow.written:
-            if notify_later is not None:
-                notify_later.append(functools.partial(self._notify, uow.written))
-            else:
-                self._notify(uow.written)
-
-    def _notify(self, written: list[StoredResource]) -> None:
-        for listener in self._listeners:
-            listener(written)
+            for listener in self._listeners:
+                listener(uow.written)
 
     @contextmanager
     def reader(self) -> Iterator[UnitOfWork]:

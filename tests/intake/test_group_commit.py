@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 
 import pytest
 
@@ -99,22 +98,3 @@ def test_asyncio_callers_of_one_batch_are_answered_together_and_a_cancelled_one_
     assert isinstance(bad, ValueError)
     assert isinstance(gone, asyncio.CancelledError)
     assert apply.batches == [["a"], ["b", "bad c", "d"]]  # the cancelled input never reached the writer
-
-
-def test_after_batch_runs_once_the_batch_is_answered_and_before_the_next_batch() -> None:
-    apply = Recorder()
-    seen: list[tuple[list[bool], int]] = []
-    futures: list[Future[str]] = []
-
-    def after() -> None:
-        seen.append(([f.done() for f in futures], len(apply.batches)))
-
-    committer = GroupCommitter(apply, after_batch=after, max_batch=3, max_wait=0)
-    futures.append(committer.submit("a"))
-    assert apply.started.wait(10)
-    futures.extend(committer.submit(item) for item in ("b", "c"))
-    apply.release.set()
-    assert [f.result(10) for f in futures] == ["A", "B", "C"]
-    committer.close()
-    # After the first batch, "a" was answered ("b" and "c" were waiting); after the second, all three.
-    assert seen == [([True, False, False], 1), ([True, True, True], 2)]

@@ -91,8 +91,7 @@ def intake(services: Services) -> Iterator[Hl7Intake]:
 
 @pytest.fixture
 def transactions(services: Services) -> list[list[StoredResource]]:
-    """What each committed transaction wrote, in commit order (told after the batch's ACKs: read it
-    once `intake.close()` has let the writer finish)."""
+    """What each committed transaction wrote, in commit order."""
     seen: list[list[StoredResource]] = []
     services.store.on_commit(lambda written: seen.append(list(written)))
     return seen
@@ -161,7 +160,6 @@ def test_messages_waiting_on_several_connections_commit_in_one_transaction(
             return await batch_behind_gate(intake, gate, port, messages)
 
     gate_ack, acks = asyncio.run(run())
-    intake.close()  # the commit listeners run once the ACKs are out: let the writer finish
     assert msa(gate_ack) == ("CA", "EPCGATE")
     assert [msa(a) for a in acks] == [("CA", f"EPCB{n}") for n in range(5)]
     # The gate's own transaction, then one for the five: Patient, Encounter and Provenance each.
@@ -211,7 +209,6 @@ def test_a_poison_message_in_a_batch_is_quarantined_alone(
             return (await batch_behind_gate(intake, gate, port, messages))[1]
 
     acks = asyncio.run(run())
-    intake.close()  # the commit listeners run once the ACKs are out: let the writer finish
     assert [msa(a)[0] for a in acks] == ["CA", "CE", "AR", "CA"]
     assert [msa(a)[1] for a in acks] == ["EPCB0", "EPCB1", "", "EPCB3"]
     # The three good ones in one transaction; nothing of the refused one (its Patient was rolled back).
@@ -235,7 +232,6 @@ def test_a_repeat_inside_one_batch_gets_the_same_ack_and_changes_nothing(
             return (await batch_behind_gate(intake, gate, port, [message, a04("D2"), message]))[1]
 
     first, other, repeat = asyncio.run(run())
-    intake.close()  # the commit listeners run once the ACKs are out: let the writer finish
     assert msa(first) == ("CA", "EPCD1")
     assert repeat == first
     assert msa(other) == ("CA", "EPCD2")
@@ -265,7 +261,6 @@ def test_messages_for_one_patient_apply_in_arrival_order_within_a_batch(
 
     acks = asyncio.run(run())
     assert [msa(a) for a in acks] == [("AA", "PAS000123401"), ("AA", "PAS000123411")]
-    intake.close()  # the commit listeners run once the ACKs are out: let the writer finish
     assert len(transactions) == 2  # gate, then admit + cancel together
     encounters = [r for r in transactions[1] if r.type == "Encounter"]
     assert [e.version_id for e in encounters] == [1, 2]
@@ -291,18 +286,3 @@ def test_a_lone_sender_never_waits_for_company(services: Services) -> None:
         lone.close()
     assert [msa(a) for a in acks] == [("CA", f"EPCL{n}") for n in range(3)]
     assert committer.batches == 3
-
-
-def test_a_batch_is_answered_before_the_commit_listeners_run(services: Services, intake: Hl7Intake) -> None:
-    """The store's commit listeners (event relay wake-up, patient index) wait until the batch's ACKs
-    are handed over, so the event loop sends the ACKs before it starts the relay's work."""
-    gate = Gate(services)
-    answered: list[list[bool]] = []
-    futures = [intake.committer.submit(a04("GATE").replace(b"VGATE", GATE_VISIT.encode()))]
-    assert gate.entered.wait(20)
-    futures.append(intake.committer.submit(a04("AFTER")))  # the next batch: queued behind the gate
-    services.store.on_commit(lambda written: answered.append([f.done() for f in futures]))
-    gate.release.set()
-    assert [msa(f.result(20))[0] for f in futures] == ["CA", "CA"]
-    intake.close()  # the writer has finished with both batches
-    assert answered == [[True, False], [True, True]]
