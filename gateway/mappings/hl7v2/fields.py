@@ -55,61 +55,6 @@ class ListFactory(hl7.Factory):
     create_component = _plain()
 
 
-_HEADERS = ("MSH", "BHS", "FHS")
-
-
-def split_er7(text: str) -> Any:
-    """`hl7.parse(text, factory=ListFactory)`'s tree, built without python-hl7's parse plan.
-
-    python-hl7 splits recursively through a plan object per level (a new one per call, with a
-    separator lookup and a container call per piece): about half of an ADT message's parse and
-    map. This walks the same levels with plain loops and keeps every quirk of its tree: a piece
-    holding none of the deeper separators is one leaf wrapped once (``[text]``), and a segment
-    named MSH/BHS/FHS gets its own MSH-1/MSH-2 pieces. Anything unusual (no MSH/BHS/FHS start,
-    separators repeated) goes to python-hl7 itself, so its answers and errors stay the same.
-    `tests/mappings/hl7v2/test_hl7v2_fields.py` compares the two trees.
-    """
-    strmsg = text.strip()
-    if len(strmsg) < 4 or strmsg[:3] not in _HEADERS:
-        return hl7.parse(text, factory=ListFactory)
-    sep0 = strmsg[3]
-    seps = strmsg[3 : strmsg.find(sep0, 4)]
-    rep = seps[2] if len(seps) > 2 else "~"
-    comp = seps[1] if len(seps) > 1 else "^"
-    sub = seps[4] if len(seps) > 4 else "&"
-    esc = seps[3] if len(seps) > 3 else "\\"
-    separators = "\r" + seps[0] + rep + comp + sub
-    if len(set(separators)) < len(separators):
-        return hl7.parse(text, factory=ListFactory)  # its plan steps by `find`: a repeat changes levels
-    field_sep = seps[0]
-
-    def repetition(piece: str) -> list[Any]:
-        if comp not in piece and sub not in piece:
-            return [piece]
-        return [c.split(sub) if sub in c else [c] for c in piece.split(comp)]
-
-    def field(piece: str) -> list[Any]:
-        if rep not in piece and comp not in piece and sub not in piece:
-            return [piece]
-        return [repetition(r) for r in piece.split(rep)]
-
-    segments: list[Any] = []
-    for segment in strmsg.split("\r"):
-        if field_sep not in segment and rep not in segment and comp not in segment and sub not in segment:
-            segments.append([segment])
-            continue
-        data: list[Any] = []
-        if segment[:3] in _HEADERS:
-            own = segment[3]
-            end = segment.find(own, 4)
-            data = [[segment[:3]], [own], [segment[4:end]]]
-            segment = segment[end + 1 :]
-        if segment:
-            data.extend(field(piece) for piece in segment.split(field_sep))
-        segments.append(data)
-    return _Message(segments, esc, separators)
-
-
 @dataclass(frozen=True)
 class Rep:
     """One repetition of a field: components, each a tuple of subcomponents (1-based access)."""

@@ -10,7 +10,7 @@ import hl7
 import pytest
 
 from gateway.mappings.hl7v2 import Hl7ParseError, parse_message
-from gateway.mappings.hl7v2.fields import ListFactory, Rep, Segments, from_hl7, split_er7
+from gateway.mappings.hl7v2.fields import Rep, Segments, from_hl7
 from gateway.mappings.hl7v2.parse import normalise_terminators
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "hl7v2"
@@ -79,51 +79,3 @@ def test_seeded_fuzz() -> None:
                 parse_message(text.encode("latin-1"))
             continue
         assert viewed(text) == expected, text
-
-
-def same_tree(text: str) -> None:
-    """`split_er7` builds exactly python-hl7's plain-list tree, or fails as python-hl7 does."""
-    try:
-        expected = hl7.parse(text, factory=ListFactory)
-    except Exception as exc:
-        with pytest.raises(type(exc)):
-            split_er7(text)
-        return
-    got = split_er7(text)
-    assert got == expected, text
-    assert (got.esc, got.separators) == (expected.esc, expected.separators), text
-
-
-@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.hl7")), ids=lambda p: p.name)
-def test_split_tree_of_fixtures(path: Path) -> None:
-    same_tree(normalise_terminators(path.read_bytes()).decode("latin-1"))
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "MSH",
-        "MSH|",
-        "MSH|^",
-        "MSH|^~\\&",
-        " MSH|^~\\&|A\r\rPID|1 ",
-        "MSH|^~\\&|A|B\rMSH|^~\\&|C\rMSH#^|x",  # a second MSH, one with its own field separator
-        "MSH|^^\\&|A^B|C~D",  # a separator repeated: python-hl7's plan decides
-        "MSH|^~|A~B^C&D|E",  # defaults for the missing separators
-        "MSH|^~\\&#|A^B&C|D",  # a fifth character (truncation) is not a separator
-        "FHS|^~\\&|F\rBHS|^~\\&|B",
-        "XYZ|^~\\&|A",
-    ],
-)
-def test_split_tree_edge_cases(text: str) -> None:
-    same_tree(text)
-
-
-def test_split_tree_seeded_fuzz() -> None:
-    rng = random.Random(11)
-    alphabet = 'ab |^~&\\"#!@$%\r1'
-    for _ in range(2000):
-        msh = "MSH" + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
-        body = "".join(rng.choice(alphabet + "PIDMSH") for _ in range(rng.randint(0, 60)))
-        same_tree(msh + rng.choice(("", "\r", "|")) + body)
-        same_tree(f"{MSH}\r{body}")
