@@ -3,12 +3,14 @@ stores, column type by column type, and leaves rows that need a client-side defa
 
 from __future__ import annotations
 
-from datetime import datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Boolean, Column, DateTime, Integer, LargeBinary, MetaData, String, Table, create_engine, select
 
-from gateway.store.api import sqlite_insert
+from gateway.store.api import _fast_datetime, sqlite_insert
 
 metadata = MetaData()
 sample = Table(
@@ -55,3 +57,22 @@ def test_a_left_out_column_with_a_default_goes_through_sqlalchemy(tmp_path: Path
     with engine.connect() as conn:
         assert conn.execute(select(sample.c.tries)).scalar_one() == 0
     engine.dispose()
+
+
+def test_the_fast_datetime_text_is_sqlalchemys_for_every_value() -> None:
+    """The driver path formats naive datetimes itself (`isoformat`): exactly SQLite DATETIME's
+    own text, and anything else (aware datetimes, dates, None) through SQLAlchemy's processor."""
+    dialect = create_engine("sqlite://").dialect
+    slow = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert slow is not None
+    fast = _fast_datetime(slow)
+    assert fast is not slow  # the fast path is in use
+    rng = random.Random(5)
+    values: list[object] = [None, date(2026, 2, 3), datetime(2026, 2, 3, 4, 5, 6, 7, tzinfo=UTC)]
+    values += [datetime.min, datetime.max, datetime(2026, 1, 1), datetime(999, 1, 1, 0, 0, 0, 1)]
+    span = (datetime.max - datetime.min) // timedelta(microseconds=1)
+    values += [datetime.min + timedelta(microseconds=rng.randrange(span)) for _ in range(2000)]
+    for value in values:
+        assert fast(value) == slow(value), value
+    with pytest.raises(TypeError):
+        fast("2026-01-01")
