@@ -350,6 +350,10 @@ class UnitOfWork:
         # Stored live ids per (type, param, system, code) read by `preload_tokens`, kept current
         # with this transaction's own index changes (flushed rows added, dropped owners removed).
         self._token_ids: dict[tuple[str, str, str | None, str], list[str]] = {}
+        # (system, value) Patient identifiers locked until commit and looked up again after the lock
+        # (`gateway.intake.new_person.claim_new_people`): no other writer can make a Patient with one
+        # unseen by this transaction, so making one needs no further lock or check.
+        self.claimed_identifiers: set[tuple[str, str]] = set()
 
     # -- buffering: inserts go out in one executemany per table --------------------------------
 

@@ -92,6 +92,20 @@ class StagingUnitOfWork(UnitOfWork):
             return
         for token in wanted:
             self._db_tokens[token] = set()
+        self._probe(wanted)
+
+    def unheld(self, tokens: Iterable[Token]) -> list[Token]:
+        """Of `tokens` (preloaded), those no stored resource held when they were looked up."""
+        return [t for t in tokens if not self._db_tokens.get(t, True)]
+
+    def reload(self, tokens: Iterable[Token]) -> None:
+        """Look `tokens` up again (they were preloaded): after taking locks that another writer
+        held while making the resources, this transaction's reads see what that writer committed."""
+        wanted = {t for t in tokens if t in self._db_tokens}
+        if wanted:
+            self._probe(wanted)
+
+    def _probe(self, wanted: set[Token]) -> None:
         self.inner.flush()
         by_type: dict[str, set[str]] = {}
         for rtype, _, code in wanted:
