@@ -12,6 +12,7 @@ conflict 409). Database integrity errors become conflicts here, at the boundary.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -390,9 +391,18 @@ class UnitOfWork:
         raw = self.conn.connection.driver_connection
         assert raw is not None
         names = ", ".join(f'"{c}"' for c in columns)
+        # Rows of one table nearly always carry the same keys: one C-level itemgetter per row (a
+        # fifth of the per-column `get`s' cost, ~300,000 rows per 10,000 extract rows). A row
+        # lacking a column (a number row beside quantity rows) sends NULL for it, as `get` does.
+        try:
+            values: Iterable[Any] = list(map(operator.itemgetter(*columns), rows)) if len(columns) > 1 else ()
+        except KeyError:
+            values = ()
+        if not values:
+            values = ([row.get(c) for c in columns] for row in rows)
         with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as out:
-            for row in rows:
-                out.write_row([row.get(c) for c in columns])
+            for value in values:
+                out.write_row(value)
 
     def _tick(self) -> datetime:
         """Strictly increasing write times inside this transaction, so history orders cleanly."""
