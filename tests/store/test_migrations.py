@@ -111,3 +111,41 @@ def test_collation_upgrade_in_place_on_postgres(pg_url: str) -> None:
             assert conn.execute(text("SELECT count(*) FROM sp_string")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_content_compressed_with_lz4_where_the_server_has_it(pg_url: str) -> None:
+    """0012: new content over the TOAST threshold is lz4-compressed and reads back unchanged; a server
+    without lz4 keeps pglz; the downgrade returns the column to the server's default."""
+    engine = make_engine(pg_url)
+    try:
+        migrate.upgrade(engine)
+        big = '{"resourceType": "Patient", "text": "' + "care plan review " * 400 + '"}'
+        with engine.begin() as conn:
+            has_lz4 = conn.execute(
+                text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+            ).scalar()
+            conn.execute(
+                text(
+                    "INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content) "
+                    "VALUES ('Patient', 'big', 1, '2026-01-01 00:00:00', false, :c)"
+                ),
+                {"c": big},
+            )
+        with engine.connect() as conn:
+            content, method = conn.execute(
+                text("SELECT content, pg_column_compression(content) FROM resource WHERE res_id = 'big'")
+            ).one()
+        assert content == big
+        assert method == ("lz4" if has_lz4 else "pglz")
+        migrate.downgrade(engine, "0011")
+        with engine.connect() as conn:
+            setting = conn.execute(
+                text(
+                    "SELECT attcompression FROM pg_attribute"
+                    " WHERE attrelid = 'resource'::regclass AND attname = 'content'"
+                )
+            ).scalar_one()
+            assert setting in ("", "\x00")
+            assert conn.execute(text("SELECT content FROM resource WHERE res_id = 'big'")).scalar_one() == big
+    finally:
+        engine.dispose()
