@@ -26,6 +26,7 @@ import orjson
 
 from gateway.identity.blocking import InMemoryCandidateIndex
 from gateway.identity.patient_index import PatientIndex
+from gateway.intake.new_person import claim_new_people
 from gateway.intake.writes import PersonResolver, find_one, token
 from gateway.store.api import StoredResource, UnitOfWork
 from gateway.store.staging import Key, StagingUnitOfWork, Token
@@ -138,6 +139,7 @@ class ChunkWrite:
             refs = self._refs[id(res)] = patient_refs(res, [])
             tokens.update(_token("Patient", node["identifier"]) for node in refs)
         self.staging.preload(tokens)
+        claim_new_people(self.staging, tokens)
 
     def record(self, write: Callable[[], None]) -> list[Key]:
         """Run one record's write; returns what it changed. On any error it is undone and re-raised."""

@@ -18,7 +18,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, text
 
-_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# One round trip for any number of keys: the function scan takes them in array order (sorted below).
+_LOCK = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k")
 
 
 def lock_key(name: str) -> int:
@@ -33,6 +34,7 @@ def hold_until_commit(conn: Connection, names: Iterable[str]) -> bool:
     """
     if conn.dialect.name != "postgresql":
         return False
-    for key in sorted({lock_key(n) for n in names}):
-        conn.execute(_LOCK, {"key": key})
+    keys = sorted({lock_key(n) for n in names})
+    if keys:
+        conn.execute(_LOCK, {"keys": keys})
     return True

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 import orjson
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 
 from gateway.store.api import (
     _INDEX_TABLES,
@@ -35,6 +35,7 @@ from gateway.store.api import (
     _comparable,
     keep_superseded,
     new_id,
+    pg_token_probe,
 )
 from gateway.store.engine import is_sqlite
 from gateway.store.schema import resource, sp_token
@@ -45,12 +46,6 @@ Key = tuple[str, str]  # (resource type, id)
 
 _IDENTIFIER = "identifier"
 _BATCH = 500  # values per IN list
-# OFFSET 0 keeps the subquery a parameterised index scan per code (it is not pulled up into a join).
-_PG_TOKEN_PROBE = text(
-    f"SELECT t.res_id, t.system, t.code FROM unnest(CAST(:codes AS varchar[])) AS v(code) "
-    f"CROSS JOIN LATERAL (SELECT res_id, system, code FROM {sp_token.name} "
-    f"WHERE res_type = :rtype AND param = :param AND code = v.code OFFSET 0) AS t"
-)
 
 
 @dataclass(frozen=True)
@@ -92,6 +87,20 @@ class StagingUnitOfWork(UnitOfWork):
             return
         for token in wanted:
             self._db_tokens[token] = set()
+        self._probe(wanted)
+
+    def unheld(self, tokens: Iterable[Token]) -> list[Token]:
+        """Of `tokens` (preloaded), those no stored resource held when they were looked up."""
+        return [t for t in tokens if not self._db_tokens.get(t, True)]
+
+    def reload(self, tokens: Iterable[Token]) -> None:
+        """Look `tokens` up again (they were preloaded): after taking locks that another writer
+        held while making the resources, this transaction's reads see what that writer committed."""
+        wanted = {t for t in tokens if t in self._db_tokens}
+        if wanted:
+            self._probe(wanted)
+
+    def _probe(self, wanted: set[Token]) -> None:
         self.inner.flush()
         by_type: dict[str, set[str]] = {}
         for rtype, _, code in wanted:
@@ -112,7 +121,7 @@ class StagingUnitOfWork(UnitOfWork):
         if self._lock:
             # PostgreSQL without statistics (autovacuum off, a fresh table) reads `code IN (…)` as a
             # filter over every identifier of the type; one index probe per code keeps it a lookup.
-            return self.conn.execute(_PG_TOKEN_PROBE, {"rtype": rtype, "param": _IDENTIFIER, "codes": codes})
+            return pg_token_probe(self.conn, rtype, _IDENTIFIER, codes)
         t = sp_token.c
         return self.conn.execute(
             select(t.res_id, t.system, t.code).where(t.res_type == rtype, t.param == _IDENTIFIER, t.code.in_(codes))

@@ -11,10 +11,13 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import event, text
 
 from gateway.fhir.errors import FhirError
 from gateway.identity.nhs_number import NHS_NUMBER_SYSTEM, with_check_digit
 from gateway.identity.patient_index import PatientIndex
+from gateway.intake.chunks import ChunkWrite, _token
+from gateway.intake.new_person import claim_new_people
 from gateway.intake.writes import PersonResolver
 from gateway.store.api import Store
 from gateway.store.engine import make_engine
@@ -99,3 +102,46 @@ def test_two_writers_creating_one_new_person_make_one_patient(
         "https://example.org/council/patient-id",
         NHS_NUMBER_SYSTEM,
     }
+
+
+def test_chunk_claims_its_new_people_up_front_and_sees_what_committed_before_the_lock(stores: list[Store]) -> None:
+    """A chunk locks every Patient identifier its preload found nowhere, in one statement, then looks
+    them up again: a Patient another writer committed between the preload and the lock is found
+    (updated, not duplicated, not refused), and the row's own new person needs no lock of its own."""
+    first, other = stores
+    mine = patient("council", "council-7")
+    theirs = patient("trust", "trust-7")  # holds the same NHS number
+    tokens = [_token("Patient", ident) for ident in mine["identifier"]]
+    with first.writer() as uow:
+        chunk = ChunkWrite(uow, PatientIndex(first), now=NOW)
+        chunk.staging.preload(tokens)  # found nowhere …
+        with other.writer() as other_uow:  # … then the other writer commits the person
+            PersonResolver(PatientIndex(other), now=NOW).resolve(other_uow, theirs, theirs["identifier"])
+        claim_new_people(chunk.staging, tokens)
+        assert chunk.staging.claimed_identifiers == {(i["system"], i["value"]) for i in mine["identifier"]}
+        held = uow.conn.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        ).scalar_one()
+        assert held == 2
+        rid = chunk.person(mine, mine["identifier"])
+        chunk.apply()
+    with first.reader() as uow:
+        rows = uow.conn.execute(resource.select().where(resource.c.res_type == "Patient")).all()
+    assert [r.res_id for r in rows] == [rid]
+    systems = {i["system"] for i in orjson.loads(rows[0].content)["identifier"]}
+    assert "https://example.org/council/patient-id" in systems and "https://example.org/trust/patient-id" in systems
+
+
+def test_claimed_new_person_takes_no_further_lock(stores: list[Store]) -> None:
+    """Once a chunk has claimed a person's identifiers, resolving that person makes the Patient with
+    no lock or lookup round trip of its own (the point of claiming up front)."""
+    store = stores[0]
+    mine = patient("council", "council-8")
+    with store.writer() as uow:
+        chunk = ChunkWrite(uow, PatientIndex(store), now=NOW)
+        chunk.preload([mine])
+        assert len(chunk.staging.claimed_identifiers) == 2
+        statements: list[str] = []
+        event.listen(uow.conn, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        chunk.person(mine, mine["identifier"])
+        assert not [s for s in statements if "advisory" in s or "sp_token" in s]
