@@ -23,6 +23,9 @@ from sqlalchemy import create_engine, text
 from gateway.app import build_services, create_app
 from gateway.fhir.services import Services
 from gateway.settings import Settings
+from gateway.store.api import Store
+from gateway.store.engine import make_engine
+from gateway.store.migrate import upgrade
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -46,6 +49,15 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[Store]:
+    """A migrated store on a fresh PostgreSQL schema (tests of PostgreSQL-only behaviour)."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    yield Store(engine, fhir_base="http://testserver/fhir")
+    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from gateway.events import claim, pending_count
-from gateway.store import migrate
 from gateway.store.api import Store
-from gateway.store.engine import make_engine
 from tests.events.support import write_patients
-
-
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[Store]:
-    engine = make_engine(pg_url)
-    migrate.upgrade(engine)
-    yield Store(engine, fhir_base="http://testserver/fhir")
-    engine.dispose()
 
 
 def test_concurrent_claims_take_disjoint_rows_in_seq_order(pg_store: Store) -> None:

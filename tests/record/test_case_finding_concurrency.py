@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,18 +13,8 @@ import pytest
 from gateway.record import worklists
 from gateway.record.worklists import RISK_ASSESSMENT_ID_SYSTEM, load_all, run_case_finding
 from gateway.store.api import Store
-from gateway.store.engine import make_engine
-from gateway.store.migrate import upgrade
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[Store]:
-    engine = make_engine(pg_url)
-    upgrade(engine)
-    yield Store(engine, fhir_base="http://testserver/fhir")
-    engine.dispose()
 
 
 def test_two_concurrent_runs_write_one_risk_assessment_per_person(

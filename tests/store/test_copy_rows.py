@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from sqlalchemy import select
 
 from gateway.store.api import Store
-from gateway.store.engine import make_engine
-from gateway.store.migrate import upgrade
 from gateway.store.schema import sp_number
 
 
-@pytest.fixture
-def store(pg_url: str) -> Iterator[Store]:
-    engine = make_engine(pg_url)
-    upgrade(engine)
-    yield Store(engine, fhir_base="http://testserver/fhir")
-    engine.dispose()
-
-
-def test_copy_sends_null_for_a_missing_column(store: Store) -> None:
+def test_copy_sends_null_for_a_missing_column(pg_store: Store) -> None:
     base = {"res_type": "Observation", "param": "value-quantity"}
     rows = [
         {**base, "res_id": f"q{i}", "value": float(i), "system": "http://unitsofmeasure.org", "code": "kg"}
         for i in range(60)
     ]
     rows.insert(30, {**base, "res_id": "plain", "value": 7.5})  # a number: no system, no code
-    with store.writer() as uow:
+    with pg_store.writer() as uow:
         uow._queue(sp_number, rows)
         uow.flush()
-    with store.reader() as uow:
+    with pg_store.reader() as uow:
         got = {r.res_id: (r.value, r.system, r.code) for r in uow.conn.execute(select(sp_number))}
     assert len(got) == 61
     assert got["plain"] == (7.5, None, None)

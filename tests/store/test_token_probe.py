@@ -4,27 +4,14 @@ here: autovacuum is off), which made a collation-only ingest run seven times the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from sqlalchemy import text
 
 from gateway.store.api import Store, token_rows
-from gateway.store.engine import make_engine
-from gateway.store.migrate import upgrade
 from gateway.store.schema import sp_token
 
 
-@pytest.fixture
-def store(pg_url: str) -> Iterator[Store]:
-    engine = make_engine(pg_url)
-    upgrade(engine)
-    yield Store(engine, fhir_base="http://testserver/fhir")
-    engine.dispose()
-
-
-def test_probe_is_never_server_prepared(store: Store) -> None:
-    with store.writer() as uow:
+def test_probe_is_never_server_prepared(pg_store: Store) -> None:
+    with pg_store.writer() as uow:
         for i in range(12):  # psycopg prepares a statement on its 5th execution, PostgreSQL goes generic on its 6th
             assert list(token_rows(uow.conn, "Patient", "identifier", [f"n{i}"])) == []
         uow.conn.execute(
