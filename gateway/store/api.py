@@ -340,6 +340,18 @@ def refs_in(table: Table, refs: Iterable[tuple[str, str]]) -> Any:
     return or_(false(), *(and_(table.c.res_type == t, table.c.res_id.in_(ids)) for t, ids in by_type.items()))
 
 
+@functools.lru_cache(maxsize=64)
+def _fetch_stmt(types: int) -> Select[Any]:
+    """`fetch_many`'s read of live rows of `types` resource types (`t0`, `i0` … type and ids), in the
+    `refs_in` shape SQLite answers from the primary key. Built once per count of types, so a call
+    costs no statement construction or cache-key walk (it ran per alert, per consent decision)."""
+    r = resource.c
+    by_type = (
+        and_(r.res_type == bindparam(f"t{i}"), r.res_id.in_(bindparam(f"i{i}", expanding=True))) for i in range(types)
+    )
+    return select(resource).where(or_(*by_type), r.deleted == false())
+
+
 class Store:
     """The one entry point to stored resources."""
 
@@ -512,9 +524,14 @@ class UnitOfWork:
         self.flush()
         found: dict[tuple[str, str], StoredResource] = {}
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            rows = self.conn.execute(select(resource).where(refs_in(resource, chunk), resource.c.deleted == false()))
-            for row in rows:
+            by_type: dict[str, list[str]] = {}
+            for rtype, rid in wanted[start : start + 500]:
+                by_type.setdefault(rtype, []).append(rid)
+            params: dict[str, Any] = {}
+            for i, (rtype, ids) in enumerate(by_type.items()):
+                params[f"t{i}"] = rtype
+                params[f"i{i}"] = ids
+            for row in self.conn.execute(_fetch_stmt(len(by_type)), params):
                 found[(row.res_type, row.res_id)] = _row_to_stored(row)
         return [found[r] for r in wanted if r in found]
 
