@@ -87,35 +87,42 @@ class WriteTurns:
 
     def __init__(self, timeout: float = 30.0) -> None:
         self.timeout = timeout  # as the busy timeout: then the caller gets "database is locked"
-        self._cond = threading.Condition()
-        self._waiting: list[tuple[int, int]] = []  # heap of (0 urgent / 1 other, ticket)
+        self._lock = threading.Lock()
+        # heap of (0 urgent / 1 other, ticket, the waiter's own wake-up); tickets are unique, so the
+        # events are never compared
+        self._waiting: list[tuple[int, int, threading.Event]] = []
         self._tickets = itertools.count()
         self._held = False
 
     def acquire(self, *, urgent: bool) -> None:
-        mine = (0 if urgent else 1, next(self._tickets))
-        deadline = time.monotonic() + self.timeout
-        with self._cond:
+        with self._lock:
+            if not self._held and not self._waiting:
+                self._held = True
+                return
+            wake = threading.Event()
+            mine = (0 if urgent else 1, next(self._tickets), wake)
             heapq.heappush(self._waiting, mine)
-            while self._held or self._waiting[0] != mine:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self._waiting.remove(mine)
-                    heapq.heapify(self._waiting)
-                    self._cond.notify_all()
-                    raise sqlite3.OperationalError("database is locked (no write turn within the timeout)")
-                self._cond.wait(left)
-            heapq.heappop(self._waiting)
-            self._held = True
+        if wake.wait(self.timeout):
+            return  # `release` handed the turn over: it stays held, now by this thread
+        with self._lock:
+            if wake.is_set():  # handed over just as the wait ran out
+                return
+            self._waiting.remove(mine)
+            heapq.heapify(self._waiting)
+        raise sqlite3.OperationalError("database is locked (no write turn within the timeout)")
 
     def release(self) -> None:
-        with self._cond:
-            self._held = False
-            self._cond.notify_all()
+        """Hand the turn straight to the next writer in line, waking that one thread only (waking
+        them all to look cost each waiter a GIL round per commit: ~5 % of a loaded gateway's CPU)."""
+        with self._lock:
+            if self._waiting:
+                heapq.heappop(self._waiting)[2].set()
+            else:
+                self._held = False
 
     @property
     def waiting(self) -> int:
-        with self._cond:
+        with self._lock:
             return len(self._waiting)
 
 

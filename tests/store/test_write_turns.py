@@ -48,6 +48,36 @@ def test_turns_go_in_arrival_order_urgent_first() -> None:
     assert order == ["alert", "first", "second"]
 
 
+def test_a_release_hands_the_turn_to_the_next_writer_alone() -> None:
+    """Only the writer whose turn it is wakes: the rest stay queued, untouched, until their turn."""
+    turns = WriteTurns()
+    turns.acquire(urgent=False)
+    done: list[str] = []
+    go_on = threading.Event()
+
+    def take(name: str) -> None:
+        turns.acquire(urgent=False)
+        done.append(name)
+        go_on.wait(5)
+        turns.release()
+
+    threads = [threading.Thread(target=take, args=(name,)) for name in ("a", "b", "c")]
+    for n, thread in enumerate(threads, start=1):
+        thread.start()
+        wait_for(lambda n=n: turns.waiting == n, "queued")
+    turns.release()
+    assert turns.waiting == 2  # handed over at once, to one waiter
+    wait_for(lambda: done == ["a"], "the first in line has the turn")
+    time.sleep(0.02)
+    assert done == ["a"] and turns.waiting == 2
+    go_on.set()
+    for thread in threads:
+        thread.join(5)
+    assert done == ["a", "b", "c"] and turns.waiting == 0
+    turns.acquire(urgent=True)  # the last one gave it back: free again
+    turns.release()
+
+
 def test_a_turn_not_given_within_the_timeout_fails_like_a_locked_database() -> None:
     turns = WriteTurns(timeout=0.05)
     turns.acquire(urgent=False)
