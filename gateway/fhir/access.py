@@ -337,6 +337,15 @@ class ConsentGuard:
         self._read_in[uow] = (frozenset(patient_ids), len(uow.written), inputs)
         return inputs
 
+    def preload(self, uow: UnitOfWork, rows: Sequence[StoredResource]) -> None:
+        """Read the policy inputs of every Patient these rows concern in one statement, for the
+        decisions about them that follow in this transaction (each caller's `visible` then finds
+        them read, as a page's count and rows do): one statement for a batch of notifications
+        rather than one per subscriber."""
+        patients = {p for row in rows if row.content is not None for p in self.facts_of(row).patients}
+        if patients:
+            self._inputs(uow, patients)
+
     def facts_of(self, row: StoredResource) -> Facts:
         """The class of a stored version, remembered: a stored version never changes."""
         found = self._facts.get((row.type, row.id, row.version_id))
@@ -433,10 +442,18 @@ def subscriber_visibility(
         out = [False] * len(items)
         if not items:
             return out
-        wanted = [("Subscription", sub_id) for sub_id, _, _ in items] + [(rtype, rid) for _, rtype, rid in items]
+        # Foci this transaction wrote are current as written (the alert's own write): no read-back.
+        written = {(r.type, r.id): r for r in uow.written}
+        wanted = [("Subscription", sub_id) for sub_id, _, _ in items]
+        wanted += [(rtype, rid) for _, rtype, rid in items if (rtype, rid) not in written]
         found = {(r.type, r.id): r for r in uow.fetch_many(wanted)}  # one query for both
         subs = {ref[1]: row for ref, row in found.items() if ref[0] == "Subscription"}
-        foci = {(rtype, rid): found[(rtype, rid)] for _, rtype, rid in items if (rtype, rid) in found}
+        foci: dict[tuple[str, str], StoredResource] = {}
+        for _, rtype, rid in items:
+            row = written.get((rtype, rid)) or found.get((rtype, rid))
+            if row is not None and not row.deleted:
+                foci[(rtype, rid)] = row
+        guard.preload(uow, list(foci.values()))
         by_sub: dict[str, list[int]] = {}
         for index, (sub_id, rtype, rid) in enumerate(items):
             if (rtype, rid) in foci:
