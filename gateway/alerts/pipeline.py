@@ -15,9 +15,11 @@ Per committed write (read from the store by the version the event names):
   for delivery. A resource already there is left alone (unless it was retracted), so repeated or
   updated messages of one visit alert nobody twice; a new visit is a new key and alerts again. A
   retraction takes the alert back (`content.retract`).
-- `Communication` (presentation-alert): publish `case-managed-person-presented` unless this process
-  already did when it wrote the alert (an alert written elsewhere, or by a run that died before
-  announcing it: numbering is once per Communication version, so nothing is numbered twice).
+- `Communication` (presentation-alert): publish `case-managed-person-presented` unless its version
+  was numbered already: by this process as it wrote the alert (remembered), or by the process that
+  wrote it (another gateway, or a run that died before announcing it: one query on the event log
+  finds it, before anything is read or decided). Only a version nobody numbered (a client's write,
+  a retraction) is read, decided and numbered here; numbering is once per version either way.
 """
 
 from __future__ import annotations
@@ -600,7 +602,15 @@ class AlertPipeline:
         self, events: Sequence[EventLike]
     ) -> list[tuple[EventLike, tuple[JSON, JSON | None, list[JSON]]]]:
         with self.store.reader() as uow:
-            found = [(event, self._alert_context_in(uow, event)) for event in events]
+            # Written and numbered by another process (or by this one before a restart): its
+            # subscribers were decided and numbered with the write, so there is nothing to publish.
+            foci = [("Communication", e.res_id, e.version_id) for e in events]
+            done = self.subscriptions.numbered_versions(uow, TOPIC_PRESENTED, foci)
+            found = [
+                (event, self._alert_context_in(uow, event))
+                for event, focus in zip(events, foci, strict=True)
+                if focus not in done
+            ]
         return [(event, got) for event, got in found if got is not None]
 
     def _alert_context_in(self, uow: UnitOfWork, event: EventLike) -> tuple[JSON, JSON | None, list[JSON]] | None:

@@ -328,6 +328,15 @@ class SubscriptionService:
             )
         return Numbered(items, planned, numbered)
 
+    def numbered_versions(
+        self, uow: UnitOfWork, topic: str, foci: Sequence[tuple[str, str, int]]
+    ) -> set[tuple[str, str, int]]:
+        """The focus versions among these already numbered for a subscription on `topic` (in the
+        caller's transaction). Numbering is all or nothing per transaction, so one found was
+        decided and numbered for every subscriber it was meant for when it was written."""
+        subs = [spec.id for spec in self.specs.values() if spec.topic == topic]
+        return self.repo.numbered_versions(uow.conn, subs, foci)
+
     def announce(self, numbered: Numbered) -> list[dict[str, int]]:
         """After the numbers are committed: hand each new event to its subscription's delivery. Returns
         the numbers per item."""

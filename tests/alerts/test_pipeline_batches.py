@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from gateway.alerts.install import install
 from gateway.alerts.subscription_service import SubscriptionService
+from gateway.events.dedupe import RecentSeqs
 from gateway.fhir.services import Services
 from gateway.store.schema import outbox
 from tests.alerts.test_pipeline import ALERTS, Event, Pump, Receiver, encounter, enrol, receiver, subscription
@@ -193,3 +194,36 @@ async def test_an_alert_and_its_event_numbers_commit_together(
     await pump()  # the same Encounter event again (at-least-once), then the alert's own events
     assert (await client.get("/Communication", params={"category": ALERTS})).json()["total"] == 1
     assert [n for n, _ in receiver.events("batch-atomic")] == [1]
+
+
+async def test_an_alert_numbered_by_the_process_that_wrote_it_is_not_decided_again(
+    app: FastAPI, services: Services, client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With several processes the alert Communication's own event often reaches a process that did
+    not write it (it cannot remember having published it): the event log says it was numbered,
+    so that process reads, decides and numbers nothing, and the subscriber hears of it once."""
+    hook = receiver.url("batch-elsewhere")
+    pump = await _ready(app, services, client, hook)
+    pipeline = pump.consumers["alerts"]
+    assert (await client.post("/Encounter", json=encounter("EMER"))).status_code == 201
+    rounds = await pump()
+    assert [e.res_type for e in rounds[0]] == ["Encounter"]
+    communication = next(e for r in rounds[1:] for e in r if e.res_type == "Communication")
+    assert [n for n, _ in receiver.events("batch-elsewhere")] == [1]
+
+    read: list[str] = []
+    real = pipeline._alert_context_in
+    monkeypatch.setattr(pipeline, "_alert_context_in", lambda uow, event: read.append(event.res_id) or real(uow, event))
+    pipeline._published = RecentSeqs()  # as another process sees it
+    pipeline._handled = RecentSeqs()
+    await pump.feed([communication])
+    assert read == []
+    assert [n for n, _ in receiver.events("batch-elsewhere")] == [1]
+
+    # a version nobody numbered (the alert taken back, here by a client's write) is still published
+    alert = (await client.get("/Communication", params={"category": ALERTS})).json()["entry"][0]["resource"]
+    alert["status"] = "entered-in-error"
+    assert (await client.put(f"/Communication/{alert['id']}", json=alert)).status_code == 200
+    await pump()
+    assert read == [alert["id"]]
+    assert [n for n, _ in receiver.events("batch-elsewhere")] == [1, 2]

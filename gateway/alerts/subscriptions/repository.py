@@ -289,6 +289,23 @@ class SubscriptionStateRepository:
         with self._engine.connect() as conn:
             return [_event(r) for r in conn.execute(query)]
 
+    @staticmethod
+    def numbered_versions(
+        conn: Connection, sub_ids: Sequence[str], foci: Sequence[tuple[str, str, int]]
+    ) -> set[tuple[str, str, int]]:
+        """Which of these focus versions (type, id, version) have an event in any of these
+        subscriptions' logs (one query, on the focus index)."""
+        if not sub_ids or not foci:
+            return set()
+        params = {
+            "k_subs": sorted(set(sub_ids)),
+            "k_types": sorted({t for t, _, _ in foci}),
+            "k_ids": sorted({i for _, i, _ in foci}),
+        }
+        wanted = set(foci)
+        found = {(row.focus_type, row.focus_id, row.focus_version) for row in conn.execute(_known_query(), params)}
+        return wanted & found
+
     def undelivered(self, sub_id: str, *, limit: int | None = None, exclude: Iterable[int] = ()) -> list[EventRecord]:
         """Events not yet delivered (less `exclude`: delivered, mark not yet written), oldest first."""
         with self._engine.connect() as conn:
