@@ -211,6 +211,47 @@ def sqlite_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
     dbapi.executemany(sql, params)
 
 
+@functools.lru_cache(maxsize=256)
+def _pg_insert_plan(
+    table: Table, columns: tuple[str, ...], dialect: Dialect
+) -> tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]:
+    """`_sqlite_insert_plan` for psycopg: a `%s` INSERT of `columns` and the columns' bind processors."""
+    if any(c.default is not None for c in table.c if c.name not in columns):
+        return "", ()
+    names = ", ".join(f'"{c}"' for c in columns)
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join(["%s"] * len(columns))})'
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, c in enumerate(columns):
+        processor = table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors.append((i, processor))
+    return sql, tuple(processors)
+
+
+def pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` (dicts with the same keys) into `table` on PostgreSQL, in `conn`'s transaction,
+    through psycopg's own `executemany` (one pipelined round trip, the statement prepared by
+    psycopg after a few runs) with the columns' bind processors applied here. SQLAlchemy's
+    executemany built its parameters row by row first: a quarter of the audit writer's CPU, and of
+    every small write's flush."""
+    columns = tuple(rows[0])
+    sql, processors = _pg_insert_plan(table, columns, conn.dialect)
+    if not sql:
+        conn.execute(_insert(table), rows)
+        return
+    try:
+        params: list[Any] = list(map(_values_of(columns), rows))
+    except KeyError:  # rows of one table with different keys: SQLAlchemy sends NULL for the missing
+        conn.execute(_insert(table), rows)
+        return
+    if processors:
+        params = [_converted(values, processors) for values in params]
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.executemany(sql, params)
+
+
 # Statements built once (SQLAlchemy then reuses their compiled form): the hot reads of every write path.
 @functools.cache
 def _get_current(for_update: bool) -> Select[Any]:
@@ -451,6 +492,8 @@ class UnitOfWork:
                 self._copy(table, rows)
             elif dialect.name == "sqlite":
                 self._sqlite_insert(table, rows)
+            elif copy:
+                pg_insert(self.conn, table, rows)
             else:
                 self.conn.execute(_insert(table), rows)
             if table is sp_token and self._token_ids:
