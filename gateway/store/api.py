@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     ColumnElement,
@@ -40,7 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.sqlite import DATETIME as SqliteDateTime
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gateway.fhir.errors import conflict, gone, not_found, precondition_failed
 from gateway.store.engine import is_sqlite
@@ -230,18 +231,25 @@ def _pg_insert_plan(
 
 def pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert `rows` (dicts with the same keys) into `table` on PostgreSQL, in `conn`'s transaction,
-    through psycopg's own `executemany` (one pipelined round trip, the statement prepared by
-    psycopg after a few runs) with the columns' bind processors applied here. SQLAlchemy's
-    executemany built its parameters row by row first: a quarter of the audit writer's CPU, and of
-    every small write's flush."""
-    columns = tuple(rows[0])
-    sql, processors = _pg_insert_plan(table, columns, conn.dialect)
-    if not sql:
+    through psycopg's own `executemany` (pipelined, the statement prepared by psycopg after a few
+    runs) with the columns' bind processors applied here. SQLAlchemy's executemany built its
+    parameters row by row first: a quarter of the audit writer's CPU, and of every small write's
+    flush. Driver errors come out as SQLAlchemy's (an `IntegrityError` is a conflict, as ever)."""
+    if not _pipelined((table, rows)):
         conn.execute(_insert(table), rows)
         return
+    with pg_pipeline(conn):
+        _pg_insert(conn, table, rows)
+
+
+def _pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    columns = tuple(rows[0])
+    sql, processors = _pg_insert_plan(table, columns, conn.dialect)
     try:
-        params: list[Any] = list(map(_values_of(columns), rows))
+        params: list[Any] = list(map(_values_of(columns), rows)) if sql else []
     except KeyError:  # rows of one table with different keys: SQLAlchemy sends NULL for the missing
+        sql = ""
+    if not sql:
         conn.execute(_insert(table), rows)
         return
     if processors:
@@ -250,6 +258,35 @@ def pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> Non
     assert raw is not None
     with raw.cursor() as cur:
         cur.executemany(sql, params)
+
+
+def _pipelined(pending: tuple[Table, list[dict[str, Any]]]) -> bool:
+    """Whether a table's pending rows go out by `_pg_insert`'s driver path, which may share a
+    pipeline (COPY may not; a row set SQLAlchemy must complete goes through SQLAlchemy, outside)."""
+    table, rows = pending
+    if not rows:
+        return True
+    columns = tuple(rows[0])
+    return (
+        len(rows) < _COPY_THRESHOLD
+        and not any(c.default is not None for c in table.c if c.name not in columns)
+        and all(len(row) == len(columns) and all(c in row for c in columns) for row in rows)
+    )
+
+
+@contextmanager
+def pg_pipeline(conn: Connection) -> Iterator[None]:
+    """A psycopg pipeline on `conn` for the driver-level statements inside: they go out together and
+    are synced once at the end (one round trip for a flush's inserts into every table, not one
+    per table). A driver error raised inside, or at the sync, comes out as SQLAlchemy's
+    (`DBAPIError.instance`: an `IntegrityError` for a duplicate key)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    try:
+        with raw.pipeline():
+            yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
 
 
 # Statements built once (SQLAlchemy then reuses their compiled form): the hot reads of every write path.
@@ -484,16 +521,24 @@ class UnitOfWork:
         order = [resource, resource_version, *_INDEX_TABLES, outbox]
         dialect = self.conn.dialect
         copy = dialect.name == "postgresql"
+        if copy and self._pending and all(map(_pipelined, self._pending.items())):
+            with pg_pipeline(self.conn):  # every table's small batch in one round trip
+                self._flush_tables(order, copy=True)
+            return
+        self._flush_tables(order, copy=copy)
+
+    def _flush_tables(self, order: Sequence[Table], *, copy: bool) -> None:
+        sqlite = self.conn.dialect.name == "sqlite"
         for table in order:
             rows = self._pending.pop(table, None)
             if not rows:
                 continue
             if copy and len(rows) >= _COPY_THRESHOLD:
                 self._copy(table, rows)
-            elif dialect.name == "sqlite":
+            elif sqlite:
                 self._sqlite_insert(table, rows)
             elif copy:
-                pg_insert(self.conn, table, rows)
+                _pg_insert(self.conn, table, rows)
             else:
                 self.conn.execute(_insert(table), rows)
             if table is sp_token and self._token_ids:
@@ -506,7 +551,14 @@ class UnitOfWork:
         sqlite_insert(self.conn, table, rows)
 
     def _copy(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """PostgreSQL COPY: one round trip for a bulk of rows, in this same transaction."""
+        """PostgreSQL COPY: one round trip for a bulk of rows, in this same transaction. A driver
+        error comes out as SQLAlchemy's (a duplicate key: `IntegrityError`, a conflict)."""
+        try:
+            self._copy_rows(table, rows)
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
+
+    def _copy_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
         columns = tuple(rows[0])
         raw = self.conn.connection.driver_connection
         assert raw is not None

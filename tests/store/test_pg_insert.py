@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from sqlalchemy import (
     Boolean,
     Column,
@@ -20,7 +21,8 @@ from sqlalchemy import (
     select,
 )
 
-from gateway.store.api import pg_insert
+from gateway.fhir.errors import FhirError
+from gateway.store.api import Store, pg_insert
 
 metadata = MetaData()
 sample = Table(
@@ -94,3 +96,31 @@ def test_a_left_out_column_with_a_default_or_a_row_lacking_a_column_goes_through
     finally:
         metadata.drop_all(engine)
         engine.dispose()
+
+
+def test_a_duplicate_key_is_still_a_conflict(pg_store: Store) -> None:
+    """The flush's driver-level inserts (one pipeline for every table) raise what SQLAlchemy's did:
+    a create under an id taken meanwhile is a 409 the writers retry on, and nothing of it is kept."""
+    pg_store.create({"resourceType": "Flag", "status": "active"}, rid="dup-1")
+    with pytest.raises(FhirError) as err:
+        pg_store.create({"resourceType": "Flag", "status": "inactive"}, rid="dup-1")
+    assert err.value.status == 409
+    with pytest.raises(FhirError) as err, pg_store.writer() as uow:  # many rows: COPY, outside the pipeline
+        for i in range(60):
+            uow.create({"resourceType": "Flag", "status": "active"}, rid=f"many-{i}")
+        uow.create({"resourceType": "Flag", "status": "active"}, rid="dup-1")
+    assert err.value.status == 409
+    assert pg_store.read("Flag", "dup-1").json()["status"] == "active"
+    with pg_store.reader() as uow:
+        assert uow.fetch_many([("Flag", "many-0")]) == []
+
+
+def test_a_flush_writes_every_table_in_one_pipeline_and_reads_see_it(pg_store: Store) -> None:
+    with pg_store.writer() as uow:
+        stored = uow.create(
+            {"resourceType": "Patient", "identifier": [{"system": "urn:x", "value": "1"}], "birthDate": "1950-01-02"}
+        )
+        assert uow.ids_by_token("Patient", "identifier", "urn:x", "1") == [stored.id]
+        assert [r.id for r in uow.fetch_many([("Patient", stored.id)])] == [stored.id]  # flushed, then read
+        uow.update({**stored.json(), "gender": "female"})
+    assert pg_store.read("Patient", stored.id).version_id == 2
