@@ -347,6 +347,28 @@ def keep_superseded(many: bool) -> Update:
 
 
 @functools.cache
+def _set_current() -> Update:
+    """The current row of a resource replaced by a new version (an update or a tombstone)."""
+    r = resource.c
+    return (
+        update(resource)
+        .where(r.res_type == bindparam("u_type"), r.res_id == bindparam("u_id"))
+        .values(
+            version_id=bindparam("u_version"),
+            last_updated=bindparam("u_now"),
+            deleted=bindparam("u_deleted"),
+            content=bindparam("u_content"),
+        )
+    )
+
+
+@functools.cache
+def _delete_index(table: Table) -> Any:
+    """A resource's rows in one index table (an update re-indexes it; a delete drops them)."""
+    return delete(table).where(table.c.res_type == bindparam("rtype"), table.c.res_id == bindparam("rid"))
+
+
+@functools.cache
 def _ids_by_token(with_system: bool) -> Select[tuple[str]]:
     t = sp_token.c
     r = resource.c
@@ -827,9 +849,15 @@ class UnitOfWork:
             self.flush()
             self.conn.execute(keep_superseded(False), {"rtype": rtype, "rid": rid})
             self.conn.execute(
-                update(resource)
-                .where(resource.c.res_type == rtype, resource.c.res_id == rid)
-                .values(version_id=version, last_updated=now, deleted=False, content=text)
+                _set_current(),
+                {
+                    "u_type": rtype,
+                    "u_id": rid,
+                    "u_version": version,
+                    "u_now": now,
+                    "u_deleted": False,
+                    "u_content": text,
+                },
             )
             self._drop_index(rtype, rid)
         else:
@@ -883,7 +911,7 @@ class UnitOfWork:
 
     def _drop_index(self, rtype: str, rid: str) -> None:
         for table in _INDEX_TABLES:
-            self.conn.execute(delete(table).where(table.c.res_type == rtype, table.c.res_id == rid))
+            self.conn.execute(_delete_index(table), {"rtype": rtype, "rid": rid})
         for key, ids in self._token_ids.items():
             if key[0] == rtype and rid in ids:
                 ids.remove(rid)
@@ -923,9 +951,8 @@ class UnitOfWork:
         version = current.version_id + 1
         self.conn.execute(keep_superseded(False), {"rtype": rtype, "rid": rid})
         self.conn.execute(
-            update(resource)
-            .where(resource.c.res_type == rtype, resource.c.res_id == rid)
-            .values(version_id=version, last_updated=now, deleted=True, content=None)
+            _set_current(),
+            {"u_type": rtype, "u_id": rid, "u_version": version, "u_now": now, "u_deleted": True, "u_content": None},
         )
         self._drop_index(rtype, rid)
         self._queue(
