@@ -249,7 +249,8 @@ def audit_search(
     """One search page: the query, and every Patient whose data was returned (hidden entries add nothing)."""
     # A page shares a few decision objects (one per class): each is read once, in first-seen order,
     # which keeps the order of first appearance of every Patient and policy.
-    shown = list({id(dec): dec for dec in result.decisions if dec.permit}.values())
+    decisions = result.decisions
+    shown = [dec for dec in dict(zip(map(id, decisions), decisions, strict=True)).values() if dec.permit]
     patients = [p for dec in shown for p in dec.patients]
     policies = tuple(dict.fromkeys(p for dec in shown for p in dec.policy_ids))
     summary = Decision(

@@ -9,7 +9,7 @@ the request path). A refused resource is dropped exactly as if it did not exist.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +47,7 @@ def _no_loading(refs: list[VersionRef]) -> list[StoredResource | None]:
 
 def _obligations(decisions: list[Decision]) -> frozenset[str]:
     """What the decisions oblige (a page shares a few decision objects: each looked at once)."""
-    distinct = {id(dec): dec for dec in decisions}.values()
+    distinct = dict(zip(map(id, decisions), decisions, strict=True)).values()  # C-level: a record has hundreds of rows
     return frozenset().union(*(dec.obligations for dec in distinct))
 
 
@@ -93,6 +93,7 @@ class ConsentGuard:
         self._read_in: weakref.WeakKeyDictionary[UnitOfWork, tuple[frozenset[str], int, PolicyInputs]] = (
             weakref.WeakKeyDictionary()
         )
+        self._expected: weakref.WeakKeyDictionary[UnitOfWork, frozenset[str]] = weakref.WeakKeyDictionary()
         self._policy = (self.pdp.policy.version, self.pdp.compartment.version)
         with store.writer() as uow:
             self._deployment = deployment_id(uow)
@@ -123,7 +124,7 @@ class ConsentGuard:
                 client.verify(uow.conn)
             return rows
         live = [r for r in rows if r.content is not None]
-        decisions = self._decided(self._decide(access, uow, live, _no_loading, client))
+        decisions = self._decided(self._decide(access, uow, live, _no_loading, client, remember=interaction == "count"))
         result = FilterResult(
             permitted=[],  # the guard works on stored rows; see `decisions`
             decisions=decisions,
@@ -154,6 +155,12 @@ class ConsentGuard:
                 )
             )
 
+    def expect_patients(self, uow: UnitOfWork, patient_ids: Iterable[str]) -> None:
+        """A hint: this transaction will decide about these Patients' data, so the first read of
+        the policy inputs reads theirs too (`$everything` decides its focus, then the linked record:
+        one statement instead of two). Reading more inputs than a decision needs changes none."""
+        self._expected[uow] = frozenset(patient_ids)
+
     # -- deciding ---------------------------------------------------------------------------------
 
     def count_visible(
@@ -169,7 +176,7 @@ class ConsentGuard:
             if client is not None:
                 client.verify(uow.conn)
             return [not isinstance(row, StoredResource) or row.content is not None for row in rows]
-        decisions = self._decide(access, uow, rows, load, client)
+        decisions = self._decide(access, uow, rows, load, client, remember=True)
         made = [dec for dec in decisions if dec is not None]
         obligations = _obligations(made)
         if obligations and self.on_obligations is not None:
@@ -191,6 +198,8 @@ class ConsentGuard:
         rows: Sequence[Candidate],
         load: LoadVersions,
         client: ClientCheck | None = None,
+        *,
+        remember: bool = False,
     ) -> list[Decision | None]:
         """A decision per row; None for a row that has no content (a tombstone, or a version gone).
 
@@ -199,52 +208,50 @@ class ConsentGuard:
 
         Rows are decided by class: a stored version's class (`Facts`) is remembered, so a row
         named by reference is read only when its class is new to this process or its class has to
-        be decided afresh (a representative). Decisions made in this transaction are remembered
-        for it (`_memo`): the count of a search and its page decide the same versions.
+        be decided afresh (a representative). Decisions are looked up in this transaction's memo
+        (`_memo`) and, with `remember` (a count: its page, or a write's refusal, decides the same
+        versions next), kept there; a page or a record decided once is not copied into it.
         """
         now = self.clock()
         n = len(rows)
-        refs: list[VersionRef] = []
-        have: list[StoredResource | None] = [None] * n
+        # Rows come mostly with content (a page, a record) or mostly by reference (a count): C-level
+        # passes over the list, then one light Python pass per row to group by class.
+        refs: list[VersionRef] = [
+            (row.type, row.id, row.version_id) if isinstance(row, StoredResource) else row for row in rows
+        ]
+        have: list[StoredResource | None] = [row if isinstance(row, StoredResource) else None for row in rows]
         out: list[Decision | None] = [None] * n
         memo = self._memo(access, uow)
-        memo_get = memo.get if memo is not None else None
-        facts_get = self._facts.get
-        todo: list[int] = []
-        unknown: list[int] = []
-        by_class: dict[int, tuple[Facts, list[int]]] = {}  # facts are interned: one object per class
-        facts: dict[int, Facts] = {}
-        for i, row in enumerate(rows):  # one pass: the hot loop of every page
-            if isinstance(row, StoredResource):
-                ref = (row.type, row.id, row.version_id)
-                have[i] = row
-            else:
-                ref = row
-            refs.append(ref)
-            if memo_get is not None:
-                known = memo_get(ref)
+        todo: list[int] | range = range(n)
+        if memo:  # decisions made earlier in this transaction (a count before its page)
+            todo = []
+            for i, known in enumerate(map(memo.get, refs)):
                 if known is not None and (known.valid_until is None or now < known.valid_until):
                     out[i] = known
-                    continue
-            todo.append(i)
-            found = facts_get(ref)
+                else:
+                    todo.append(i)
+        if not todo:
+            if client is not None:
+                client.verify(uow.conn)
+            return out
+        facts: list[Facts | None] = list(map(self._facts.get, refs))
+        unknown: list[int] = []
+        by_class: dict[int, tuple[Facts, list[int]]] = {}  # facts are interned: one object per class
+        for i in todo:  # the hot loop of every page
+            found = facts[i]
             if found is None:
+                row = rows[i]
                 if not isinstance(row, StoredResource):
                     unknown.append(i)
                     continue
                 if row.content is None:
                     continue  # a tombstone: no decision
-                found = self._learn(row)
-            facts[i] = found
+                found = facts[i] = self._learn(row)
             group = by_class.get(id(found))
             if group is None:
                 by_class[id(found)] = (found, [i])
             else:
                 group[1].append(i)
-        if not todo:
-            if client is not None:
-                client.verify(uow.conn)
-            return out
         if unknown:
             _fill(have, refs, unknown, load)
             for i in unknown:
@@ -259,10 +266,10 @@ class ConsentGuard:
         )
         caller = (access.client_id, access.organization, access.role, access.purpose_of_use)
         keyed: dict[DecisionKey, list[int]] = {}
-        one_by_one: list[int] = []
+        one_by_one: list[tuple[int, Facts]] = []
         for f, members in by_class.values():
             if not self._class_level.all_class_level(inputs, f.patients):
-                one_by_one += members  # a Consent reads resource content: decide each resource
+                one_by_one += [(i, f) for i in members]  # a Consent reads resource content: decide each resource
                 continue
             key = DecisionKey(
                 caller=caller,
@@ -277,16 +284,16 @@ class ConsentGuard:
         cacheable = not access.is_break_glass
         found_keys = self.decisions.get_many(keyed, now) if cacheable and keyed else {}
         # Content is needed for each resource decided one by one, and for one member of each class to decide.
-        wanted = [i for i in one_by_one if have[i] is None]
+        wanted = [i for i, _ in one_by_one if have[i] is None]
         for key, members in keyed.items():
             if key not in found_keys and all(have[i] is None for i in members):
                 wanted.append(members[0])
         if wanted:
             _fill(have, refs, wanted, load)
-        for i in one_by_one:
+        for i, f in one_by_one:
             full = have[i]
             if full is not None and full.content is not None:
-                out[i] = self._decide_one(access, full.json(), facts[i], inputs, agreements, now)
+                out[i] = self._decide_one(access, full.json(), f, inputs, agreements, now)
         fresh: dict[DecisionKey, Decision] = {}
         for key, members in keyed.items():
             decision = found_keys.get(key)
@@ -301,7 +308,7 @@ class ConsentGuard:
                 out[i] = decision
         if cacheable and fresh:
             self.decisions.put_many(fresh, now)
-        if memo is not None:
+        if remember and memo is not None:
             for i in todo:
                 decided = out[i]
                 if decided is not None:
@@ -331,10 +338,11 @@ class ConsentGuard:
             if client is not None:
                 client.verify(uow.conn)
             return known[2] if known is not None else PolicyInputs()  # nothing written since: the same answer
-        inputs = load_inputs(uow, patient_ids, client_id=client.client_id if client is not None else None)
+        wanted = patient_ids | self._expected.get(uow, frozenset())
+        inputs = load_inputs(uow, wanted, client_id=client.client_id if client is not None else None)
         if client is not None and not inputs.client_enabled:
             client.refuse()
-        self._read_in[uow] = (frozenset(patient_ids), len(uow.written), inputs)
+        self._read_in[uow] = (frozenset(wanted), len(uow.written), inputs)
         return inputs
 
     def preload(self, uow: UnitOfWork, rows: Sequence[StoredResource]) -> None:

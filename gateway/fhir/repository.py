@@ -7,7 +7,7 @@ allows everything and is what internal components and the open embedded mode use
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
@@ -191,6 +191,13 @@ class Repository:
         if client is None:  # the common internal case; guards written before `client` keep working
             return self.guard.visible(self.access, uow, rows, interaction=interaction, query=query)
         return self.guard.visible(self.access, uow, rows, interaction=interaction, query=query, client=client)
+
+    def expect_patients(self, uow: UnitOfWork, patient_ids: Iterable[str]) -> None:
+        """Tell the guard (when it takes hints) whose data this transaction will decide about, so
+        it reads their policy inputs in one go (see `ConsentGuard.expect_patients`)."""
+        expect = getattr(self.guard, "expect_patients", None)
+        if expect is not None:
+            expect(uow, patient_ids)
 
     def check_update(self, uow: UnitOfWork, rtype: str, rid: str) -> None:
         """Before a PUT by id: raise FhirError when the caller may not update that id (a `patient/`

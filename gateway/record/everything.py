@@ -515,14 +515,20 @@ def patient_everything(
     visible: Visible,
     *,
     compartment: Compartment | None = None,
+    linked: Callable[[list[str]], None] | None = None,
 ) -> list[StoredResource]:
     """The whole unified record of one person, ordered (asked-for Patient, linked Patients, the rest).
 
     Raises FhirError not-found / gone when the Patient is absent, deleted or hidden from the caller.
+    `linked`, when given, is told the linked Patients' ids before anything is decided (the consent
+    guard then reads all their policy inputs with the focus's); nothing is shown before the focus
+    itself is found visible.
     """
     compartment = compartment or default_compartment()
-    _visible_focus(uow, "Patient", patient_id, visible)
     patient_ids = linked_patient_ids(uow, patient_id)
+    if linked is not None:
+        linked(patient_ids)
+    _visible_focus(uow, "Patient", patient_id, visible)
     core = record_rows(uow, patient_ids, compartment, params)
     if params.start is not None or params.end is not None:
         dates = care_dates(uow, [(s.type, s.id) for s in core if s.type != "Patient"])

@@ -65,3 +65,34 @@ def test_the_same_event_twice_in_one_batch_is_stored_once(services: Services) ->
     event = _event("p1")
     store_audit_events(services.store, [event, dict(event)])
     assert _counts(services) == (1, 1)
+
+
+def test_a_new_batch_is_created_without_asking_which_ids_are_stored(services: Services) -> None:
+    """Fresh ids: one INSERT per table and nothing read first; a redelivery is still caught (above)."""
+    from sqlalchemy import event as sa_event
+
+    seen: list[str] = []
+    sa_event.listen(
+        services.store.engine, "before_cursor_execute", lambda *a: seen.append(" ".join(a[2].split()).upper())
+    )
+    store_audit_events(services.store, [_event(f"p{i}") for i in range(5)])
+    assert not [s for s in seen if s.startswith("SELECT")]
+    assert _counts(services) == (5, 5)
+
+
+def test_a_redelivered_batch_rolls_back_its_first_attempt_entirely(services: Services) -> None:
+    """The first attempt fails on the stored id after writing others: none of its rows remain twice."""
+    stored = _event("p1")
+    store_audit_events(services.store, [stored])
+    batch = [_event("p2"), stored, _event("p3")]
+    store_audit_events(services.store, batch)
+    assert _counts(services) == (3, 3)
+    with services.store.engine.connect() as conn:
+        from gateway.store.schema import sp_reference
+
+        rows = conn.execute(
+            select(sp_reference.c.res_id, func.count())
+            .where(sp_reference.c.res_type == "AuditEvent", sp_reference.c.param == "patient")
+            .group_by(sp_reference.c.res_id)
+        ).all()
+    assert sorted(n for _, n in rows) == [1, 1, 1]

@@ -101,7 +101,9 @@ def page_bundle(fhir_base: str, path: str, rows: list[StoredResource], req: Ever
 def run_patient_everything(repo: Repository, patient_id: str, req: EverythingRequest, fhir_base: str) -> bytes:
     path = f"Patient/{patient_id}/$everything"
     with repo.reader() as uow:
-        rows = patient_everything(uow, patient_id, req.params, consent_filter(repo, path))
+        rows = patient_everything(
+            uow, patient_id, req.params, consent_filter(repo, path), linked=lambda ids: repo.expect_patients(uow, ids)
+        )
     return page_bundle(fhir_base, path, rows, req)
 
 
