@@ -142,11 +142,13 @@ class SocialCareIntake(SourceIntake):
         ):
             ahead = mapper.submit(_map_chunk, chunks[0], source) if chunks and not overlap else None
             for i, chunk in enumerate(chunks):
-                mapped = ahead.result() if ahead is not None else _map_chunk(chunk, source)
-                ahead = (
-                    mapper.submit(_map_chunk, chunks[i + 1], source) if i + 1 < len(chunks) and not overlap else None
-                )
                 try:
+                    mapped = ahead.result() if ahead is not None else _map_chunk(chunk, source)
+                    ahead = (
+                        mapper.submit(_map_chunk, chunks[i + 1], source)
+                        if i + 1 < len(chunks) and not overlap
+                        else None
+                    )
                     staged = self._stage_chunk(chunk, mapped, source, key, now, flying[0].written if flying else None)
                 except BaseException:
                     with suppress(Exception):
