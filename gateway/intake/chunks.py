@@ -17,19 +17,24 @@ undone and the resolver forgets the people it touched, so the chunk's other reco
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import IntegrityError
 
+from gateway.fhir.errors import conflict
 from gateway.identity.blocking import InMemoryCandidateIndex
 from gateway.identity.patient_index import PatientIndex
+from gateway.identity.person import PersonRecord
 from gateway.intake.new_person import claim_new_people
-from gateway.intake.writes import PersonResolver, find_one, token
-from gateway.store.api import StoredResource, UnitOfWork
-from gateway.store.staging import Key, StagingUnitOfWork, Token
+from gateway.intake.writes import PersonResolver, find_one, live_patient, token
+from gateway.store.api import Store, StoredResource, UnitOfWork
+from gateway.store.engine import is_sqlite
+from gateway.store.staging import InFlight, Key, StagingUnitOfWork, Token
 from gateway.types import JSON
 
 
@@ -57,12 +62,40 @@ def collector_paused() -> Iterator[None]:
 
 
 class _ChunkResolver(PersonResolver):
+    def __init__(self, index: PatientIndex, *, now: datetime, carried: Mapping[str, PersonRecord | None]) -> None:
+        super().__init__(index, now=now)
+        # The Patients of the chunk still being committed (id → match record, None: not matchable):
+        # the shared index has them only once that chunk has committed.
+        self._carried = carried
+        self.restart(())
+
     def restart(self, patients: Iterable[StoredResource]) -> None:
-        """Forget what this chunk matched, then file again the Patients still staged."""
+        """Forget what this chunk matched, then file again the Patients still staged (after those
+        of the chunk in flight)."""
         self._local = InMemoryCandidateIndex()
-        self._touched = set()
+        self._touched = set(self._carried)
+        for rid, record in self._carried.items():
+            if record is not None:
+                self._local.add(rid, record)
         for stored in patients:
             self._remember(stored)
+
+    def record_of(self, stored: StoredResource) -> PersonRecord | None:
+        """The match record of a Patient this resolver filed last as `stored` (None: not matchable)."""
+        if stored.id in self._touched:
+            return self._local.get(stored.id)
+        patient = stored.json()
+        record = PersonRecord.from_patient(patient) if patient.get("active", True) is not False else None
+        return record if record is not None and live_patient(patient) else None
+
+
+@dataclass(frozen=True)
+class Flying:
+    """What a chunk still being copied in and committed wrote, for the next chunk to stage on: its
+    versions with their identifier tokens, and its Patients' match records (id → record)."""
+
+    written: Mapping[Key, InFlight]
+    people: Mapping[str, PersonRecord | None]
 
 
 def _token(rtype: str, ident: JSON) -> Token:
@@ -118,10 +151,10 @@ class ChunkWrite:
     """One chunk's transaction (make one per `store.writer()`): preload, then `record` each source
     record (which calls `person` and `upsert`), then `apply`."""
 
-    def __init__(self, uow: UnitOfWork, index: PatientIndex, *, now: datetime) -> None:
+    def __init__(self, uow: UnitOfWork, index: PatientIndex, *, now: datetime, in_flight: Flying | None = None) -> None:
         self.uow = uow
-        self.staging = StagingUnitOfWork(uow)
-        self.resolver = _ChunkResolver(index, now=now)
+        self.staging = StagingUnitOfWork(uow, in_flight.written if in_flight else None)
+        self.resolver = _ChunkResolver(index, now=now, carried=in_flight.people if in_flight else {})
         self._refs: dict[int, list[JSON]] = {}  # id(resource) → its logical Patient references
         self._people: dict[bytes, tuple[str, int]] = {}  # person record → (Patient id, staging counter)
 
@@ -179,3 +212,50 @@ class ChunkWrite:
     def apply(self) -> dict[Key, StoredResource]:
         """Write the chunk's net changes (one version per changed resource) into the transaction."""
         return self.staging.apply()
+
+    def finish(self) -> Flying:
+        """`apply` in two halves: the new versions, queued in the unit of work and returned (what
+        the next chunk may stage on); then `write_out`, before the flush."""
+        written = self.staging.finish()
+        people = {k[1]: self.resolver.record_of(f.stored) for k, f in written.items() if k[0] == "Patient"}
+        return Flying(written, people)
+
+    def write_out(self) -> None:
+        self.staging.write_out()
+
+
+class ChunkTransaction:
+    """A writer transaction (as `Store.writer`) staged by one thread and committed by another.
+
+    On PostgreSQL the bulk intake stages its next chunk, on a second connection, while this one's
+    rows are copied in and committed, so the database's work overlaps Python's (`Flying`: the next
+    chunk reads through what this one wrote). The store's on-commit listeners are told by `notify`,
+    which the staging thread calls once the commit is known, so they never run beside it.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        conn = store.engine.connect()
+        if is_sqlite(store.engine):
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        self._conn = conn
+        self._trans = conn.begin()
+        self.uow = UnitOfWork(conn, store)
+
+    def commit(self) -> None:
+        """Flush and commit; the connection is closed either way (rolled back on an error). Raises a
+        conflict (409) for an integrity error."""
+        try:
+            self.uow.flush()
+            self._trans.commit()
+        except IntegrityError as exc:
+            raise conflict("the write conflicts with a concurrent change; retry it") from exc
+        finally:
+            self._conn.close()
+
+    def rollback(self) -> None:
+        self._conn.close()  # closing a connection rolls its open transaction back
+
+    def notify(self) -> None:
+        """After `commit`: the store's on-commit listeners, in the calling thread."""
+        self.store.committed(self.uow.written)

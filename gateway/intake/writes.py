@@ -200,7 +200,8 @@ def _conflicting_key(candidate: JSON, key: JSON) -> bool:
     )
 
 
-def _live(res: JSON) -> bool:
+def live_patient(res: JSON) -> bool:
+    """Whether a Patient is filed for matching (active, not replaced by a merge)."""
     return res.get("active", True) is not False and not replaced(res)
 
 
@@ -233,7 +234,7 @@ class PersonResolver:
         self._touched.add(stored.id)
         self._local.remove(stored.id)
         record = PersonRecord.from_patient(patient) if patient.get("active", True) is not False else None
-        if record is not None and _live(patient):
+        if record is not None and live_patient(patient):
             self._local.add(stored.id, record)
         self.index.prepared(stored, record)  # built once: the commit files it in the shared index
 
@@ -264,7 +265,7 @@ class PersonResolver:
         if decision.action is LinkAction.NEW_PERSON or decision.person_id is None or decision.match is None:
             return None
         current = uow.get("Patient", decision.person_id)
-        if current is None or current.deleted or not _live(current.json()):
+        if current is None or current.deleted or not live_patient(current.json()):
             return None  # the index ran ahead of a merge or delete: safer to make a new record
         candidate = current.json()
         task = decision.review_task

@@ -15,11 +15,19 @@ a resource changed by several rows of one chunk gets one new version, not one pe
 
 `mark()` / `undo(mark)` take back what one row staged, so a row that fails half way (an ambiguous
 identifier) leaves no trace while the chunk's other rows go in.
+
+In flight: on PostgreSQL a bulk writer stages its next chunk while the previous one is still being
+copied in and committed on another connection (`InFlight`: the versions that chunk wrote, with their
+identifier tokens). Those count as stored: their identifiers find them (and the database's stale
+index rows for them are ignored) and their versions are the bases of this chunk's changes. Their
+rows could not be read under a lock here (not committed yet), so `write_out` locks them once that
+chunk has committed and checks that each still holds the version staged on, before anything is
+written; a resource another writer changed in between makes the chunk a conflict (409).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
@@ -27,6 +35,7 @@ from typing import Any, NoReturn
 import orjson
 from sqlalchemy import delete, select
 
+from gateway.fhir.errors import conflict
 from gateway.store.api import (
     _INDEX_TABLES,
     SearchQuery,
@@ -49,6 +58,14 @@ _BATCH = 500  # values per IN list
 
 
 @dataclass(frozen=True)
+class InFlight:
+    """A version written by a transaction not committed yet, and the identifier tokens it holds."""
+
+    stored: StoredResource
+    tokens: frozenset[Token]
+
+
+@dataclass(frozen=True)
 class _Staged:
     """A resource's content as staged; `base` is the version it was read at (None: new)."""
 
@@ -66,7 +83,7 @@ class StagingUnitOfWork(UnitOfWork):
     raise, because they would not see the staged changes.
     """
 
-    def __init__(self, inner: UnitOfWork) -> None:
+    def __init__(self, inner: UnitOfWork, in_flight: Mapping[Key, InFlight] | None = None) -> None:
         super().__init__(inner.conn, inner.store)
         self.inner = inner
         self.prepare = inner.prepare
@@ -77,6 +94,13 @@ class StagingUnitOfWork(UnitOfWork):
         self._staged_tokens: dict[Token, set[str]] = {}
         self._log: list[tuple[Key, _Staged | None]] = []  # undo log: (key, entry before)
         self._changes: dict[str, int] = {}  # stagings (and undos) per resource type
+        self._flight: Mapping[Key, InFlight] = in_flight or {}
+        self._flight_tokens: dict[Token, set[str]] = {}
+        for (_, rid), flying in self._flight.items():
+            for token in flying.tokens:
+                self._flight_tokens.setdefault(token, set()).add(rid)
+        self._unlocked: set[Key] = set()  # bases taken from in-flight versions: locked by `write_out`
+        self._replaced: list[Key] = []  # current rows `write_out` replaces
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -113,7 +137,13 @@ class StagingUnitOfWork(UnitOfWork):
                     token = (rtype, row.system, row.code)
                     if token in wanted:
                         self._db_tokens[token].add(row.res_id)
-                        found.add((rtype, row.res_id))
+        if self._flight:  # the in-flight chunk's versions replace what the database still shows
+            for token in wanted:
+                rtype = token[0]
+                ids = {i for i in self._db_tokens[token] if (rtype, i) not in self._flight}
+                self._db_tokens[token] = ids | self._flight_tokens.get(token, set())
+        for token in wanted:
+            found.update((token[0], rid) for rid in self._db_tokens[token])
         self._read([k for k in found if k not in self._base])
 
     def _token_rows(self, rtype: str, codes: list[str]) -> Iterable[Any]:
@@ -128,7 +158,13 @@ class StagingUnitOfWork(UnitOfWork):
         )
 
     def _read(self, keys: list[Key]) -> None:
-        """Current versions of `keys` into `_base` (absent ones as None), locked on PostgreSQL."""
+        """Current versions of `keys` into `_base` (absent ones as None), locked on PostgreSQL; the
+        in-flight chunk's from memory (the database would make this wait for its commit)."""
+        if self._flight:
+            for key in [k for k in keys if k in self._flight]:
+                self._base[key] = self._flight[key].stored
+                self._unlocked.add(key)
+            keys = [k for k in keys if k not in self._flight]
         for key in keys:
             self._base[key] = None
         r = resource.c
@@ -274,24 +310,60 @@ class StagingUnitOfWork(UnitOfWork):
 
         A resource staged by several rows gets one version; one that ends where it started gets none.
         """
-        out: list[tuple[Key, _Staged]] = []
+        written = self.finish()
+        self.write_out()
+        return {key: flying.stored for key, flying in written.items()}
+
+    def finish(self) -> dict[Key, InFlight]:
+        """`apply`'s work in memory: the new versions queued in the inner unit of work and returned
+        with their identifier tokens (what a next chunk may stage on). `write_out` must follow
+        before that unit of work flushes: it drops the current rows the new versions replace."""
+        self.inner.flush()
+        written: dict[Key, InFlight] = {}
         for key, entry in self._staged.items():
             base = entry.base
             if base is not None and not base.deleted and base.content is not None:
                 if _comparable(orjson.loads(base.content)) == _comparable(entry.content):
                     continue
-            out.append((key, entry))
-        replaced = [key for key, entry in out if entry.base is not None]
-        self.inner.flush()
-        self._delete_current(replaced)
-        written: dict[Key, StoredResource] = {}
-        for key, entry in out:
-            version = entry.base.version_id + 1 if entry.base is not None else 1
-            written[key] = self.inner._write(dict(entry.content), version, entry.method, exists=False)
+            if base is not None:
+                self._replaced.append(key)
+            version = base.version_id + 1 if base is not None else 1
+            stored = self.inner._write(dict(entry.content), version, entry.method, exists=False)
+            written[key] = InFlight(stored, entry.tokens)
         self._staged.clear()
         self._staged_tokens.clear()
         self._log.clear()
         return written
+
+    def write_out(self) -> None:
+        """The database half of `apply`, run once the in-flight chunk (if any) has committed: lock
+        the bases taken from it and check each still holds the version staged on, then drop the
+        current rows the new versions replace (their content kept in history). No flush: the new
+        rows queued by `finish` must follow the drop.
+
+        Raises a conflict (409) when another writer changed one of those resources in between.
+        """
+        self._check_unlocked(sorted(self._unlocked))
+        self._unlocked.clear()
+        self._delete_current(self._replaced)
+        self._replaced = []
+
+    def _check_unlocked(self, keys: list[Key]) -> None:
+        r = resource.c
+        by_type: dict[str, list[str]] = {}
+        for rtype, rid in keys:
+            by_type.setdefault(rtype, []).append(rid)
+        for rtype, ids in sorted(by_type.items()):
+            for start in range(0, len(ids), _BATCH):
+                batch = ids[start : start + _BATCH]
+                stmt = select(r.res_id, r.version_id, r.deleted).where(r.res_type == rtype, r.res_id.in_(batch))
+                if self._lock:
+                    stmt = stmt.order_by(r.res_id).with_for_update()
+                held = {row.res_id: (row.version_id, bool(row.deleted)) for row in self.conn.execute(stmt)}
+                for rid in batch:
+                    base = self._base.get((rtype, rid))
+                    if base is None or held.get(rid) != (base.version_id, base.deleted):
+                        raise conflict(f"{rtype}/{rid} was changed by another writer while this chunk was staged")
 
     def _delete_current(self, keys: list[Key]) -> None:
         """Drop the current rows (and index rows) of resources about to get a new version, after
@@ -336,4 +408,4 @@ def _unsupported() -> NotImplementedError:
     return NotImplementedError("not available while writes are staged: they would not see them")
 
 
-__all__ = ["StagingUnitOfWork", "Token"]
+__all__ = ["InFlight", "Key", "StagingUnitOfWork", "Token"]

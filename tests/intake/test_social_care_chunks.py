@@ -15,6 +15,7 @@ import orjson
 import pytest
 from sqlalchemy import false, func, select
 
+from gateway.fhir.errors import FhirError, conflict
 from gateway.fhir.services import Services
 from gateway.identity.linking import REVIEW_PROBABLE_MATCH
 from gateway.identity.nhs_number import NHS_NUMBER_SYSTEM
@@ -284,3 +285,89 @@ def test_an_nhs_number_finds_the_hospital_patient_and_later_rows_follow(
     assert patient["meta"]["versionId"] == "2"  # one new version for the chunk, or one for the first row
     refs = {r["subject"]["reference"] for t in ("ServiceRequest", "QuestionnaireResponse") for r in live(services, t)}
     assert refs == {f"Patient/{hospital.id}"}
+
+
+def test_a_person_and_a_later_update_straddling_chunks_in_flight(
+    services: Services, intake: SocialCareIntake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL each chunk is staged while the one before is still being committed, on what
+    that one wrote: a person whose rows span three chunks stays one Patient, gains an NHS number in
+    the second, and a service begun in the second and ended in the third is one EpisodeOfCare with
+    two versions, named by the third row's Provenance."""
+    monkeypatch.setattr(social_care_intake, "CHUNK_ROWS", 2)
+    staged_on: list[bool] = []
+    real_init = social_care_intake.ChunkWrite.__init__
+
+    def init(self: Any, *args: Any, in_flight: Any = None, **kwargs: Any) -> None:
+        staged_on.append(in_flight is not None)
+        real_init(self, *args, in_flight=in_flight, **kwargs)
+
+    monkeypatch.setattr(social_care_intake.ChunkWrite, "__init__", init)
+    service = {"Service_Type": "Long Term Support: Community", "Service_Component": "Home Support"}
+    data = extract(
+        [
+            row("P1"),
+            row("P2", Date_of_Birth="1961-01-01"),
+            row("P1", "Service", "2024-04-22", NHS_Number="9990010005", **service),
+            row("P2", "Assessment", "2024-05-02", Date_of_Birth="1961-01-01", Assessment_Type="Long Term Assessment"),
+            row("P1", "Service", "2024-04-22", NHS_Number="9990010005", Event_End_Date="2024-06-30", **service),
+            row("P3", Date_of_Birth="1972-02-02"),
+        ]
+    )
+    report = intake.ingest(data, filename="straddle.csv")
+    assert report["totals"]["accepted"] == 6 and [r["row"] for r in report["rows"]] == list(range(1, 7))
+    postgres = services.store.engine.dialect.name == "postgresql"
+    assert staged_on == [False, postgres, postgres]  # the later chunks staged on the one in flight
+    check_one_patient_per_person(services, intake.default_source(), {"P1", "P2", "P3"})
+    [p1] = [p for p in live(services, "Patient") if "P1" in values(p, person_system(intake))]
+    assert values(p1, NHS_NUMBER_SYSTEM) == {"9990010005"} and p1["meta"]["versionId"] == "2"
+    [episode] = live(services, "EpisodeOfCare")
+    assert episode["meta"]["versionId"] == "2" and episode["period"]["end"] == "2024-06-30"
+    assert episode["patient"]["reference"] == f"Patient/{p1['id']}"
+    by_row = {p["entity"][0]["what"]["identifier"]["value"].split("#")[1]: p for p in live(services, "Provenance")}
+    assert f"EpisodeOfCare/{episode['id']}/_history/2" in {t["reference"] for t in by_row["5"]["target"]}
+    assert f"Patient/{p1['id']}/_history/2" in {t["reference"] for t in by_row["3"]["target"]}
+    assert Counter((r.res_type, r.version_id) for r in _outbox(services)) == {
+        ("Patient", 1): 3,
+        ("Patient", 2): 1,
+        ("ServiceRequest", 1): 3,
+        ("QuestionnaireResponse", 1): 1,
+        ("EpisodeOfCare", 1): 1,
+        ("EpisodeOfCare", 2): 1,
+        ("CarePlan", 1): 1,
+        ("CarePlan", 2): 1,
+        ("Provenance", 1): 6,
+    }
+
+
+def test_a_chunk_that_fails_to_commit_stops_the_extract_and_the_chunk_staged_on_it(
+    services: Services, intake: SocialCareIntake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next chunk is staged on what the one being committed wrote: when that commit fails, the
+    extract fails with it, the next chunk is rolled back, and nothing is recorded as the answer."""
+    monkeypatch.setattr(social_care_intake, "CHUNK_ROWS", 10)
+    commits = {"n": 0}
+    real_commit = social_care_intake.ChunkTransaction.commit
+
+    def commit(self: Any) -> None:
+        commits["n"] += 1
+        if commits["n"] == 2:
+            self.rollback()
+            raise conflict("made to fail")
+        real_commit(self)
+
+    monkeypatch.setattr(social_care_intake.ChunkTransaction, "commit", commit)
+    progress: list[int] = []
+    with pytest.raises(FhirError) as raised:
+        intake.ingest(Q1, filename="q1.csv", progress=lambda done, total: progress.append(done))
+    assert raised.value.status == 409
+    assert progress == [10]  # only the chunk that committed counted as done
+    # The first chunk's ten rows committed (each wrote something, with its Provenance); no more.
+    assert len(live(services, "Provenance")) == 10
+    # Nothing was recorded as the extract's answer: sent again, it is ingested in full.
+    monkeypatch.setattr(social_care_intake.ChunkTransaction, "commit", real_commit)
+    report = intake.ingest(Q1, filename="q1.csv")
+    assert report["totals"]["accepted"] == 30
+    assert len(live(services, "Provenance")) == 30
+    people = {f"SC000{i}" for i in range(1, 9)} | {"SC0101", "SC0102"}
+    check_one_patient_per_person(services, intake.default_source(), people)

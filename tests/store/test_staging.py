@@ -3,11 +3,15 @@ a record's staging back; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import orjson
 import pytest
 
+from gateway.fhir.errors import FhirError
 from gateway.fhir.services import Services
-from gateway.store.api import SearchQuery
-from gateway.store.staging import StagingUnitOfWork
+from gateway.store.api import SearchQuery, StoredResource
+from gateway.store.staging import InFlight, StagingUnitOfWork
 
 SYSTEM = "https://example.org/ids"
 
@@ -93,3 +97,57 @@ def test_reads_that_would_miss_staged_writes_are_refused(services: Services) -> 
             staging.history("CarePlan")
         with pytest.raises(NotImplementedError):
             staging.update(plan("A", rid="x"), if_match=1)
+
+
+def in_flight(stored: StoredResource, *values: str) -> dict[tuple[str, str], InFlight]:
+    """`stored` as the version a chunk still being committed wrote, holding these identifiers."""
+    tokens = frozenset(("CarePlan", SYSTEM, v) for v in values)
+    return {("CarePlan", stored.id): InFlight(stored, tokens)}
+
+
+def test_an_in_flight_chunk_counts_as_stored_and_is_checked_before_writing(services: Services) -> None:
+    stored = services.store.create(plan("A"))
+    # The chunk in flight gave it version 2 under a new identifier (not committed: the database shows version 1).
+    flying = replace(stored, version_id=2, content=orjson.dumps(plan("A2", rid=stored.id)))
+    with pytest.raises(FhirError) as raised, services.store.writer() as uow:
+        staging = StagingUnitOfWork(uow, in_flight(flying, "A2"))
+        assert staging.ids_by_token("CarePlan", "identifier", SYSTEM, "A2") == [stored.id]
+        assert staging.ids_by_token("CarePlan", "identifier", SYSTEM, "A") == []  # the database's is stale
+        assert staging.get("CarePlan", stored.id) == flying
+        staging.update(plan("A2", "completed", rid=stored.id))
+        written = staging.finish()
+        assert written[("CarePlan", stored.id)].stored.version_id == 3
+        # The database still holds version 1, not the version 2 this was staged on: someone else's
+        # change (here: the in-flight chunk never committed). Nothing is written.
+        staging.write_out()
+    assert raised.value.status == 409
+    assert services.store.read("CarePlan", stored.id).version_id == 1
+
+
+def test_an_in_flight_base_only_read_is_checked_too(services: Services) -> None:
+    """A resource of the chunk in flight that this chunk only looked up (a row's Patient, say) is
+    locked and checked as well: another writer's change in between is a conflict, not a dangling read."""
+    stored = services.store.create(plan("A"))
+    services.store.update({**plan("A", "on-hold"), "id": stored.id})  # another writer, after that chunk committed
+    with pytest.raises(FhirError) as raised, services.store.writer() as uow:
+        staging = StagingUnitOfWork(uow, in_flight(stored, "A"))
+        assert staging.ids_by_token("CarePlan", "identifier", SYSTEM, "A") == [stored.id]
+        staging.create(plan("B"))
+        staging.apply()
+    assert raised.value.status == 409
+    assert ids(services, "B") == []
+
+
+def test_a_chunk_staged_on_one_in_flight_writes_after_it_commits(services: Services) -> None:
+    """The in-flight version has committed by the time the next chunk writes: its base checks out."""
+    stored = services.store.create(plan("A"))
+    with services.store.writer() as uow:
+        staging = StagingUnitOfWork(uow, in_flight(stored, "A"))
+        staging.preload([("CarePlan", SYSTEM, "A")])
+        staging.update(plan("A", "completed", rid=stored.id))
+        written = staging.apply()
+    assert written[("CarePlan", stored.id)].version_id == 2
+    current = services.store.read("CarePlan", stored.id)
+    assert current.version_id == 2 and current.json()["status"] == "completed"
+    with services.store.reader() as uow:
+        assert uow.history("CarePlan", stored.id)[1] == 2
