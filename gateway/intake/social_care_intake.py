@@ -154,14 +154,16 @@ class SocialCareIntake(SourceIntake):
                     with suppress(Exception):
                         settle()  # what committed is accounted for; the staging error is the one raised
                     raise
+                on_flight = flying is not None
                 try:
-                    settle()
-                    # Once the chunk before has committed: lock what was staged on its versions and
-                    # drop the rows the new versions replace.
-                    staged.write.write_out()
+                    settle()  # the chunk before's commit failing fails the extract
                 except BaseException:
                     staged.tx.rollback()
                     raise
+                # Once the chunk before has committed: lock what was staged on its versions and drop
+                # the rows the new versions replace.
+                restage = partial(self._stage_afresh, chunk, source, key, now) if on_flight else None
+                staged = _written_out(staged, restage)
                 flying = (staged, committer.submit(staged.tx.commit) if overlap else _run(staged.tx.commit))
                 if not overlap:
                     settle()
@@ -172,6 +174,11 @@ class SocialCareIntake(SourceIntake):
         return report
 
     # -- writing -------------------------------------------------------------------------------
+
+    def _stage_afresh(self, rows: list[SourceRow], source: SourceSystem, key: str, now: datetime) -> _StagedChunk:
+        """The chunk mapped again (staging may have filled in the mapped resources) and staged on
+        what is stored, with no chunk in flight."""
+        return self._stage_chunk(rows, _map_chunk(rows, source), source, key, now, None)
 
     def _stage_chunk(
         self,
@@ -260,6 +267,23 @@ class _StagedChunk:
     write: ChunkWrite
     results: list[RowResult]
     written: Flying  # what the next chunk stages on while this one commits
+
+
+def _written_out(staged: _StagedChunk, restage: Callable[[], _StagedChunk] | None) -> _StagedChunk:
+    """`staged` with its database half written out (rolled back on any error). A chunk staged on
+    the one in flight (`restage` given) that finds another writer changed what that one wrote
+    (409) is staged again on what is stored now, as a serial ingest would have been."""
+    try:
+        staged.write.write_out()
+        return staged
+    except FhirError as exc:
+        staged.tx.rollback()
+        if exc.status != 409 or restage is None:
+            raise
+    except BaseException:
+        staged.tx.rollback()
+        raise
+    return _written_out(restage(), None)
 
 
 def _run(commit: Callable[[], None]) -> Future[None]:

@@ -371,3 +371,45 @@ def test_a_chunk_that_fails_to_commit_stops_the_extract_and_the_chunk_staged_on_
     assert len(live(services, "Provenance")) == 30
     people = {f"SC000{i}" for i in range(1, 9)} | {"SC0101", "SC0102"}
     check_one_patient_per_person(services, intake.default_source(), people)
+
+
+def test_another_writer_changing_what_the_chunk_in_flight_wrote_does_not_fail_the_extract(
+    services: Services, intake: SocialCareIntake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next chunk is staged on what the one in flight wrote. If another writer (a hospital
+    message about the same person, say) changes one of those resources between that commit and the
+    next chunk's lock, the next chunk is staged again on what is stored then, as a serial ingest
+    would have: the extract goes in whole and the other writer's change is kept."""
+    monkeypatch.setattr(social_care_intake, "CHUNK_ROWS", 2)
+    staged_on: list[bool] = []
+    real_init = social_care_intake.ChunkWrite.__init__
+
+    def init(self: Any, *args: Any, in_flight: Any = None, **kwargs: Any) -> None:
+        staged_on.append(in_flight is not None)
+        real_init(self, *args, in_flight=in_flight, **kwargs)
+
+    monkeypatch.setattr(social_care_intake.ChunkWrite, "__init__", init)
+    telecom = {"system": "phone", "value": "01632 960000", "use": "home"}
+    fired: list[str] = []
+
+    def other_writer(written: list[Any]) -> None:
+        """After the first chunk's commit (told before the next chunk locks anything)."""
+        if fired:
+            return
+        [patient] = [s for s in written if s.type == "Patient" and "P1" in values(s.json(), person_system(intake))]
+        fired.append(patient.id)
+        with services.store.writer() as uow:
+            changed = uow.read("Patient", patient.id).json()
+            uow.update({**changed, "telecom": [telecom]})
+
+    services.store.on_commit(other_writer)
+    data = extract([row("P1"), row("P2", Date_of_Birth="1961-01-01"), row("P1", NHS_Number="9990010005")])
+    report = intake.ingest(data, filename="raced.csv")
+    assert report["totals"]["accepted"] == 3 and [r["row"] for r in report["rows"]] == [1, 2, 3]
+    postgres = services.store.engine.dialect.name == "postgresql"
+    # PostgreSQL: staged on the chunk in flight, found changed, staged again on what was stored.
+    assert staged_on == ([False, True, False] if postgres else [False, False])
+    [p1] = [p for p in live(services, "Patient") if "P1" in values(p, person_system(intake))]
+    assert p1["id"] == fired[0] and p1["meta"]["versionId"] == "3"
+    assert values(p1, NHS_NUMBER_SYSTEM) == {"9990010005"} and p1["telecom"] == [telecom]
+    check_one_patient_per_person(services, intake.default_source(), {"P1", "P2"})
