@@ -158,17 +158,18 @@ def _fast_datetime(slow: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return process if same else slow
 
 
-@functools.lru_cache(maxsize=256)
-def _sqlite_insert_plan(
+@functools.lru_cache(maxsize=512)
+def _insert_plan(
     table: Table, columns: tuple[str, ...], dialect: Dialect
 ) -> tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]:
-    """A qmark INSERT of `columns` into `table`, and (position, bind processor) of the columns that
-    have one; ("", ()) when a column left out has a default SQLAlchemy fills in itself (then it
-    inserts)."""
+    """A driver-level INSERT of `columns` into `table` (qmark for sqlite3, `%s` for psycopg), and
+    (position, bind processor) of the columns that have one; ("", ()) when a column left out has a
+    default SQLAlchemy fills in itself (then it inserts)."""
     if any(c.default is not None for c in table.c if c.name not in columns):
         return "", ()
+    mark = "?" if dialect.name == "sqlite" else "%s"
     names = ", ".join(f'"{c}"' for c in columns)
-    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})'
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join([mark] * len(columns))})'
     processors: list[tuple[int, Callable[[Any], Any]]] = []
     for i, c in enumerate(columns):
         impl = table.c[c].type.dialect_impl(dialect)
@@ -202,7 +203,7 @@ def sqlite_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
     Boolean 0/1) applied here: a third of the cost of the same INSERT through SQLAlchemy's per-row
     parameter handling."""
     columns = tuple(rows[0])
-    sql, processors = _sqlite_insert_plan(table, columns, conn.dialect)
+    sql, processors = _insert_plan(table, columns, conn.dialect)
     if not sql:
         conn.execute(_insert(table), rows)
         return
@@ -212,23 +213,6 @@ def sqlite_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
     dbapi.executemany(sql, params)
-
-
-@functools.lru_cache(maxsize=256)
-def _pg_insert_plan(
-    table: Table, columns: tuple[str, ...], dialect: Dialect
-) -> tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]:
-    """`_sqlite_insert_plan` for psycopg: a `%s` INSERT of `columns` and the columns' bind processors."""
-    if any(c.default is not None for c in table.c if c.name not in columns):
-        return "", ()
-    names = ", ".join(f'"{c}"' for c in columns)
-    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join(["%s"] * len(columns))})'
-    processors: list[tuple[int, Callable[[Any], Any]]] = []
-    for i, c in enumerate(columns):
-        processor = table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
-        if processor is not None:
-            processors.append((i, processor))
-    return sql, tuple(processors)
 
 
 def pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -246,7 +230,7 @@ def pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> Non
 
 def _pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     columns = tuple(rows[0])
-    sql, processors = _pg_insert_plan(table, columns, conn.dialect)
+    sql, processors = _insert_plan(table, columns, conn.dialect)
     try:
         params: list[Any] = list(map(_values_of(columns), rows)) if sql else []
     except KeyError:  # rows of one table with different keys: SQLAlchemy sends NULL for the missing

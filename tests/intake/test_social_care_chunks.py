@@ -287,14 +287,8 @@ def test_an_nhs_number_finds_the_hospital_patient_and_later_rows_follow(
     assert refs == {f"Patient/{hospital.id}"}
 
 
-def test_a_person_and_a_later_update_straddling_chunks_in_flight(
-    services: Services, intake: SocialCareIntake, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On PostgreSQL each chunk is staged while the one before is still being committed, on what
-    that one wrote: a person whose rows span three chunks stays one Patient, gains an NHS number in
-    the second, and a service begun in the second and ended in the third is one EpisodeOfCare with
-    two versions, named by the third row's Provenance."""
-    monkeypatch.setattr(social_care_intake, "CHUNK_ROWS", 2)
+def record_staged_on(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each chunk, in turn, was staged on a chunk still being committed."""
     staged_on: list[bool] = []
     real_init = social_care_intake.ChunkWrite.__init__
 
@@ -303,6 +297,18 @@ def test_a_person_and_a_later_update_straddling_chunks_in_flight(
         real_init(self, *args, in_flight=in_flight, **kwargs)
 
     monkeypatch.setattr(social_care_intake.ChunkWrite, "__init__", init)
+    return staged_on
+
+
+def test_a_person_and_a_later_update_straddling_chunks_in_flight(
+    services: Services, intake: SocialCareIntake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL each chunk is staged while the one before is still being committed, on what
+    that one wrote: a person whose rows span three chunks stays one Patient, gains an NHS number in
+    the second, and a service begun in the second and ended in the third is one EpisodeOfCare with
+    two versions, named by the third row's Provenance."""
+    monkeypatch.setattr(social_care_intake, "CHUNK_ROWS", 2)
+    staged_on = record_staged_on(monkeypatch)
     service = {"Service_Type": "Long Term Support: Community", "Service_Component": "Home Support"}
     data = extract(
         [
@@ -381,14 +387,7 @@ def test_another_writer_changing_what_the_chunk_in_flight_wrote_does_not_fail_th
     next chunk's lock, the next chunk is staged again on what is stored then, as a serial ingest
     would have: the extract goes in whole and the other writer's change is kept."""
     monkeypatch.setattr(social_care_intake, "CHUNK_ROWS", 2)
-    staged_on: list[bool] = []
-    real_init = social_care_intake.ChunkWrite.__init__
-
-    def init(self: Any, *args: Any, in_flight: Any = None, **kwargs: Any) -> None:
-        staged_on.append(in_flight is not None)
-        real_init(self, *args, in_flight=in_flight, **kwargs)
-
-    monkeypatch.setattr(social_care_intake.ChunkWrite, "__init__", init)
+    staged_on = record_staged_on(monkeypatch)
     telecom = {"system": "phone", "value": "01632 960000", "use": "home"}
     fired: list[str] = []
 
