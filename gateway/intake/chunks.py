@@ -24,16 +24,13 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import IntegrityError
 
-from gateway.fhir.errors import conflict
 from gateway.identity.blocking import InMemoryCandidateIndex
 from gateway.identity.patient_index import PatientIndex
 from gateway.identity.person import PersonRecord
 from gateway.intake.new_person import claim_new_people
 from gateway.intake.writes import PersonResolver, find_one, live_patient, token
-from gateway.store.api import Store, StoredResource, UnitOfWork
-from gateway.store.engine import is_sqlite
+from gateway.store.api import StoredResource, UnitOfWork
 from gateway.store.staging import InFlight, Key, StagingUnitOfWork, Token
 from gateway.types import JSON
 
@@ -222,40 +219,3 @@ class ChunkWrite:
 
     def write_out(self) -> None:
         self.staging.write_out()
-
-
-class ChunkTransaction:
-    """A writer transaction (as `Store.writer`) staged by one thread and committed by another.
-
-    On PostgreSQL the bulk intake stages its next chunk, on a second connection, while this one's
-    rows are copied in and committed, so the database's work overlaps Python's (`Flying`: the next
-    chunk reads through what this one wrote). The store's on-commit listeners are told by `notify`,
-    which the staging thread calls once the commit is known, so they never run beside it.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        conn = store.engine.connect()
-        if is_sqlite(store.engine):
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-        self._conn = conn
-        self._trans = conn.begin()
-        self.uow = UnitOfWork(conn, store)
-
-    def commit(self) -> None:
-        """Flush and commit; the connection is closed either way (rolled back on an error). Raises a
-        conflict (409) for an integrity error."""
-        try:
-            self.uow.flush()
-            self._trans.commit()
-        except IntegrityError as exc:
-            raise conflict("the write conflicts with a concurrent change; retry it") from exc
-        finally:
-            self._conn.close()
-
-    def rollback(self) -> None:
-        self._conn.close()  # closing a connection rolls its open transaction back
-
-    def notify(self) -> None:
-        """After `commit`: the store's on-commit listeners, in the calling thread."""
-        self.store.committed(self.uow.written)

@@ -33,7 +33,7 @@ import structlog
 from gateway.codes import NHS_NUMBER_SYSTEM
 from gateway.fhir.errors import FhirError
 from gateway.intake.base import SourceIntake, naive_utc
-from gateway.intake.chunks import ChunkTransaction, ChunkWrite, Flying, collector_paused
+from gateway.intake.chunks import ChunkWrite, Flying, collector_paused
 from gateway.intake.receipts import add_quarantine, add_receipt, dedupe_key
 from gateway.intake.writes import (
     AmbiguousMatch,
@@ -53,7 +53,7 @@ from gateway.mappings.social_care import (
     totals,
 )
 from gateway.mappings.source import SourceSystem
-from gateway.store.api import UnitOfWork, instant
+from gateway.store.api import UnitOfWork, WriteTransaction, instant
 from gateway.store.engine import is_sqlite
 from gateway.types import JSON
 
@@ -126,7 +126,7 @@ class SocialCareIntake(SourceIntake):
             staged, committed = flying
             flying = None
             committed.result()
-            staged.tx.notify()
+            self.store.committed(staged.tx.uow.written)
             # Keep the report lines, not the mapped resources: a large extract's would fill
             # memory and make every garbage collection walk them.
             entries.extend(_entry(r) for r in staged.results)
@@ -194,7 +194,7 @@ class SocialCareIntake(SourceIntake):
         what the chunk before wrote, while it is still being committed."""
         final: list[RowResult] = []
         changes: list[tuple[int, list[tuple[str, str]]]] = []
-        tx = ChunkTransaction(self.store)
+        tx = WriteTransaction(self.store)
         try:
             uow = tx.uow
             chunk = ChunkWrite(uow, self.index, now=now, in_flight=in_flight)
@@ -263,7 +263,7 @@ class SocialCareIntake(SourceIntake):
 
 @dataclass(frozen=True)
 class _StagedChunk:
-    tx: ChunkTransaction
+    tx: WriteTransaction
     write: ChunkWrite
     results: list[RowResult]
     written: Flying  # what the next chunk stages on while this one commits

@@ -470,17 +470,17 @@ class Store:
 
     @contextmanager
     def writer(self) -> Iterator[UnitOfWork]:
-        with self.engine.connect() as conn:
-            if is_sqlite(self.engine):
-                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-            uow = UnitOfWork(conn, self)
-            try:
-                with conn.begin():
-                    yield uow
-                    uow.flush()
-            except IntegrityError as exc:
-                raise conflict("the write conflicts with a concurrent change; retry it") from exc
-        self.committed(uow.written)
+        tx = WriteTransaction(self)
+        try:
+            yield tx.uow
+        except IntegrityError as exc:
+            tx.rollback()
+            raise _write_conflict() from exc
+        except BaseException:
+            tx.rollback()
+            raise
+        tx.commit()
+        self.committed(tx.uow.written)
 
     def committed(self, written: list[StoredResource]) -> None:
         """Tell the on-commit listeners the versions a transaction wrote, once it has committed
@@ -510,6 +510,39 @@ class Store:
     def search(self, q: SearchQuery) -> SearchPage:
         with self.reader() as uow:
             return uow.search(q)
+
+
+def _write_conflict() -> Exception:
+    return conflict("the write conflicts with a concurrent change; retry it")
+
+
+class WriteTransaction:
+    """One write transaction, opened here and ended by `commit` or `rollback`, possibly in another
+    thread (`Store.writer` is this as a block). The bulk intake on PostgreSQL stages a chunk in one
+    thread and commits it in another while it stages the next; the caller then tells the on-commit
+    listeners itself (`Store.committed`)."""
+
+    def __init__(self, store: Store) -> None:
+        conn = store.engine.connect()
+        if is_sqlite(store.engine):
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        self._conn = conn
+        self._trans = conn.begin()
+        self.uow = UnitOfWork(conn, store)
+
+    def commit(self) -> None:
+        """Flush and commit; the connection is closed either way (rolled back on an error). Raises a
+        conflict (409) for an integrity error."""
+        try:
+            self.uow.flush()
+            self._trans.commit()
+        except IntegrityError as exc:
+            raise _write_conflict() from exc
+        finally:
+            self._conn.close()
+
+    def rollback(self) -> None:
+        self._conn.close()  # closing a connection rolls its open transaction back
 
 
 class UnitOfWork:

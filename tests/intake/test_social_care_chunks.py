@@ -353,16 +353,17 @@ def test_a_chunk_that_fails_to_commit_stops_the_extract_and_the_chunk_staged_on_
     extract fails with it, the next chunk is rolled back, and nothing is recorded as the answer."""
     monkeypatch.setattr(social_care_intake, "CHUNK_ROWS", 10)
     commits = {"n": 0}
-    real_commit = social_care_intake.ChunkTransaction.commit
+    real = social_care_intake.WriteTransaction
 
-    def commit(self: Any) -> None:
-        commits["n"] += 1
-        if commits["n"] == 2:
-            self.rollback()
-            raise conflict("made to fail")
-        real_commit(self)
+    class FailingSecond(real):
+        def commit(self) -> None:
+            commits["n"] += 1
+            if commits["n"] == 2:
+                self.rollback()
+                raise conflict("made to fail")
+            super().commit()
 
-    monkeypatch.setattr(social_care_intake.ChunkTransaction, "commit", commit)
+    monkeypatch.setattr(social_care_intake, "WriteTransaction", FailingSecond)
     progress: list[int] = []
     with pytest.raises(FhirError) as raised:
         intake.ingest(Q1, filename="q1.csv", progress=lambda done, total: progress.append(done))
@@ -371,7 +372,7 @@ def test_a_chunk_that_fails_to_commit_stops_the_extract_and_the_chunk_staged_on_
     # The first chunk's ten rows committed (each wrote something, with its Provenance); no more.
     assert len(live(services, "Provenance")) == 10
     # Nothing was recorded as the extract's answer: sent again, it is ingested in full.
-    monkeypatch.setattr(social_care_intake.ChunkTransaction, "commit", real_commit)
+    monkeypatch.setattr(social_care_intake, "WriteTransaction", real)
     report = intake.ingest(Q1, filename="q1.csv")
     assert report["totals"]["accepted"] == 30
     assert len(live(services, "Provenance")) == 30
