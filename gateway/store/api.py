@@ -221,7 +221,7 @@ def pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> Non
     runs) with the columns' bind processors applied here. SQLAlchemy's executemany built its
     parameters row by row first: a quarter of the audit writer's CPU, and of every small write's
     flush. Driver errors come out as SQLAlchemy's (an `IntegrityError` is a conflict, as ever)."""
-    if not _pipelined((table, rows)):
+    if not _pipelined(conn.dialect, table, rows):
         conn.execute(_insert(table), rows)
         return
     with pg_pipeline(conn):
@@ -246,16 +246,15 @@ def _pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> No
         cur.executemany(sql, params)
 
 
-def _pipelined(pending: tuple[Table, list[dict[str, Any]]]) -> bool:
+def _pipelined(dialect: Dialect, table: Table, rows: list[dict[str, Any]]) -> bool:
     """Whether a table's pending rows go out by `_pg_insert`'s driver path, which may share a
     pipeline (COPY may not; a row set SQLAlchemy must complete goes through SQLAlchemy, outside)."""
-    table, rows = pending
     if not rows:
         return True
     columns = tuple(rows[0])
     return (
         len(rows) < _COPY_THRESHOLD
-        and not any(c.default is not None for c in table.c if c.name not in columns)
+        and bool(_insert_plan(table, columns, dialect)[0])
         and all(len(row) == len(columns) and all(c in row for c in columns) for row in rows)
     )
 
@@ -576,7 +575,7 @@ class UnitOfWork:
         order = [resource, resource_version, *_INDEX_TABLES, outbox]
         dialect = self.conn.dialect
         copy = dialect.name == "postgresql"
-        if copy and self._pending and all(map(_pipelined, self._pending.items())):
+        if copy and self._pending and all(_pipelined(dialect, t, rows) for t, rows in self._pending.items()):
             with pg_pipeline(self.conn):  # every table's small batch in one round trip
                 self._flush_tables(order, copy=True)
             return
@@ -639,14 +638,9 @@ class UnitOfWork:
         return f'COPY "{table.name}" ({names}) FROM STDIN', values
 
     def _copy(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """PostgreSQL COPY: one round trip for a bulk of rows, in this same transaction. A driver
-        error comes out as SQLAlchemy's (a duplicate key: `IntegrityError`, a conflict)."""
-        raw = self.conn.connection.driver_connection
-        assert raw is not None
-        sql, values = self._copy_rows(table, rows)
-        with driver_errors(), raw.cursor() as cur, cur.copy(sql) as out:
-            for value in values:
-                out.write_row(value)
+        """PostgreSQL COPY: one round trip for a bulk of rows, in this same transaction (formatted,
+        then sent whole, as `format_pending` does ahead of time)."""
+        self._send_copy(*self._copy_data(table, rows))
 
     def _copy_data(self, table: Table, rows: list[dict[str, Any]]) -> tuple[str, bytes]:
         """The COPY statement for `rows` and its text-format data, formatted by psycopg as `_copy`
@@ -662,7 +656,8 @@ class UnitOfWork:
 
     def _send_copy(self, sql: str, data: bytes) -> None:
         """COPY of data formatted by `_copy_data`, all of it handed to libpq at once (no flush
-        before the end), so the sending thread waits on the socket, not on Python, a few times."""
+        before the end), so the sending thread waits on the socket, not on Python, a few times. A
+        driver error comes out as SQLAlchemy's (a duplicate key: `IntegrityError`, a conflict)."""
         raw = self.conn.connection.driver_connection
         assert raw is not None
         with (
