@@ -29,7 +29,7 @@ from gateway.identity.blocking import InMemoryCandidateIndex
 from gateway.identity.patient_index import PatientIndex
 from gateway.identity.person import PersonRecord
 from gateway.intake.new_person import claim_new_people
-from gateway.intake.writes import PersonResolver, find_one, live_patient, token
+from gateway.intake.writes import PersonResolver, find_one, live_patient, person_record, token
 from gateway.store.api import StoredResource, UnitOfWork
 from gateway.store.staging import InFlight, Key, StagingUnitOfWork, Token
 from gateway.types import JSON
@@ -82,7 +82,7 @@ class _ChunkResolver(PersonResolver):
         if stored.id in self._touched:
             return self._local.get(stored.id)
         patient = stored.json()
-        record = PersonRecord.from_patient(patient) if patient.get("active", True) is not False else None
+        record = person_record(patient)
         return record if record is not None and live_patient(patient) else None
 
 

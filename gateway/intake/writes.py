@@ -205,6 +205,11 @@ def live_patient(res: JSON) -> bool:
     return res.get("active", True) is not False and not replaced(res)
 
 
+def person_record(patient: JSON) -> PersonRecord | None:
+    """A Patient's match record (None for an inactive one)."""
+    return PersonRecord.from_patient(patient) if patient.get("active", True) is not False else None
+
+
 class PersonResolver:
     """Resolves the person records of one transaction to Patients (make one per transaction).
 
@@ -233,7 +238,7 @@ class PersonResolver:
         patient = stored.json()
         self._touched.add(stored.id)
         self._local.remove(stored.id)
-        record = PersonRecord.from_patient(patient) if patient.get("active", True) is not False else None
+        record = person_record(patient)
         if record is not None and live_patient(patient):
             self._local.add(stored.id, record)
         self.index.prepared(stored, record)  # built once: the commit files it in the shared index
