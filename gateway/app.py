@@ -102,7 +102,7 @@ def _secure(services: Services) -> None:
     services.authenticate_token = authenticator(settings, key, verified=tokens)
     services.client_enabled = client_enabled
     policy = load_policy(settings.policy_file) if settings.policy_file else None
-    writer = BatchingAuditWriter(lambda events: write_audit_events(store, events))
+    writer = BatchingAuditWriter(lambda events: write_audit_events(store, events), idle=services.activity.wait_idle)
     services.extras["guard"] = ConsentGuard(
         store,
         PolicyDecisionPoint(policy),
@@ -184,7 +184,7 @@ def create_app(
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
 
-    app.add_middleware(CorrelationMiddleware)
+    app.add_middleware(CorrelationMiddleware, activity=services.activity)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:

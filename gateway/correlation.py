@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from gateway.activity import Activity
 from gateway.logging import get_logger
 
 log = get_logger("gateway.app")
@@ -25,8 +26,11 @@ _USABLE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,200}")
 
 
 class CorrelationMiddleware:
-    def __init__(self, app: Any) -> None:
+    """Also counts each request in `activity` until its response is sent (see gateway/activity.py)."""
+
+    def __init__(self, app: Any, activity: Activity | None = None) -> None:
         self.app = app
+        self.activity = activity or Activity()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -48,9 +52,11 @@ class CorrelationMiddleware:
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        self.activity.enter()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            self.activity.leave()
             structlog.contextvars.unbind_contextvars("request_id")
         # The path carries resource ids only; query strings (which can carry names) are never logged.
         log.info(

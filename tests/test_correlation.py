@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+from fastapi import FastAPI
+
+from gateway.activity import Activity
+from gateway.correlation import CorrelationMiddleware
+from gateway.fhir.services import Services
 
 
 async def test_a_given_request_id_is_echoed(client: httpx.AsyncClient) -> None:
@@ -28,3 +35,32 @@ async def test_an_unusable_request_id_is_replaced(client: httpx.AsyncClient) -> 
         assert echoed != given and len(echoed) == 32
     resp = await client.get("/metadata", headers={"X-Request-ID": "a1b2-C3_d4.e5:f6"})
     assert resp.headers["x-request-id"] == "a1b2-C3_d4.e5:f6"
+
+
+async def test_a_request_is_in_flight_until_its_response_is_sent() -> None:
+    """The audit writer waits for a gap between requests: the middleware says when one is being served."""
+    activity = Activity()
+    seen: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(activity.busy)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    transport = httpx.ASGITransport(app=CorrelationMiddleware(app, activity=activity))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as direct:
+        assert (await direct.get("/")).status_code == 204
+    assert seen == [1] and activity.busy == 0
+
+
+async def test_the_gateway_counts_its_requests_in_the_services_activity(app: FastAPI, services: Services) -> None:
+    seen: list[int] = []
+
+    @app.get("/busy-probe")
+    async def probe() -> dict[str, int]:
+        seen.append(services.activity.busy)
+        return {}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        assert (await c.get("/busy-probe")).status_code == 200
+    assert seen == [1] and services.activity.busy == 0

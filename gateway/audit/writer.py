@@ -6,6 +6,11 @@ gathered or the oldest has waited `max_delay_ms`. A failing `write_batch` is ret
 back-off and the batch is kept, never dropped; `close()` flushes what is left and returns any
 events it still could not write, so the caller can spool them rather than lose them.
 
+Given `idle` (the gateway's `Activity.wait_idle`), a due batch first waits for a moment with no
+request in flight, for at most `max_defer_ms` after its oldest event: storing a batch takes the
+interpreter lock in turns with the request being served, and would add its time to that request.
+`flush()` and `close()` never wait for a gap.
+
 The buffer is unbounded by design: refusing or dropping an audit event would either block the
 request or lose the record that someone saw data. Memory is the limit; `pending` is exposed for
 a health check.
@@ -24,6 +29,8 @@ from gateway.types import JSON
 log = logging.getLogger(__name__)
 
 WriteBatch = Callable[[list[JSON]], None]
+WaitIdle = Callable[[float], bool]
+_GAP_SLICE_S = 0.05  # how often a batch waiting for a gap looks whether a flush or close wants it
 
 
 class AuditSink(Protocol):
@@ -57,15 +64,20 @@ class BatchingAuditWriter:
         retry_max_s: float = 5.0,
         close_attempts: int = 3,
         name: str = "audit-writer",
+        idle: WaitIdle | None = None,
+        max_defer_ms: float = 1000,
     ) -> None:
-        if max_events < 1 or max_delay_ms <= 0:
-            raise ValueError("max_events must be >= 1 and max_delay_ms > 0")
+        if max_events < 1 or max_delay_ms <= 0 or max_defer_ms < 0:
+            raise ValueError("max_events must be >= 1, max_delay_ms > 0 and max_defer_ms >= 0")
         self._write = write_batch
         self._max_events = max_events
         self._max_delay = max_delay_ms / 1000
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
         self._close_attempts = close_attempts
+        self._idle = idle
+        self._max_defer = max_defer_ms / 1000
+        self._batch_since = 0.0  # when the oldest event of the batch in hand was recorded
         self._buffer: list[JSON] = []
         self._oldest: float | None = None
         self._inflight = 0
@@ -139,6 +151,7 @@ class BatchingAuditWriter:
                         or time.monotonic() >= due
                     )
                     if ready:
+                        self._batch_since = self._oldest or time.monotonic()
                         batch = self._buffer[: self._max_events]
                         del self._buffer[: self._max_events]
                         self._oldest = time.monotonic() if self._buffer else None
@@ -152,8 +165,17 @@ class BatchingAuditWriter:
                     self._cond.notify_all()
                     self._cond.wait()
 
+    def _wait_for_gap(self) -> None:
+        if self._idle is None:
+            return
+        while not (self._flush_wanted or self._closed):
+            remaining = self._batch_since + self._max_defer - time.monotonic()
+            if remaining <= 0 or self._idle(min(remaining, _GAP_SLICE_S)):
+                return
+
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
+            self._wait_for_gap()
             delivered = self._deliver(batch)
             with self._cond:
                 self._inflight = 0

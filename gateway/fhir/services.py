@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 from starlette.requests import Request
 
+from gateway.activity import Activity
 from gateway.auth.context import AccessContext
 from gateway.fhir.search.paging import PageSigner
 from gateway.settings import Settings
@@ -29,6 +30,7 @@ class Services:
     # to make inside its own first transaction (`Repository`), instead of `authenticate` doing both.
     authenticate_token: Authenticator | None = None
     client_enabled: ClientEnabled | None = None
+    activity: Activity = field(default_factory=Activity)  # requests in flight (gateway/activity.py)
 
     @property
     def fhir_base(self) -> str:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from gateway.activity import Activity
 from gateway.audit import BatchingAuditWriter, ListAuditSink
 from gateway.types import JSON
 
@@ -124,6 +125,60 @@ async def test_aclose_from_the_event_loop() -> None:
     writer.record(ev(1))
     assert await writer.aclose() == []
     assert rec.ids == [1]
+
+
+def wait_for(rec: Recorder, count: int, seconds: float = 2.0) -> None:
+    deadline = time.monotonic() + seconds
+    while len(rec.ids) < count and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def test_a_due_batch_waits_for_the_requests_in_flight() -> None:
+    """Writing a batch competes with the request being served (one GIL): it waits for a gap."""
+    rec, activity = Recorder(), Activity()
+    writer = BatchingAuditWriter(rec, max_events=100, max_delay_ms=1, idle=activity.wait_idle, max_defer_ms=60_000)
+    activity.enter()
+    writer.record(ev(1))
+    time.sleep(0.1)
+    assert rec.ids == [] and writer.pending == 1
+    activity.leave()
+    wait_for(rec, 1)
+    assert rec.ids == [1]
+    writer.close()
+
+
+def test_a_batch_waits_for_a_gap_no_longer_than_max_defer() -> None:
+    rec, activity = Recorder(), Activity()
+    writer = BatchingAuditWriter(rec, max_events=100, max_delay_ms=1, idle=activity.wait_idle, max_defer_ms=50)
+    activity.enter()  # never leaves: the gateway is busy throughout
+    writer.record(ev(1))
+    wait_for(rec, 1)
+    assert rec.ids == [1]
+    writer.close()
+
+
+def test_flush_and_close_do_not_wait_for_a_gap() -> None:
+    rec, activity = Recorder(), Activity()
+    writer = BatchingAuditWriter(rec, max_events=100, max_delay_ms=1, idle=activity.wait_idle, max_defer_ms=60_000)
+    activity.enter()
+    writer.record(ev(1))
+    started = time.monotonic()
+    assert writer.flush(timeout=5)
+    writer.record(ev(2))
+    assert writer.close(timeout=5) == []
+    assert rec.ids == [1, 2] and time.monotonic() - started < 1
+
+
+def test_activity_counts_work_in_flight() -> None:
+    activity = Activity()
+    assert activity.wait_idle(0) and activity.busy == 0
+    activity.enter()
+    activity.enter()
+    assert not activity.wait_idle(0.01) and activity.busy == 2
+    activity.leave()
+    assert not activity.wait_idle(0) and activity.busy == 1
+    threading.Timer(0.05, activity.leave).start()
+    assert activity.wait_idle(5) and activity.busy == 0
 
 
 def test_list_sink_records() -> None:
