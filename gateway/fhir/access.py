@@ -26,7 +26,7 @@ from gateway.consent.facts import Facts
 from gateway.consent.pdp import PolicyDecisionPoint
 from gateway.fhir.errors import forbidden
 from gateway.fhir.policy_inputs import AgreementCache, ClassLevelMemo, PolicyInputs, deployment_id, load_inputs
-from gateway.fhir.repository import Candidate, ClientCheck, LoadVersions, VersionRef
+from gateway.fhir.repository import Candidate, ClientCheck, LoadVersions, VersionRef, no_loading
 from gateway.logging import get_logger
 from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.ids import new_id
@@ -39,10 +39,6 @@ _FACTS_LIMIT = 200_000  # stored versions whose facts are remembered
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _no_loading(refs: list[VersionRef]) -> list[StoredResource | None]:
-    raise AssertionError("every row was given with its content")
 
 
 def _obligations(decisions: list[Decision]) -> frozenset[str]:
@@ -124,7 +120,7 @@ class ConsentGuard:
                 client.verify(uow.conn)
             return rows
         live = [r for r in rows if r.content is not None]
-        decisions = self._decided(self._decide(access, uow, live, _no_loading, client, remember=interaction == "count"))
+        decisions = self._decided(self._decide(access, uow, live, no_loading, client, remember=interaction == "count"))
         result = FilterResult(
             permitted=[],  # the guard works on stored rows; see `decisions`
             decisions=decisions,
@@ -185,7 +181,7 @@ class ConsentGuard:
 
     def decide(self, access: AccessContext, uow: UnitOfWork, rows: list[StoredResource]) -> list[Decision]:
         """One decision per row (parallel to `rows`, each with its content), each class decided or looked up once."""
-        return self._decided(self._decide(access, uow, rows, _no_loading))
+        return self._decided(self._decide(access, uow, rows, no_loading))
 
     @staticmethod
     def _decided(decisions: list[Decision | None]) -> list[Decision]:

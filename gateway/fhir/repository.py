@@ -30,6 +30,11 @@ LoadVersions = Callable[[list[VersionRef]], list[StoredResource | None]]
 Candidate = StoredResource | VersionRef  # a row to decide: with its content, or named only
 
 
+def no_loading(refs: list[VersionRef]) -> list[StoredResource | None]:
+    """The `LoadVersions` of rows that all come with their content: never called."""
+    raise AssertionError("every row was given with its content")
+
+
 @dataclass(frozen=True)
 class ClientCheck:
     """That the caller's client is still enabled, to be asked inside the request's own transaction.

@@ -56,6 +56,8 @@ from gateway.store.schema import resource, sp_date, sp_reference
 from gateway.store.search.kinds import date_range
 
 Visible = Callable[[UnitOfWork, list[StoredResource]], list[StoredResource]]
+# Whether the caller may see one row, decided but not audited: the record's audited decision includes it.
+MaySee = Callable[[UnitOfWork, StoredResource], bool]
 Ref = tuple[str, str]
 
 # The "care date" of each type, as its date search parameter (start/end filter on these).
@@ -487,10 +489,23 @@ def _order(rows: Iterable[StoredResource], first: list[Ref]) -> list[StoredResou
 
 
 def _complete(
-    uow: UnitOfWork, core: list[StoredResource], params: EverythingParams, visible: Visible, compartment: Compartment
+    uow: UnitOfWork,
+    core: list[StoredResource],
+    params: EverythingParams,
+    visible: Visible,
+    compartment: Compartment,
+    focus: StoredResource | None = None,
 ) -> list[StoredResource]:
-    """Consent, de-duplication, then Provenance and supporting resources of what is kept."""
-    kept = deduplicate(visible(uow, core), business_keys(uow.store).of)
+    """Consent, de-duplication, then Provenance and supporting resources of what is kept.
+
+    `focus`: decided already but not audited; decided (from this transaction's memo) and audited
+    with the record, and left out of the answer unless the record holds it.
+    """
+    if focus is not None and not any(s.type == focus.type and s.id == focus.id for s in core):
+        shown = [s for s in visible(uow, [focus, *core]) if s is not focus]
+    else:
+        shown = visible(uow, core)
+    kept = deduplicate(shown, business_keys(uow.store).of)
     kept_refs = {(s.type, s.id) for s in kept}
     provenance = provenance_refs(uow, kept_refs)
     # References to types outside the compartment (Practitioner, Organization, Location …), of what
@@ -501,8 +516,12 @@ def _complete(
     return [*kept, *visible(uow, sorted(extra, key=lambda s: (s.type, s.id)))]
 
 
-def _visible_focus(uow: UnitOfWork, rtype: str, rid: str, visible: Visible) -> StoredResource:
+def _visible_focus(uow: UnitOfWork, rtype: str, rid: str, visible: Visible, may_see: MaySee | None) -> StoredResource:
+    """The operation's focus, or 404 when hidden. With `may_see`, a visible focus is not audited
+    here but with the record it opens (one AuditEvent per request); a hidden one is, as refused."""
     stored = uow.read(rtype, rid)  # not-found 404 / gone 410
+    if may_see is not None and may_see(uow, stored):
+        return stored
     if not visible(uow, [stored]):
         raise not_found(f"{rtype}/{rid}")  # hidden looks like absent: no oracle
     return stored
@@ -516,6 +535,7 @@ def patient_everything(
     *,
     compartment: Compartment | None = None,
     linked: Callable[[list[str]], None] | None = None,
+    may_see: MaySee | None = None,
 ) -> list[StoredResource]:
     """The whole unified record of one person, ordered (asked-for Patient, linked Patients, the rest).
 
@@ -528,7 +548,7 @@ def patient_everything(
     patient_ids = linked_patient_ids(uow, patient_id)
     if linked is not None:
         linked(patient_ids)
-    _visible_focus(uow, "Patient", patient_id, visible)
+    focus = _visible_focus(uow, "Patient", patient_id, visible, may_see)
     core = record_rows(uow, patient_ids, compartment, params)
     if params.start is not None or params.end is not None:
         dates = care_dates(uow, [(s.type, s.id) for s in core if s.type != "Patient"])
@@ -536,7 +556,7 @@ def patient_everything(
             s for s in core if (s.type, s.id) not in dates or _overlaps(dates[(s.type, s.id)], params.start, params.end)
         ]
     core.sort(key=lambda s: (s.type, s.id))
-    rows = _complete(uow, core, params, visible, compartment)
+    rows = _complete(uow, core, params, visible, compartment, focus if may_see is not None else None)
     return _order(rows, [("Patient", p) for p in patient_ids])
 
 
@@ -557,6 +577,7 @@ def episode_everything(
     visible: Visible,
     *,
     compartment: Compartment | None = None,
+    may_see: MaySee | None = None,
 ) -> list[StoredResource]:
     """One episode of case management: the episode, its person, care manager, teams and their members,
     and the CarePlans / Encounters / Tasks / Communications / QuestionnaireResponses that refer to
@@ -565,7 +586,7 @@ def episode_everything(
     Raises FhirError not-found / gone when the episode is absent, deleted or hidden from the caller.
     """
     compartment = compartment or default_compartment()
-    episode = _visible_focus(uow, "EpisodeOfCare", episode_id, visible)
+    episode = _visible_focus(uow, "EpisodeOfCare", episode_id, visible, may_see)
     body = episode.json()
     patient = ref_id((body.get("patient") or {}).get("reference"))
     patient_ids = linked_patient_ids(uow, patient) if patient else []
@@ -582,5 +603,5 @@ def episode_everything(
     refs = {("EpisodeOfCare", episode_id)} | {("Patient", p) for p in patient_ids} | people | members
     refs = {r for r in refs | by_episode | in_period if params.wants(r[0])}
     core = sorted(fetch(uow, refs, params.since), key=lambda s: (s.type, s.id))
-    rows = _complete(uow, core, params, visible, compartment)
+    rows = _complete(uow, core, params, visible, compartment, episode if may_see is not None else None)
     return _order(rows, [("EpisodeOfCare", episode_id), *(("Patient", p) for p in patient_ids)])

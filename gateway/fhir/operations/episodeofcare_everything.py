@@ -15,6 +15,7 @@ from gateway.fhir.operations import Operation, register
 from gateway.fhir.operations.patient_everything import (
     EverythingRequest,
     consent_filter,
+    focus_check,
     page_bundle,
     parse_everything,
     request_items,
@@ -28,7 +29,7 @@ from gateway.record.everything import episode_everything
 def run_episode_everything(repo: Repository, episode_id: str, req: EverythingRequest, fhir_base: str) -> bytes:
     path = f"EpisodeOfCare/{episode_id}/$everything"
     with repo.reader() as uow:
-        rows = episode_everything(uow, episode_id, req.params, consent_filter(repo, path))
+        rows = episode_everything(uow, episode_id, req.params, consent_filter(repo, path), may_see=focus_check(repo))
     return page_bundle(fhir_base, path, rows, req)
 
 

@@ -22,10 +22,10 @@ from gateway.fhir.bundles import searchset
 from gateway.fhir.errors import invalid
 from gateway.fhir.interactions.common import in_thread, repository
 from gateway.fhir.operations import Operation, register
-from gateway.fhir.repository import Repository
+from gateway.fhir.repository import Repository, no_loading
 from gateway.fhir.responses import json_response
 from gateway.fhir.services import Services, services_of
-from gateway.record.everything import EverythingParams, Visible, patient_everything
+from gateway.record.everything import EverythingParams, MaySee, Visible, patient_everything
 from gateway.store.api import StoredResource, UnitOfWork
 
 FILTER_NAMES = ("start", "end", "_since", "_type")
@@ -83,6 +83,16 @@ def consent_filter(repo: Repository, query: str) -> Visible:
     return visible
 
 
+def focus_check(repo: Repository) -> MaySee:
+    """The operation's focus decided as a count (not a disclosure, remembered in the transaction):
+    it is audited with the record it opens, so one request makes one AuditEvent."""
+
+    def may_see(uow: UnitOfWork, row: StoredResource) -> bool:
+        return repo.count_visible(uow, [row], no_loading)[0]
+
+    return may_see
+
+
 def page_bundle(fhir_base: str, path: str, rows: list[StoredResource], req: EverythingRequest) -> bytes:
     """One page of the record as a searchset, with self / first / previous / next links."""
 
@@ -102,7 +112,12 @@ def run_patient_everything(repo: Repository, patient_id: str, req: EverythingReq
     path = f"Patient/{patient_id}/$everything"
     with repo.reader() as uow:
         rows = patient_everything(
-            uow, patient_id, req.params, consent_filter(repo, path), linked=lambda ids: repo.expect_patients(uow, ids)
+            uow,
+            patient_id,
+            req.params,
+            consent_filter(repo, path),
+            linked=lambda ids: repo.expect_patients(uow, ids),
+            may_see=focus_check(repo),
         )
     return page_bundle(fhir_base, path, rows, req)
 
