@@ -35,23 +35,21 @@ from sqlalchemy import (
     CompoundSelect,
     DateTime,
     Select,
-    String,
     and_,
     any_,
     bindparam,
-    cast,
     false,
     func,
     or_,
     select,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import JSON
 
 from gateway.alerts.registry import ref_id
 from gateway.consent.compartment import Compartment, default_compartment
 from gateway.fhir.errors import not_found
 from gateway.store.api import Store, StoredResource, UnitOfWork
+from gateway.store.id_lists import in_json, json_list
 from gateway.store.schema import resource, sp_date, sp_reference
 from gateway.store.search.kinds import date_range
 
@@ -133,10 +131,8 @@ class EverythingParams:
 #
 # Every statement is built once per shape (dialect, types …) and cached, so SQLAlchemy neither
 # rebuilds nor re-keys it per call; the ids go in as bound values. A set of ids is bound as one
-# JSON array, which PostgreSQL reads as `= ANY(array)` and SQLite as `IN json_each`, both from an
-# index: a record of hundreds of resources never becomes hundreds of bound parameters (or a text[]
-# the driver quotes id by id), and no planner ever weighs a join against a scan of a whole table
-# (PostgreSQL hash-joined every stored resource once a record was a few hundred resources).
+# JSON array (gateway/store/id_lists.py), and no planner ever weighs a join against a scan of a whole
+# table (PostgreSQL hash-joined every stored resource once a record was a few hundred resources).
 
 _PATIENT_IDS = "patient_ids"
 _SINCE = "since"
@@ -150,19 +146,6 @@ def _by_type(refs: Iterable[Ref]) -> dict[str, set[str]]:
     return grouped
 
 
-def _json_list(ids: Iterable[str]) -> str:
-    return orjson.dumps(sorted(ids)).decode()
-
-
-def _in_json(dialect: str, column: ColumnElement[str], name: str) -> ColumnElement[bool]:
-    """`column IN <the JSON array of strings bound as name>`."""
-    listed = bindparam(name, type_=String)
-    if dialect == "postgresql":
-        each = func.json_array_elements_text(cast(listed, JSON)).table_valued("value")
-        return column == any_(func.array(select(each.c.value).scalar_subquery()))
-    return column.in_(select(func.json_each(listed).table_valued("value").c.value))
-
-
 def _in_subquery(dialect: str, column: ColumnElement[str], ids: Select[str]) -> ColumnElement[bool]:
     """`column IN (ids)`, which PostgreSQL answers by key (`= ANY(ARRAY(...))`) instead of weighing a join."""
     if dialect == "postgresql":
@@ -174,14 +157,14 @@ def _keyed(
     dialect: str, type_col: ColumnElement[str], id_col: ColumnElement[str], types: tuple[str, ...]
 ) -> ColumnElement[bool]:
     """`(type, id)` among refs of `types`, each type's ids bound as `ids_<i>`: read by a (type, id) index."""
-    return or_(false(), *(and_(type_col == t, _in_json(dialect, id_col, f"ids_{i}")) for i, t in enumerate(types)))
+    return or_(false(), *(and_(type_col == t, in_json(dialect, id_col, f"ids_{i}")) for i, t in enumerate(types)))
 
 
 def _keyed_values(refs: Iterable[Ref]) -> tuple[tuple[str, ...], dict[str, Any]]:
     """The types of `refs` (sorted) and the bound values `_keyed` expects for them."""
     grouped = _by_type(refs)
     types = tuple(sorted(grouped))
-    return types, {f"ids_{i}": _json_list(grouped[t]) for i, t in enumerate(types)}
+    return types, {f"ids_{i}": json_list(grouped[t]) for i, t in enumerate(types)}
 
 
 def _stored(rows: Iterable[Any]) -> list[StoredResource]:
@@ -198,8 +181,8 @@ def _links_statement(dialect: str) -> Select[str, str, str, str]:
     ref = sp_reference.c
     return select(ref.res_id, ref.param, ref.target_type, ref.target_id).where(
         or_(
-            and_(ref.res_type == "Patient", _in_json(dialect, ref.res_id, "frontier")),
-            and_(ref.res_type == "Patient", ref.param == "link", _in_json(dialect, ref.target_id, "frontier")),
+            and_(ref.res_type == "Patient", in_json(dialect, ref.res_id, "frontier")),
+            and_(ref.res_type == "Patient", ref.param == "link", in_json(dialect, ref.target_id, "frontier")),
         )
     )
 
@@ -215,7 +198,7 @@ def linked_patient_ids(uow: UnitOfWork, patient_id: str) -> list[str]:
     while frontier:
         found = {
             end
-            for source, param, target_type, target in uow.conn.execute(stmt, {"frontier": _json_list(frontier)}).all()
+            for source, param, target_type, target in uow.conn.execute(stmt, {"frontier": json_list(frontier)}).all()
             if param == "link" and target_type == "Patient"
             for end in (source, target)
             if end
@@ -242,11 +225,11 @@ def compartment_refs(
     ref = sp_reference.c
     stmt = select(ref.res_type, ref.res_id, ref.param).where(
         ref.target_type == "Patient",
-        _in_json(uow.conn.dialect.name, ref.target_id, _PATIENT_IDS),
+        in_json(uow.conn.dialect.name, ref.target_id, _PATIENT_IDS),
         _wanted_members(ref.res_type, params),
     )
     params_of = compartment.params
-    rows = uow.conn.execute(stmt, {_PATIENT_IDS: _json_list(patient_ids)}).all()
+    rows = uow.conn.execute(stmt, {_PATIENT_IDS: json_list(patient_ids)}).all()
     return {(rtype, rid) for rtype, rid, param in rows if param in params_of.get(rtype, ())}
 
 
@@ -275,11 +258,11 @@ def _record_statement(
             ref.res_type == rtype,
             or_(*(ref.param == name for name in names)),
             ref.target_type == "Patient",
-            _in_json(dialect, ref.target_id, _PATIENT_IDS),
+            in_json(dialect, ref.target_id, _PATIENT_IDS),
         )
         arms.append(rows(rtype, _in_subquery(dialect, r.res_id, members)))
     if patients:
-        arms.append(rows("Patient", _in_json(dialect, r.res_id, _PATIENT_IDS)))
+        arms.append(rows("Patient", in_json(dialect, r.res_id, _PATIENT_IDS)))
     return union_all(*arms)
 
 
@@ -296,7 +279,7 @@ def record_rows(
     if not pairs and not params.wants("Patient"):
         return []  # `_type` names no compartment type: nothing is about the person
     stmt = _record_statement(uow.conn.dialect.name, pairs, params.wants("Patient"), params.since is not None)
-    values: dict[str, Any] = {_PATIENT_IDS: _json_list(patient_ids)}
+    values: dict[str, Any] = {_PATIENT_IDS: json_list(patient_ids)}
     if params.since is not None:
         values[_SINCE] = params.since
     return _stored(uow.conn.execute(stmt, values).all())
@@ -326,7 +309,7 @@ def _referrers_statement(dialect: str, target_type: str, source_types: tuple[str
     ref = sp_reference.c
     return select(ref.res_type, ref.res_id).where(
         ref.target_type == target_type,
-        _in_json(dialect, ref.target_id, "target_ids"),
+        in_json(dialect, ref.target_id, "target_ids"),
         or_(false(), *(ref.res_type == t for t in source_types)),
     )
 
@@ -335,7 +318,7 @@ def _referrers(
     uow: UnitOfWork, target_type: str, target_ids: Collection[str], source_types: Collection[str]
 ) -> set[Ref]:
     stmt = _referrers_statement(uow.conn.dialect.name, target_type, tuple(sorted(source_types)))
-    return {(t, i) for t, i in uow.conn.execute(stmt, {"target_ids": _json_list(target_ids)}).all()}
+    return {(t, i) for t, i in uow.conn.execute(stmt, {"target_ids": json_list(target_ids)}).all()}
 
 
 @functools.lru_cache(maxsize=_CACHED)
@@ -378,7 +361,7 @@ def _provenance_statement(dialect: str) -> Select[str, str, str]:
     """Provenance `target` rows by target id alone: the lookup index's order (type, param, id, type)."""
     ref = sp_reference.c
     return select(ref.res_id, ref.target_type, ref.target_id).where(
-        ref.res_type == "Provenance", ref.param == "target", _in_json(dialect, ref.target_id, "target_ids")
+        ref.res_type == "Provenance", ref.param == "target", in_json(dialect, ref.target_id, "target_ids")
     )
 
 
@@ -388,7 +371,7 @@ def provenance_refs(uow: UnitOfWork, targets: Collection[Ref]) -> set[Ref]:
         return set()
     wanted = set(targets)
     rows = uow.conn.execute(
-        _provenance_statement(uow.conn.dialect.name), {"target_ids": _json_list({rid for _, rid in wanted})}
+        _provenance_statement(uow.conn.dialect.name), {"target_ids": json_list({rid for _, rid in wanted})}
     ).all()
     return {("Provenance", rid) for rid, target_type, target_id in rows if (target_type, target_id) in wanted}
 
@@ -397,7 +380,7 @@ def provenance_refs(uow: UnitOfWork, targets: Collection[Ref]) -> set[Ref]:
 def _dates_statement(dialect: str, rtype: str) -> Select[str, datetime, datetime]:
     d = sp_date.c
     return select(d.res_id, d.low, d.high).where(
-        d.res_type == rtype, d.param == CLINICAL_DATE_PARAMS[rtype], _in_json(dialect, d.res_id, "ids")
+        d.res_type == rtype, d.param == CLINICAL_DATE_PARAMS[rtype], in_json(dialect, d.res_id, "ids")
     )
 
 
@@ -405,7 +388,7 @@ def care_dates(uow: UnitOfWork, refs: Collection[Ref]) -> dict[Ref, list[tuple[d
     """The indexed care-date ranges of each resource whose type has one (see CLINICAL_DATE_PARAMS)."""
     found: dict[Ref, list[tuple[datetime, datetime]]] = {}
     for rtype, ids in _by_type(r for r in refs if r[0] in CLINICAL_DATE_PARAMS).items():
-        rows = uow.conn.execute(_dates_statement(uow.conn.dialect.name, rtype), {"ids": _json_list(ids)}).all()
+        rows = uow.conn.execute(_dates_statement(uow.conn.dialect.name, rtype), {"ids": json_list(ids)}).all()
         for rid, low, high in rows:
             found.setdefault((rtype, rid), []).append((low, high))
     return found
