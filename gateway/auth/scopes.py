@@ -12,6 +12,7 @@ Write never implies read: `system/Patient.cud` permits no read or search.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -114,8 +115,15 @@ class Restriction:
 def restriction(scopes: Iterable[str | Scope], interaction: str, resource_type: str) -> Restriction | None:
     """None when no scope allows `interaction` on `resource_type`; else the filters the search must apply.
 
-    One unfiltered scope that allows it wins over any filtered ones (it is the wider grant).
+    One unfiltered scope that allows it wins over any filtered ones (it is the wider grant). A
+    token's scopes (a frozenset) are parsed once per interaction and type, not on every request.
     """
+    if isinstance(scopes, frozenset):
+        return _restriction_of_set(scopes, interaction, resource_type)
+    return _restriction(scopes, interaction, resource_type)
+
+
+def _restriction(scopes: Iterable[str | Scope], interaction: str, resource_type: str) -> Restriction | None:
     if interaction not in INTERACTIONS:
         raise ValueError(f"unknown interaction {interaction!r}")
     matching = [s for s in _as_scopes(scopes) if s.covers(interaction, resource_type)]
@@ -124,6 +132,9 @@ def restriction(scopes: Iterable[str | Scope], interaction: str, resource_type: 
     if any(not s.filters for s in matching):
         return Restriction()
     return Restriction(tuple(sorted({s.filters for s in matching})))
+
+
+_restriction_of_set = functools.lru_cache(maxsize=4096)(_restriction)
 
 
 def allows(scopes: Iterable[str | Scope], interaction: str, resource_type: str) -> bool:

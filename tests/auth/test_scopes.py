@@ -171,3 +171,12 @@ def test_narrow_grants_the_intersection(requested: str, registered: str, granted
 )
 def test_patient_confined(scopes: str, interaction: str, rtype: str, confined: bool) -> None:
     assert patient_confined(scopes.split(), interaction, rtype) is confined
+
+
+def test_a_tokens_scope_set_is_answered_as_its_list_is() -> None:
+    """A token's scopes (a frozenset) take a remembered path: the same answers as parsing them anew."""
+    held = ["patient/Observation.rs?category=vital-signs", "user/Encounter.r", "system/Patient.cruds", "bogus"]
+    for interaction in ("read", "search", "create", "delete"):
+        for rtype in ("Observation", "Encounter", "Patient", "Flag"):
+            assert restriction(frozenset(held), interaction, rtype) == restriction(list(held), interaction, rtype)
+            assert restriction(frozenset(held), interaction, rtype) == restriction(frozenset(held), interaction, rtype)
