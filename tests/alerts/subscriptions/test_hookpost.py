@@ -4,8 +4,12 @@ a receiver that closes them, chunked and close-delimited answers, timeouts, bad 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -195,6 +199,38 @@ async def test_header_injection_is_refused_before_anything_is_sent(serve: Callab
     with pytest.raises(HookPostError):
         await HookPoster().post(*target, [("X-Bad", "a\r\nInjected: yes")], b"{}", timeout=5)
     assert raw.connections == 0
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+async def test_https_with_the_receivers_certificate_verified(tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    make = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1"]
+    subprocess.run(
+        [*make, "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    raw = Raw()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raw.connections += 1
+        await keep_alive(raw, reader, writer)
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        trusting = HookPoster(ssl.create_default_context(cafile=str(cert)))
+        assert [await post(trusting, f"https://localhost:{port}/hook") for _ in range(2)] == [200, 200]
+        await trusting.aclose()
+        assert raw.connections == 1 and len(raw.requests) == 2
+        with pytest.raises(HookPostError):  # the default trust store does not know this certificate
+            await post(HookPoster(), f"https://localhost:{port}/hook")
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def test_only_plain_http_urls_are_taken() -> None:
