@@ -25,6 +25,8 @@ from urllib.parse import SplitResult, urlsplit
 
 MAX_IDLE_PER_ORIGIN = 8
 _HEADER_LIMIT = 64 * 1024
+_NO_BODY = frozenset({204, 304})
+"""Answers that never have a body (RFC 9112 §6.3), whatever their headers say."""
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
@@ -48,6 +50,8 @@ class Origin:
 def target_of(url: str) -> tuple[Origin, str] | None:
     """Origin and request target of a plain http(s) URL; None for what this client leaves to httpx
     (another scheme, credentials in the URL, no host)."""
+    if not url.isascii():
+        return None  # httpx percent-encodes it
     try:
         parts: SplitResult = urlsplit(url)
         port = parts.port
@@ -104,7 +108,10 @@ class HookPoster:
             _check_header(name, value)
             if name.lower() not in _OWN_HEADERS or name.lower() == "host":
                 head.append(f"{name}: {value}")
-        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1", errors="strict") + body
+        try:
+            request = ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
+        except UnicodeEncodeError as exc:
+            raise HookPostError("a header that is not ASCII in the subscription's headers") from exc
         async with asyncio.timeout(timeout):
             while True:
                 conn, reused = self._take(origin), True
@@ -170,6 +177,8 @@ class HookPoster:
                     continue  # 100 Continue and the like: the real answer follows
                 break
             keep = version == "HTTP/1.1" and "close" not in fields.get("connection", "").lower()
+            if status in _NO_BODY:
+                return status, keep
             await self._skip_body(conn.reader, fields)
             if "content-length" not in fields and "chunked" not in fields.get("transfer-encoding", "").lower():
                 keep = False  # the body ran to the end of the connection
