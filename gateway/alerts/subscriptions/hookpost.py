@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 MAX_IDLE_PER_ORIGIN = 8
+USER_AGENT = "User-Agent: care-gateway"
+"""Sent unless the subscription names its own (some receivers' firewalls refuse requests without one)."""
 _HEADER_LIMIT = 64 * 1024
 _NO_BODY = frozenset({204, 304})
 """Answers that never have a body (RFC 9112 §6.3), whatever their headers say."""
@@ -102,8 +104,11 @@ class HookPoster:
     ) -> int:
         """POST `body`; the response status. Raises `HookPostError`, or `TimeoutError` after `timeout` s."""
         head = [f"POST {target} HTTP/1.1", f"Content-Length: {len(body)}"]
-        if not any(name.lower() == "host" for name, _ in headers):
+        named = {name.lower() for name, _ in headers}
+        if "host" not in named:
             head.append(f"Host: {origin.host_header}")
+        if "user-agent" not in named:
+            head.append(USER_AGENT)
         for name, value in headers:
             _check_header(name, value)
             if name.lower() not in _OWN_HEADERS or name.lower() == "host":

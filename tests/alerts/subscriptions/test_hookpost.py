@@ -93,6 +93,7 @@ async def test_requests_share_one_kept_connection(serve: Callable[[Answer], Awai
     lines = head.split(b"\r\n")
     assert lines[0] == b"POST /hook?x=1 HTTP/1.1"
     assert f"Host: 127.0.0.1:{raw.port}".encode() in lines and b"Content-Type: application/fhir+json" in lines
+    assert b"User-Agent: care-gateway" in lines
     assert body == b'{"n": 0}'
 
 
