@@ -350,16 +350,21 @@ class AlertPipeline:
         live = [e for e in events if e.method != "DELETE"]
         if not live:
             return
-        live, links = await self._may_alert(live)
+        live, links, managed = await self._may_alert(live)
         if not live:
             return
         found = await in_thread(self._classify_many, live, links)
+        # one registry lookup for the records the screen did not look up already (Redis: one round trip)
+        wanted = {pid for _, detection, linked, _ in found if linked is not None for pid in linked.ids}
+        missing = sorted(wanted - managed.keys())
+        if missing:
+            managed.update(_by_patient(missing, await self.registry.lookup(missing)))
         work: list[Alert | Retraction] = []
         for event, detection, linked, encounter in found:
             if isinstance(detection, Retraction):
                 work.append(detection)
                 continue
-            entries = await self.registry.lookup(linked.ids) if linked is not None else []
+            entries = _entries_of(managed, linked.ids) if linked is not None else []
             entries = [e for e in entries if during_episode(detection.time, e.since)]
             if entries and linked is not None:
                 # one alert per visit, under the first episode (ordered by patient, episode)
@@ -412,23 +417,26 @@ class AlertPipeline:
         episode = {"managingOrganization": {"reference": org}} if org else None
         return TOPIC_PRESENTED, focus, presented_filter_values(communication, episode)
 
-    async def _may_alert(self, events: Sequence[EventLike]) -> tuple[list[EventLike], dict[str, LinkedPatients]]:
+    async def _may_alert(
+        self, events: Sequence[EventLike]
+    ) -> tuple[list[EventLike], dict[str, LinkedPatients], dict[str, list[CaseManagedEntry]]]:
         """The Encounter events that can change an alert: those whose person (or a record linked to
         it) is case-managed, whose visit has an alert already (a cancel takes it back), and any this
         cheap screen cannot place; all events of an Encounter go on when one does. The rest, most
         Encounters, cost three index queries a batch and one registry lookup, with no resource read
-        or parse (`_classify_many` needs both). Also returns the links found, by presenting record.
+        or parse (`_classify_many` needs both). Also returns the links found, by presenting record,
+        and the registry's entries of every record looked up (none: an empty list), for the alerts.
         """
         screened = await in_thread(self._screen, events)
         ids = sorted({pid for linked in screened if linked is not None for pid in linked.ids})
-        managed = {entry.patient_id for entry in await self.registry.lookup(ids)} if ids else set()
+        managed = _by_patient(ids, await self.registry.lookup(ids)) if ids else {}
         wanted = {
             event.res_id
             for event, linked in zip(events, screened, strict=True)
-            if linked is None or not managed.isdisjoint(linked.ids)
+            if linked is None or any(managed.get(pid) for pid in linked.ids)
         }
         links = {linked.start: linked for linked in screened if linked is not None and linked.start}
-        return [e for e in events if e.res_id in wanted], links
+        return [e for e in events if e.res_id in wanted], links, managed
 
     def _screen(self, events: Sequence[EventLike]) -> list[LinkedPatients | None]:
         """Per event, the Patient records its person can be reached by; None when the event must go the
@@ -635,6 +643,20 @@ class AlertPipeline:
     def _focus(event: EventLike, resource: JSON | None) -> EventFocus:
         interaction = {"POST": "create", "DELETE": "delete"}.get(event.method, "update")
         return EventFocus(event.res_type, event.res_id, event.version_id, interaction, resource=resource)
+
+
+def _by_patient(ids: Iterable[str], entries: Iterable[CaseManagedEntry]) -> dict[str, list[CaseManagedEntry]]:
+    """Registry entries by Patient id, every id asked for present (an empty list: not case-managed)."""
+    out: dict[str, list[CaseManagedEntry]] = {pid: [] for pid in ids}
+    for entry in entries:
+        out.setdefault(entry.patient_id, []).append(entry)
+    return out
+
+
+def _entries_of(managed: Mapping[str, list[CaseManagedEntry]], patient_ids: Iterable[str]) -> list[CaseManagedEntry]:
+    """What `registry.lookup(patient_ids)` answers, from entries looked up before: ordered by patient, episode."""
+    found = {(e.patient_id, e.episode_id): e for pid in set(patient_ids) for e in managed.get(pid, ())}
+    return [found[key] for key in sorted(found)]
 
 
 _V2_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0003"

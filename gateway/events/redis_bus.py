@@ -11,6 +11,7 @@ sees every event the stream holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -68,6 +69,7 @@ class RedisStreamBus:
         self.retry_max = retry_max
         self._owns_client = owns_client
         self._groups: set[str] = set()
+        self._acks: dict[str, list[Any]] = {}  # group -> ids handled, XACK not yet sent
 
     @classmethod
     def from_url(cls, url: str, consumers: Mapping[str, Consumer], **options: Any) -> RedisStreamBus:
@@ -97,10 +99,9 @@ class RedisStreamBus:
                 raise
         self._groups.add(group)
 
-    async def _handle(self, group: str, msg_id: Any, fields: Any) -> bool:
-        """Run the group's consumer on one message; XACK it only if the handler returned."""
+    async def _handle(self, group: str, fields: Any) -> bool:
+        """Run the group's consumer on one message; True when it returned (the message may be acked)."""
         if not fields:  # trimmed away before it was handled: nothing left to deliver
-            await self.redis.xack(self.stream, group, msg_id)
             return True
         event = Event.from_fields(fields)
         try:
@@ -108,12 +109,13 @@ class RedisStreamBus:
         except Exception:
             log.exception("events.consumer_failed", consumer=group, seq=event.seq, ref=event.reference)
             return False
-        await self.redis.xack(self.stream, group, msg_id)
         return True
 
     async def _handle_many(self, group: str, messages: Sequence[tuple[Any, Any]]) -> int:
-        """A batch-taking consumer gets all messages in one call and one XACK; otherwise (or if the
-        batch fails) each message is handled and acked on its own."""
+        """A batch-taking consumer gets all messages in one call; otherwise (or if the batch fails)
+        each message is handled on its own. The ids of those handled are queued for one XACK
+        (`_acks`), sent by the caller: one command per batch rather than one per message."""
+        acks = self._acks.setdefault(group, [])
         live = [(msg_id, fields) for msg_id, fields in messages if fields]
         if len(live) > 1 and getattr(self.consumers[group], "handle_batch", None) is not None:
             events = [Event.from_fields(fields) for _, fields in live]
@@ -122,26 +124,54 @@ class RedisStreamBus:
             except Exception:
                 log.warning("events.batch_failed", consumer=group, first_seq=events[0].seq, count=len(events))
             else:
-                await self.redis.xack(self.stream, group, *[msg_id for msg_id, _ in messages])
+                acks.extend(msg_id for msg_id, _ in messages)
                 return len(messages)
         handled = 0
         for msg_id, fields in messages:
-            handled += await self._handle(group, msg_id, fields)
+            if await self._handle(group, fields):
+                acks.append(msg_id)
+                handled += 1
         return handled
 
-    async def read(self, group: str, *, new: bool = True, block_ms: int | None = None) -> int:
-        """One XREADGROUP: new messages (`>`), or this consumer's own pending ones; the number handled."""
+    async def _send_acks(self, group: str) -> None:
+        """XACK what was handled and not yet acked (one command)."""
+        acks = self._acks.get(group)
+        if acks:
+            self._acks[group] = []
+            await self.redis.xack(self.stream, group, *acks)
+
+    async def read(self, group: str, *, new: bool = True, block_ms: int | None = None, ack_later: bool = False) -> int:
+        """One XREADGROUP: new messages (`>`), or this consumer's own pending ones; the number handled.
+
+        What was handled is XACKed at the end, in one command; with `ack_later` (the worker's loop)
+        the XACK waits for the next read and goes in the same round trip, before its XREADGROUP.
+        """
         await self.ensure_group(group)
-        response = await self.redis.xreadgroup(
-            group,
-            self.consumer_id,
-            {self.stream: ">" if new else "0"},
-            count=self.batch,
-            block=block_ms if new else None,
-        )
+        streams = {self.stream: ">" if new else "0"}
+        block = block_ms if new else None
+        acks, self._acks[group] = self._acks.get(group) or [], []
+        if acks:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xack(self.stream, group, *acks)
+                pipe.xreadgroup(group, self.consumer_id, streams, count=self.batch, block=block)
+                try:
+                    _, response = await pipe.execute()
+                except BaseException:
+                    self._acks[group] = acks + self._acks[group]  # perhaps not applied: sent again next time
+                    raise
+        else:
+            response = await self.redis.xreadgroup(
+                group,
+                self.consumer_id,
+                streams,
+                count=self.batch,
+                block=block,
+            )
         handled = 0
         for _stream, messages in response or []:
             handled += await self._handle_many(group, messages)
+        if not ack_later:
+            await self._send_acks(group)
         return handled
 
     async def reclaim(self, group: str) -> int:
@@ -155,6 +185,7 @@ class RedisStreamBus:
             )
             next_id, messages = _text(response[0]), response[1]
             handled += await self._handle_many(group, messages)
+            await self._send_acks(group)
             if next_id == "0-0":
                 return handled
             start = next_id
@@ -173,9 +204,11 @@ class RedisStreamBus:
                 if time.monotonic() >= next_claim:
                     await self.reclaim(group)
                     next_claim = time.monotonic() + self.claim_every
-                await self.read(group, block_ms=self.block_ms)
+                await self.read(group, block_ms=self.block_ms, ack_later=True)
                 failures = 0
             except asyncio.CancelledError:
+                with contextlib.suppress(Exception):  # best effort: unacked ones are only handled again
+                    await asyncio.wait_for(asyncio.shield(self._send_acks(group)), 1.0)
                 raise
             except Exception:
                 failures += 1

@@ -145,6 +145,35 @@ async def test_encounters_of_people_nobody_case_manages_are_not_read_or_classifi
     assert len(receiver.events("batch-screen")) == 2
 
 
+async def test_a_batchs_alerts_take_their_episodes_from_the_screens_one_registry_lookup(
+    app: FastAPI, services: Services, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """With Redis each registry lookup is a round trip: the screen's answer (every record it looked
+    up, case-managed or not) serves the alerts too, and a record it did not look up is looked up
+    once for the whole batch."""
+    hook = receiver.url("batch-lookups")
+    pump = await _ready(app, services, client, hook)
+    registry = pump.consumers["alerts"].registry
+    asked: list[list[str]] = []
+    real = registry.lookup
+
+    async def counting(patient_ids: Any) -> Any:
+        asked.append(sorted(patient_ids))
+        return await real(patient_ids)
+
+    registry.lookup = counting
+    first = (await client.post("/Encounter", json=encounter("EMER"))).json()  # hosp-1, linked to cm-1
+    second = (await client.post("/Encounter", json=encounter("IMP", patient="Patient/cm-1"))).json()
+    await pump()
+
+    assert len(asked) == 1  # the screen's, for both Encounters
+    alerts = (await client.get("/Communication", params={"category": ALERTS})).json()
+    assert alerts["total"] == 2
+    about = sorted(r["reference"] for e in alerts["entry"] for r in e["resource"]["about"])
+    assert f"Encounter/{first['id']}" in about and f"Encounter/{second['id']}" in about
+    assert len(receiver.events("batch-lookups")) == 2
+
+
 async def test_a_cancel_moved_to_another_person_still_takes_the_alert_back(
     app: FastAPI, services: Services, client: httpx.AsyncClient, receiver: Receiver
 ) -> None:

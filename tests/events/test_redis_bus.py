@@ -115,6 +115,43 @@ async def test_worker_restarted_under_its_id_handles_its_own_pending_first(redis
     assert consumer.seqs == [1]
 
 
+async def test_a_per_message_consumer_is_acked_in_one_command_and_a_failed_message_stays_pending(
+    redis: Redis, stream: str
+) -> None:
+    consumer = Recorder(fail=1)  # the first message fails, the other two are handled
+    bus = _bus(redis, stream, {"subscriptions": consumer}, "w1")
+    await bus.publish([_event(1), _event(2), _event(3)])
+    sent: list[tuple[Any, ...]] = []
+    xack = redis.xack
+
+    async def counted(*args: Any) -> Any:
+        sent.append(args)
+        return await xack(*args)
+
+    redis.xack = counted  # type: ignore[method-assign]
+    try:
+        assert await bus.read("subscriptions") == 2
+    finally:
+        redis.xack = xack  # type: ignore[method-assign]
+    assert len(sent) == 1 and len(sent[0]) == 4  # stream, group and the two handled ids
+    assert consumer.seqs == [2, 3]
+    assert (await redis.xpending(stream, "subscriptions"))["pending"] == 1
+
+
+async def test_the_workers_ack_goes_with_its_next_read(redis: Redis, stream: str) -> None:
+    consumer = Recorder()
+    bus = _bus(redis, stream, {"alerts": consumer}, "w1")
+    await bus.publish([_event(1), _event(2)])
+    assert await bus.read("alerts", ack_later=True) == 2
+    assert (await redis.xpending(stream, "alerts"))["pending"] == 2  # handled, XACK not sent yet
+    await bus.publish([_event(3)])
+    assert await bus.read("alerts", ack_later=True) == 1
+    assert (await redis.xpending(stream, "alerts"))["pending"] == 1  # the first two acked with this read
+    assert await bus.read("alerts") == 0
+    assert (await redis.xpending(stream, "alerts"))["pending"] == 0
+    assert consumer.seqs == [1, 2, 3]
+
+
 def _event(seq: int) -> Event:
     from datetime import datetime
 

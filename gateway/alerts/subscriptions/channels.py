@@ -7,12 +7,14 @@ the log for `$events` but the subscription is not pushed towards `error` for it.
 
 from __future__ import annotations
 
+import urllib.request
 from typing import Protocol
 
 import httpx
 import orjson
 
 from gateway.alerts.subscriptions.backport import FHIR_JSON
+from gateway.alerts.subscriptions.hookpost import HookPoster, HookPostError, target_of
 from gateway.alerts.subscriptions.spec import SubscriptionSpec
 from gateway.types import JSON
 
@@ -36,18 +38,38 @@ class RestHookChannel:
 
     Any 2xx is delivered; redirects are not followed (a subscriber must name its real endpoint,
     and following them would let an endpoint bounce the gateway elsewhere).
+
+    Plain http(s) endpoints go through `HookPoster` (a lean HTTP/1.1 client: httpx cost as much
+    GIL per notification as writing the alert). httpx stays for an injected client (tests), for
+    proxies from the environment (which httpx honours) and for credentials in the URL.
     """
 
     def __init__(self, client: httpx.AsyncClient | None = None, *, default_timeout: float = 10.0) -> None:
-        self._client = client or httpx.AsyncClient()
+        self._client = client
         self._default_timeout = default_timeout
+        self._poster = HookPoster() if client is None and not urllib.request.getproxies() else None
 
     async def send(self, spec: SubscriptionSpec, bundle: JSON) -> None:
         if not spec.endpoint:
             raise DeliveryError("subscription has no endpoint")
+        timeout = float(spec.timeout) if spec.timeout else self._default_timeout
+        target = target_of(spec.endpoint) if self._poster is not None else None
+        if self._poster is not None and target is not None:
+            named = {n: v for n, v in spec.headers if n.lower() != "content-type"}
+            fields = [*named.items(), ("Content-Type", FHIR_JSON)]
+            try:
+                status = await self._poster.post(*target, fields, orjson.dumps(bundle), timeout=timeout)
+            except TimeoutError as exc:
+                raise DeliveryError(f"timeout after {timeout:g} s ({type(exc).__name__})") from exc
+            except HookPostError as exc:
+                raise DeliveryError(f"transport error ({exc})") from exc
+            if not 200 <= status < 300:
+                raise DeliveryError(f"endpoint answered HTTP {status}")
+            return
         headers = {name: value for name, value in spec.headers}
         headers["Content-Type"] = FHIR_JSON
-        timeout = float(spec.timeout) if spec.timeout else self._default_timeout
+        if self._client is None:
+            self._client = httpx.AsyncClient()
         try:
             response = await self._client.post(
                 spec.endpoint,
@@ -64,4 +86,7 @@ class RestHookChannel:
             raise DeliveryError(f"endpoint answered HTTP {response.status_code}")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._poster is not None:
+            await self._poster.aclose()
+        if self._client is not None:
+            await self._client.aclose()

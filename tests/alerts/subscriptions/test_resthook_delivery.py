@@ -38,10 +38,12 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
+@pytest.fixture(params=["lean", "httpx"])
+async def hook_channel(request: pytest.FixtureRequest) -> AsyncIterator[RestHookChannel]:
+    """Every test once over the channel's own HTTP/1.1 client and once over an injected httpx client."""
+    channel = RestHookChannel() if request.param == "lean" else RestHookChannel(httpx.AsyncClient())
+    yield channel
+    await channel.aclose()
 
 
 @pytest.fixture
@@ -56,16 +58,14 @@ def delays() -> list[float]:
 
 @pytest.fixture
 def deliverer(
-    repo: SubscriptionStateRepository, http: httpx.AsyncClient, clock: Clock, delays: list[float]
+    repo: SubscriptionStateRepository, hook_channel: RestHookChannel, clock: Clock, delays: list[float]
 ) -> Deliverer:
     async def sleep(seconds: float) -> None:  # real (tiny) waits, recorded
         delays.append(seconds)
         await asyncio.sleep(seconds)
 
     policy = RetryPolicy(max_attempts=4, base_delay=0.01, multiplier=2.0, jitter=0.0)
-    return Deliverer(
-        repo, {"rest-hook": RestHookChannel(http)}, fhir_base=BASE, policy=policy, clock=clock, sleep=sleep
-    )
+    return Deliverer(repo, {"rest-hook": hook_channel}, fhir_base=BASE, policy=policy, clock=clock, sleep=sleep)
 
 
 def spec_for(
@@ -223,7 +223,7 @@ async def test_heartbeats_on_schedule(
 
 
 async def test_flush_sends_the_remembered_payload_without_reading_the_store(
-    topics: dict[str, Topic], receiver: Receiver, repo: SubscriptionStateRepository, http: httpx.AsyncClient
+    topics: dict[str, Topic], receiver: Receiver, repo: SubscriptionStateRepository, hook_channel: RestHookChannel
 ) -> None:
     """What the publisher saw (the version the event names) is what goes out; `resolve` is only
     the fall-back for events whose payload this process does not hold (e.g. after a restart)."""
@@ -233,7 +233,7 @@ async def test_flush_sends_the_remembered_payload_without_reading_the_store(
         resolved.append(event.focus_reference)
         return {"resourceType": "Communication", "id": event.focus_id, "status": "from-the-store"}
 
-    deliverer = Deliverer(repo, {"rest-hook": RestHookChannel(http)}, fhir_base=BASE, resolve=resolve)
+    deliverer = Deliverer(repo, {"rest-hook": hook_channel}, fhir_base=BASE, resolve=resolve)
     spec = spec_for(topics, receiver.add("remembered"))
     await deliverer.activate(spec)
     remembered = EventFocus("Communication", "c1", 1, "create", resource=ALERT)
