@@ -6,7 +6,9 @@ keeps the raw bytes of what could not be applied, with the reason, until it is r
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,17 +70,38 @@ _FIND_RECEIPTS = select(
 )
 
 
+@functools.lru_cache(maxsize=128)
+def _sqlite_find_receipts(sources: int, keys: int) -> str:
+    """`_FIND_RECEIPTS` as the SQLite driver takes it, for `sources` source ids and `keys` keys."""
+    r = intake_receipt.name
+    return (
+        f"SELECT id, source_id, dedupe_key, outcome, ack, quarantine_id FROM {r} "
+        f"WHERE source_id IN ({', '.join('?' * sources)}) AND dedupe_key IN ({', '.join('?' * keys)})"
+    )
+
+
 def find_receipts(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
-    """The receipts of several (source id, dedupe key) pairs in one query (a group commit's batch)."""
+    """The receipts of several (source id, dedupe key) pairs in one query (a group commit's batch).
+
+    On SQLite through the driver (the same statement, built once per count of sources and keys):
+    SQLAlchemy's handling of the expanding lists cost ~0.1–0.2 ms per batch, a fixed cost that a
+    lone sender's every message pays (every column here is text, integer or bytes as stored).
+    """
     wanted = set(keys)
     if not wanted:
         return {}
-    params = {"sources": sorted({source for source, _ in wanted}), "keys": sorted({k for _, k in wanted})}
+    sources, digests = sorted({source for source, _ in wanted}), sorted({k for _, k in wanted})
+    rows: Iterable[tuple[int, str, str, str, bytes | None, int | None]]
+    if conn.dialect.name == "sqlite":
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        rows = dbapi.execute(_sqlite_find_receipts(len(sources), len(digests)), [*sources, *digests]).fetchall()
+    else:
+        rows = conn.execute(_FIND_RECEIPTS, {"sources": sources, "keys": digests}).tuples()
     found: dict[tuple[str, str], Receipt] = {}
-    for row in conn.execute(_FIND_RECEIPTS, params):
-        pair = (row.source_id, row.dedupe_key)
-        if pair in wanted:
-            found[pair] = Receipt(row.id, row.source_id, row.outcome, bytes(row.ack or b""), row.quarantine_id)
+    for rid, source_id, key, outcome, ack, quarantine_id in rows:
+        if (source_id, key) in wanted:
+            found[(source_id, key)] = Receipt(rid, source_id, outcome, bytes(ack or b""), quarantine_id)
     return found
 
 

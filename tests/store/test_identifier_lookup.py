@@ -89,3 +89,22 @@ def test_preload_leaves_out_deleted_holders_and_other_systems(services: Services
         uow.preload_tokens("identifier", [("Patient", SYSTEM, "X1"), ("Patient", None, "X1")])
         assert uow.ids_by_token("Patient", "identifier", SYSTEM, "X1") == [kept.id]
         assert uow.ids_by_token("Patient", "identifier", None, "X1") == []
+
+
+def test_token_rows_answers_as_the_sqlalchemy_statement_does(services: Services) -> None:
+    """`token_rows` (SQLite: straight through the driver) gives the rows of the statement it stands for."""
+    from gateway.store.api import _token_rows_stmt, token_rows
+
+    services.store.create(patient("A"))
+    services.store.create(patient("B"))
+    services.store.create({"resourceType": "Patient", "identifier": [{"value": "A"}]})  # no system
+    services.store.create(
+        {"resourceType": "Encounter", "status": "planned", "identifier": [{"system": SYSTEM, "value": "A"}]}
+    )
+    with services.store.writer() as uow:
+        for codes in (["A"], ["A", "B"], ["B", "C", "A"], ["Z"], []):
+            params = {"rtype": "Patient", "param": "identifier", "codes": codes}
+            expected = sorted(tuple(row) for row in uow.conn.execute(_token_rows_stmt(), params))
+            assert sorted(tuple(row) for row in token_rows(uow.conn, "Patient", "identifier", codes)) == expected
+        got = {(system, code) for _, system, code in token_rows(uow.conn, "Patient", "identifier", ["A", "B"])}
+        assert got == {(None, "A"), (SYSTEM, "A"), (SYSTEM, "B")}
