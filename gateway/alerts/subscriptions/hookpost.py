@@ -166,25 +166,26 @@ class HookPoster:
     async def _exchange(conn: _Conn, request: h11.Request, body: bytes) -> tuple[int, bool]:
         """Send and read one response; (status, whether the connection can be used again)."""
         http = conn.http
-        answered = False
+        answered = ended = False
         status = 0
         try:
             conn.writer.write(http.send(request) + http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage()))
             await conn.writer.drain()
-            while True:
-                event = http.next_event()
-                if event is h11.NEED_DATA:
-                    data = await conn.reader.read(_READ_SIZE)
-                    if not data and not answered:
-                        raise _NothingBack
-                    answered = True
-                    http.receive_data(data)  # b"" tells h11 the receiver closed: the end of the body, or an error
-                elif type(event) is h11.Response:
-                    status = event.status_code
-                elif type(event) is h11.EndOfMessage:
-                    break
-                elif type(event) is not h11.Data and type(event) is not h11.InformationalResponse:
-                    raise HookPostError(f"unexpected {type(event).__name__} before the end of the response")
+            while not ended:  # read first: right after the request h11 would only say NEED_DATA
+                data = await conn.reader.read(_READ_SIZE)
+                if not data and not answered:
+                    raise _NothingBack
+                answered = True
+                http.receive_data(data)  # b"" tells h11 the receiver closed: the end of the body, or an error
+                while (event := http.next_event()) is not h11.NEED_DATA:
+                    kind = type(event)
+                    if kind is h11.Response:
+                        status = event.status_code  # type: ignore[union-attr]
+                    elif kind is h11.EndOfMessage:
+                        ended = True
+                        break
+                    elif kind is not h11.Data and kind is not h11.InformationalResponse:  # 1xx, body: skipped
+                        raise HookPostError(f"unexpected {kind.__name__} before the end of the response")
         except (ConnectionError, OSError, ssl.SSLError) as exc:
             if not answered and isinstance(exc, ConnectionResetError | BrokenPipeError):
                 raise _NothingBack from exc
