@@ -59,9 +59,9 @@ class Origin:
 
 def target_of(url: str) -> tuple[Origin, str] | None:
     """Origin and request target of a plain http(s) URL; None for what this client leaves to httpx
-    (another scheme, credentials in the URL, no host)."""
-    if not url.isascii():
-        return None  # httpx percent-encodes it
+    (another scheme, credentials in the URL, no host, characters that need percent-encoding)."""
+    if not url.isascii() or not url.isprintable() or " " in url:
+        return None  # httpx percent-encodes it (h11 would refuse such a request target)
     try:
         parts: SplitResult = urlsplit(url)
         port = parts.port

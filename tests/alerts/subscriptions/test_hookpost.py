@@ -307,3 +307,9 @@ def test_only_plain_http_urls_are_taken() -> None:
     assert target_of("ftp://example.org/hook") is None
     assert target_of("http://example.org/hook/é") is None  # left to httpx, which percent-encodes
     assert target_of("http://example.org:99999/") is None
+
+
+def test_urls_with_spaces_or_controls_are_left_to_httpx() -> None:
+    assert target_of("http://example.org/a b") is None  # h11 refuses such a target; httpx percent-encodes
+    assert target_of("http://example.org/a\tb") is None
+    assert target_of("http://example.org/a%20b") is not None
