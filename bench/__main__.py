@@ -33,6 +33,7 @@ BENCHES: dict[str, tuple[str, str]] = {
         "bench.alert_latency",
         "ADT/Encounter accepted -> webhook notified: p50/p99/p99.9 at 100 presentations/s, 5k ward in 100k",
     ),
+    "hook-post": ("bench.hook_post", "CPU of one rest-hook POST on a kept connection: httpx vs HookPoster"),
     "record-everything": ("bench.record_everything", "Patient/$everything p50/p95 with consent on, 500 resources"),
     "consent-overhead": ("bench.consent_overhead", "search and $everything p95 with consent enforcement on vs off"),
     "index-rows": (

@@ -39,9 +39,10 @@ class RestHookChannel:
     Any 2xx is delivered; redirects are not followed (a subscriber must name its real endpoint,
     and following them would let an endpoint bounce the gateway elsewhere).
 
-    Plain http(s) endpoints go through `HookPoster` (a lean HTTP/1.1 client: httpx cost as much
-    GIL per notification as writing the alert). httpx stays for an injected client (tests), for
-    proxies from the environment (which httpx honours) and for credentials in the URL.
+    Plain http(s) endpoints go through `HookPoster` (h11 on asyncio streams with its own small pool:
+    httpx's layers cost as much GIL per notification as writing the alert). httpx stays for an
+    injected client (tests), for proxies from the environment (which httpx honours), for
+    credentials in the URL and for URLs that need percent-encoding.
     """
 
     def __init__(self, client: httpx.AsyncClient | None = None, *, default_timeout: float = 10.0) -> None:

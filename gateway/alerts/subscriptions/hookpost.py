@@ -1,12 +1,17 @@
-"""POSTing a rest-hook notification over HTTP/1.1 on asyncio streams, with kept-alive connections.
+"""POSTing a rest-hook notification over HTTP/1.1: h11 for the protocol, asyncio streams and an own
+pool for the connections.
 
 Why not httpx here: a notification is one small POST to an endpoint the gateway already talks
 to, and httpx (client, transport, httpcore's pool, h11, anyio) spent about 2.3 ms of the GIL on
 each, as much as writing the alert itself; at 100 presentations/s one process has no GIL to spare.
-This does only what a rest-hook needs: one request line and headers written at once, the
-status and the body read back (length, chunked, or to the end), the connection kept for the next
-notification to the same origin. The channel keeps httpx for anything beyond that (an injected
-client, a proxy from the environment, credentials in the URL), see `RestHookChannel`.
+Nearly all of that was the layers around h11 (request and response models, the pool's locks and
+anyio's stream wrappers), not h11 itself. So the framing and parsing stay with h11, python-hyper's
+maintained sans-IO HTTP/1.1 (the same library httpx uses underneath, so the same validation of what
+goes out and what comes back), and this module adds only what h11 leaves to its caller: the sockets
+(asyncio streams, TLS with httpx's own SSL context), one `h11.Connection` per kept connection,
+reused only when h11 says both sides finished the exchange cleanly, and a small idle pool per
+origin. The channel keeps httpx for anything beyond that (an injected client, a proxy from the
+environment, credentials in the URL), see `RestHookChannel`.
 
 A kept connection that the receiver has closed meanwhile (its keep-alive ran out) is noticed
 before use, or, when the close crosses the request, by getting not one byte back: then the
@@ -23,13 +28,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+import h11
+
 MAX_IDLE_PER_ORIGIN = 8
-USER_AGENT = "User-Agent: care-gateway"
+USER_AGENT = ("User-Agent", "care-gateway")
 """Sent unless the subscription names its own (some receivers' firewalls refuse requests without one)."""
 _HEADER_LIMIT = 64 * 1024
-_NO_BODY = frozenset({204, 304})
-"""Answers that never have a body (RFC 9112 §6.3), whatever their headers say."""
-_OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+"""h11 refuses a response head still incomplete beyond this (its own default is 16 KiB), so a head
+can take at most this and one read more."""
+_READ_SIZE = 64 * 1024
+_OWN_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
 class HookPostError(Exception):
@@ -51,9 +59,9 @@ class Origin:
 
 def target_of(url: str) -> tuple[Origin, str] | None:
     """Origin and request target of a plain http(s) URL; None for what this client leaves to httpx
-    (another scheme, credentials in the URL, no host)."""
-    if not url.isascii():
-        return None  # httpx percent-encodes it
+    (another scheme, credentials in the URL, no host, characters that need percent-encoding)."""
+    if not url.isascii() or not url.isprintable() or " " in url:
+        return None  # httpx percent-encodes it (h11 would refuse such a request target)
     try:
         parts: SplitResult = urlsplit(url)
         port = parts.port
@@ -66,19 +74,23 @@ def target_of(url: str) -> tuple[Origin, str] | None:
     return origin, target
 
 
-def _check_header(name: str, value: str) -> None:
-    if not name or any(c in name for c in " \t\r\n:\0") or any(c in value for c in "\r\n\0"):
-        raise HookPostError("invalid header in the subscription's headers")
-
-
 class _Conn:
+    """One kept connection and its h11 state machine (which follows it from one exchange to the next)."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.http = h11.Connection(h11.CLIENT, max_incomplete_event_size=_HEADER_LIMIT)
 
     @property
     def usable(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof() and not self.reader._buffer  # type: ignore[attr-defined]
+        """Idle for h11, and nothing arrived since the last answer: no close, no stray bytes."""
+        return (
+            self.http.our_state is h11.IDLE
+            and not self.writer.is_closing()
+            and not self.reader.at_eof()
+            and not self.reader._buffer  # type: ignore[attr-defined]
+        )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -103,27 +115,14 @@ class HookPoster:
         self, origin: Origin, target: str, headers: Sequence[tuple[str, str]], body: bytes, *, timeout: float
     ) -> int:
         """POST `body`; the response status. Raises `HookPostError`, or `TimeoutError` after `timeout` s."""
-        head = [f"POST {target} HTTP/1.1", f"Content-Length: {len(body)}"]
-        named = {name.lower() for name, _ in headers}
-        if "host" not in named:
-            head.append(f"Host: {origin.host_header}")
-        if "user-agent" not in named:
-            head.append(USER_AGENT)
-        for name, value in headers:
-            _check_header(name, value)
-            if name.lower() not in _OWN_HEADERS or name.lower() == "host":
-                head.append(f"{name}: {value}")
-        try:
-            request = ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
-        except UnicodeEncodeError as exc:
-            raise HookPostError("a header that is not ASCII in the subscription's headers") from exc
+        request = _request(origin, target, headers, len(body))
         async with asyncio.timeout(timeout):
             while True:
                 conn, reused = self._take(origin), True
                 if conn is None:
                     conn, reused = await self._connect(origin), False
                 try:
-                    status, keep = await self._exchange(conn, request)
+                    status, keep = await self._exchange(conn, request, body)
                 except _NothingBack:
                     conn.close()
                     if reused:
@@ -157,62 +156,48 @@ class HookPoster:
         tls = self._tls() if origin.scheme == "https" else None
         try:
             reader, writer = await asyncio.open_connection(
-                origin.host, origin.port, ssl=tls, server_hostname=origin.host if tls else None, limit=_HEADER_LIMIT
+                origin.host, origin.port, ssl=tls, server_hostname=origin.host if tls else None, limit=_READ_SIZE
             )
         except (OSError, ssl.SSLError) as exc:
             raise HookPostError(f"connect failed ({type(exc).__name__})") from exc
         return _Conn(reader, writer)
 
-    async def _exchange(self, conn: _Conn, request: bytes) -> tuple[int, bool]:
+    @staticmethod
+    async def _exchange(conn: _Conn, request: h11.Request, body: bytes) -> tuple[int, bool]:
         """Send and read one response; (status, whether the connection can be used again)."""
-        answered = False
+        http = conn.http
+        answered = ended = False
+        status = 0
         try:
-            conn.writer.write(request)
+            conn.writer.write(http.send(request) + http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage()))
             await conn.writer.drain()
-            while True:
-                try:
-                    raw = await conn.reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError as exc:
-                    if not exc.partial and not answered:
-                        raise _NothingBack from exc
-                    raise HookPostError("response cut short") from exc
+            while not ended:  # read first: right after the request h11 would only say NEED_DATA
+                data = await conn.reader.read(_READ_SIZE)
+                if not data and not answered:
+                    raise _NothingBack
                 answered = True
-                status, version, fields = _parse_head(raw)
-                if 100 <= status < 200:
-                    continue  # 100 Continue and the like: the real answer follows
-                break
-            keep = version == "HTTP/1.1" and "close" not in fields.get("connection", "").lower()
-            if status in _NO_BODY:
-                return status, keep
-            await self._skip_body(conn.reader, fields)
-            if "content-length" not in fields and "chunked" not in fields.get("transfer-encoding", "").lower():
-                keep = False  # the body ran to the end of the connection
-            return status, keep
+                http.receive_data(data)  # b"" tells h11 the receiver closed: the end of the body, or an error
+                while (event := http.next_event()) is not h11.NEED_DATA:
+                    kind = type(event)
+                    if kind is h11.Response:
+                        status = event.status_code  # type: ignore[union-attr]
+                    elif kind is h11.EndOfMessage:
+                        ended = True
+                        break
+                    elif kind is not h11.Data and kind is not h11.InformationalResponse:  # 1xx, body: skipped
+                        raise HookPostError(f"unexpected {kind.__name__} before the end of the response")
         except (ConnectionError, OSError, ssl.SSLError) as exc:
             if not answered and isinstance(exc, ConnectionResetError | BrokenPipeError):
                 raise _NothingBack from exc
             raise HookPostError(f"transport error ({type(exc).__name__})") from exc
-        except asyncio.IncompleteReadError as exc:
-            raise HookPostError("response cut short") from exc
-        except (asyncio.LimitOverrunError, ValueError) as exc:
+        except h11.RemoteProtocolError as exc:  # a malformed answer, cut short, or a head too large
             raise HookPostError("malformed response") from exc
-
-    @staticmethod
-    async def _skip_body(reader: asyncio.StreamReader, fields: dict[str, str]) -> None:
-        if "chunked" in fields.get("transfer-encoding", "").lower():
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip(), 16)
-                if size == 0:
-                    while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
-                        pass
-                    return
-                await reader.readexactly(size + 2)
-        length = fields.get("content-length")
-        if length is not None:
-            await reader.readexactly(int(length))
-            return
-        while await reader.read(65536):
-            pass
+        except h11.LocalProtocolError as exc:
+            raise HookPostError("request refused by h11") from exc
+        if http.our_state is not h11.DONE or http.their_state is not h11.DONE:
+            return status, False  # a close asked for or implied (HTTP/1.0, body to the end)
+        http.start_next_cycle()
+        return status, not http.trailing_data[0]  # bytes beyond the answer: nothing to trust there
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, {}
@@ -225,19 +210,22 @@ class _NothingBack(Exception):
     """Not one byte of a response: the receiver closed the connection as the request went out."""
 
 
-def _parse_head(raw: bytes) -> tuple[int, str, dict[str, str]]:
-    lines = raw.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    if not version.startswith("HTTP/1."):
-        raise ValueError("not an HTTP/1.x response")
-    status = int(rest[:3])
-    fields: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise ValueError("malformed header line")
-        key = name.strip().lower()
-        fields[key] = f"{fields[key]}, {value.strip()}" if key in fields else value.strip()
-    return status, version, fields
+def _request(origin: Origin, target: str, headers: Sequence[tuple[str, str]], length: int) -> h11.Request:
+    """The request h11 will frame; built (and so validated by h11) before any connection is made.
+
+    Host and User-Agent are ours unless the subscription names them; its framing headers
+    (Content-Length, Transfer-Encoding, Connection) are dropped, those are the client's business.
+    """
+    named = {name.lower() for name, _ in headers}
+    fields = [("Content-Length", str(length))]
+    if "host" not in named:
+        fields.append(("Host", origin.host_header))
+    if "user-agent" not in named:
+        fields.append(USER_AGENT)
+    fields.extend((name, value) for name, value in headers if name.lower() not in _OWN_HEADERS)
+    try:
+        return h11.Request(method="POST", target=target, headers=fields)
+    except UnicodeEncodeError as exc:  # h11 encodes str as ASCII
+        raise HookPostError("a header that is not ASCII in the subscription's headers") from exc
+    except h11.LocalProtocolError as exc:
+        raise HookPostError("invalid header in the subscription's headers") from exc

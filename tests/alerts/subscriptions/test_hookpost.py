@@ -206,6 +206,67 @@ async def test_header_injection_is_refused_before_anything_is_sent(serve: Callab
     assert raw.connections == 0
 
 
+async def test_a_bad_header_name_is_refused_before_anything_is_sent(serve: Callable[[Answer], Awaitable[Raw]]) -> None:
+    raw = await serve(keep_alive)
+    target = target_of(url(raw))
+    assert target is not None
+    for name in ("Bad Name", "X-Colon:", ""):
+        with pytest.raises(HookPostError):
+            await HookPoster().post(*target, [(name, "x")], b"{}", timeout=5)
+    assert raw.connections == 0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nBad Header: x\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",  # then closed
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * (256 * 1024) + b"\r\n\r\n",  # a head far beyond 64 KiB
+        b"HTTP/1.1 200 OK\r\n",  # cut short in the head
+    ],
+)
+async def test_a_malformed_or_cut_answer_is_an_error_and_not_sent_again(
+    serve: Callable[[Answer], Awaitable[Raw]], answer: bytes
+) -> None:
+    async def reply(raw: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raw.requests.append(await _read_request(reader) or b"")
+        writer.write(answer)
+        await writer.drain()
+
+    raw = await serve(reply)
+    poster = HookPoster()
+    with pytest.raises(HookPostError):
+        await post(poster, url(raw), timeout=2)
+    await poster.aclose()
+    assert raw.connections == 1 and len(raw.requests) == 1  # bytes came back: the deliverer decides
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",  # left open by the receiver
+        OK + b"HTTP/1.1 200 OK\r\n",  # bytes beyond the answer: nothing to trust on that connection
+    ],
+)
+async def test_an_answer_that_ends_the_exchange_uncleanly_ends_the_connection(
+    serve: Callable[[Answer], Awaitable[Raw]], answer: bytes
+) -> None:
+    async def reply(raw: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (request := await _read_request(reader)) is not None:
+            raw.requests.append(request)
+            writer.write(answer)
+            await writer.drain()
+
+    raw = await serve(reply)
+    poster = HookPoster()
+    assert [await post(poster, url(raw), timeout=2), await post(poster, url(raw), timeout=2)] == [200, 200]
+    await poster.aclose()
+    assert raw.connections == 2
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
 async def test_https_with_the_receivers_certificate_verified(tmp_path: Path) -> None:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
@@ -246,3 +307,9 @@ def test_only_plain_http_urls_are_taken() -> None:
     assert target_of("ftp://example.org/hook") is None
     assert target_of("http://example.org/hook/é") is None  # left to httpx, which percent-encodes
     assert target_of("http://example.org:99999/") is None
+
+
+def test_urls_with_spaces_or_controls_are_left_to_httpx() -> None:
+    assert target_of("http://example.org/a b") is None  # h11 refuses such a target; httpx percent-encodes
+    assert target_of("http://example.org/a\tb") is None
+    assert target_of("http://example.org/a%20b") is not None
