@@ -146,6 +146,18 @@ async def test_a_fresh_connection_closed_unanswered_is_an_error(serve: Callable[
     assert raw.connections == 1  # not tried again: the deliverer's retry policy decides
 
 
+def answering(answer: bytes) -> Answer:
+    """A receiver that gives every request on a connection the same `answer`."""
+
+    async def reply(raw: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (request := await _read_request(reader)) is not None:
+            raw.requests.append(request)
+            writer.write(answer)
+            await writer.drain()
+
+    return reply
+
+
 @pytest.mark.parametrize(
     "answer",
     [
@@ -157,13 +169,7 @@ async def test_a_fresh_connection_closed_unanswered_is_an_error(serve: Callable[
 async def test_chunked_and_informational_answers_leave_the_connection_usable(
     serve: Callable[[Answer], Awaitable[Raw]], answer: bytes
 ) -> None:
-    async def reply(raw: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while (request := await _read_request(reader)) is not None:
-            raw.requests.append(request)
-            writer.write(answer)
-            await writer.drain()
-
-    raw = await serve(reply)
+    raw = await serve(answering(answer))
     poster = HookPoster()
     status = int(answer.rsplit(b"HTTP/1.1 ", 1)[1][:3])
     assert [await post(poster, url(raw), timeout=2), await post(poster, url(raw), timeout=2)] == [status, status]
@@ -254,13 +260,7 @@ async def test_a_malformed_or_cut_answer_is_an_error_and_not_sent_again(
 async def test_an_answer_that_ends_the_exchange_uncleanly_ends_the_connection(
     serve: Callable[[Answer], Awaitable[Raw]], answer: bytes
 ) -> None:
-    async def reply(raw: Raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while (request := await _read_request(reader)) is not None:
-            raw.requests.append(request)
-            writer.write(answer)
-            await writer.drain()
-
-    raw = await serve(reply)
+    raw = await serve(answering(answer))
     poster = HookPoster()
     assert [await post(poster, url(raw), timeout=2), await post(poster, url(raw), timeout=2)] == [200, 200]
     await poster.aclose()
