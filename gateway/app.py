@@ -92,6 +92,11 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
+AUDIT_BATCH_MS = 1000
+"""How long the audit writer gathers events into one transaction: a batch costs ~0.5 ms of CPU on
+top of ~0.16 ms per event, and a read of AuditEvent has it store what it holds first (`audit_flush`)."""
+
+
 def _secure(services: Services) -> None:
     """Tokens on every FHIR request, consent on every read, and an audit trail of both."""
     settings, store = services.settings, services.store
@@ -102,7 +107,10 @@ def _secure(services: Services) -> None:
     services.authenticate_token = authenticator(settings, key, verified=tokens)
     services.client_enabled = client_enabled
     policy = load_policy(settings.policy_file) if settings.policy_file else None
-    writer = BatchingAuditWriter(lambda events: write_audit_events(store, events), idle=services.activity.wait_idle)
+    writer = BatchingAuditWriter(
+        lambda events: write_audit_events(store, events), max_delay_ms=AUDIT_BATCH_MS, idle=services.activity.wait_idle
+    )
+    services.extras["audit_flush"] = writer.flush
     services.extras["guard"] = ConsentGuard(
         store,
         PolicyDecisionPoint(policy),

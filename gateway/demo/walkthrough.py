@@ -474,7 +474,6 @@ class Walkthrough:
             "The audit trail",
             "Every read and write is an AuditEvent, so a person can be told who looked at their record.",
         )
-        time.sleep(1.0)  # the audit writer batches
         bundle = (
             self.client("demo-case-management")
             .get("/AuditEvent", params={"patient": f"Patient/{BERT}", "_count": "200"})

@@ -36,6 +36,18 @@ def repository(request: Request, *, client_in_transaction: bool = False) -> Repo
     return Repository(services.store, access, services.extras.get("guard"))
 
 
+AUDIT_TYPES = ("AuditEvent", "*")  # a read of these reads the audit trail
+
+
+def audit_settled(services: Services, rtype: str | None) -> None:
+    """Before the audit trail is read: every access audited so far is stored first (the writer
+    batches in the background), so an auditor is told of a look made just before. Blocks: call it
+    in the request's thread."""
+    flush = services.extras.get("audit_flush")
+    if flush is not None and (rtype or "*") in AUDIT_TYPES:
+        flush()
+
+
 async def in_thread(fn: Callable[[], T]) -> T:
     """Database work is synchronous; keep it off the event loop."""
     return await run_in_threadpool(fn)

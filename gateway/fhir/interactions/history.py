@@ -12,7 +12,7 @@ from starlette.responses import Response
 from gateway.fhir.body import check_type
 from gateway.fhir.bundles import history as history_bundle
 from gateway.fhir.errors import invalid, not_found
-from gateway.fhir.interactions.common import in_thread, repository
+from gateway.fhir.interactions.common import audit_settled, in_thread, repository
 from gateway.fhir.responses import json_response
 from gateway.fhir.search.history import HistoryPage, guarded_history
 from gateway.fhir.services import services_of
@@ -42,6 +42,7 @@ async def history(request: Request) -> Response:
     before = int(before_raw) if before_raw else None
 
     def work() -> HistoryPage:
+        audit_settled(services, rtype)
         with repo.reader() as uow:
             if rtype and rid and uow.get(rtype, rid) is None:
                 raise not_found(f"{rtype}/{rid}")

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from gateway.fhir.body import check_type
 from gateway.fhir.errors import invalid, not_found
-from gateway.fhir.interactions.common import in_thread, repository
+from gateway.fhir.interactions.common import audit_settled, in_thread, repository
 from gateway.fhir.responses import resource_response
 from gateway.fhir.services import services_of
 from gateway.store.api import StoredResource
@@ -21,15 +21,17 @@ async def read(request: Request) -> Response:
     check_type(rtype)
     repo = repository(request, client_in_transaction=True)
     repo.allow("read", rtype)
+    services = services_of(request)
 
     def work() -> StoredResource:
+        audit_settled(services, rtype)
         with repo.reader() as uow:
             stored = uow.read(rtype, rid)
             if not repo.visible(uow, [stored]):
                 raise not_found(f"{rtype}/{rid}")
             return stored
 
-    return resource_response(await in_thread(work), services_of(request).fhir_base)
+    return resource_response(await in_thread(work), services.fhir_base)
 
 
 async def vread(request: Request) -> Response:
@@ -39,12 +41,14 @@ async def vread(request: Request) -> Response:
         raise invalid(f"version id must be a number, not {vid!r}")
     repo = repository(request, client_in_transaction=True)
     repo.allow("read", rtype)
+    services = services_of(request)
 
     def work() -> StoredResource:
+        audit_settled(services, rtype)
         with repo.reader() as uow:
             stored = uow.vread(rtype, rid, int(vid))
             if not repo.visible(uow, [stored]):
                 raise not_found(f"{rtype}/{rid}/_history/{vid}")
             return stored
 
-    return resource_response(await in_thread(work), services_of(request).fhir_base)
+    return resource_response(await in_thread(work), services.fhir_base)

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from gateway.fhir.body import check_type, read_body
 from gateway.fhir.bundles import elements_filter, searchset, summary_data
 from gateway.fhir.errors import invalid
-from gateway.fhir.interactions.common import in_thread, parse_request_search, repository
+from gateway.fhir.interactions.common import audit_settled, in_thread, parse_request_search, repository
 from gateway.fhir.responses import Prefer, json_response
 from gateway.fhir.search.guarded import search_as
 from gateway.fhir.search.paging import page_url, search_scope
@@ -58,6 +58,7 @@ async def _search(request: Request, *, post: bool) -> Response:
     query_text = request.url.query
 
     def work() -> Any:
+        audit_settled(services, rtype)
         with repo.reader() as uow:
             page = search_as(uow, repo, query, query_text)
             return page, page.rows, page.included
