@@ -82,6 +82,26 @@ def make_settings(tmp_path: Path, database_url: str, **extra: object) -> Setting
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def secured_gateway(tmp_path: Path, database_url: str, secret: str) -> tuple[Settings, Services, FastAPI]:
+    """A gateway with tokens required, one client (`case-app` of Organization/case-mgmt, role
+    case-manager, `system/*.cruds`, client secret `secret`) and one Patient `p1`."""
+    from gateway.auth import ClientRepository
+
+    settings = make_settings(tmp_path, database_url, auth_required=True)
+    services = build_services(settings)
+    ClientRepository(services.store.engine).add(
+        client_id="case-app",
+        name="case-app",
+        organization="Organization/case-mgmt",
+        role="case-manager",
+        scopes=["system/*.cruds"],
+        secret=secret,
+    )
+    with services.store.writer() as uow:
+        uow.update({"resourceType": "Patient", "id": "p1", "name": [{"family": "Ashdown"}]})
+    return settings, services, create_app(settings, services)
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database: Database) -> Settings:
     return make_settings(tmp_path, database.url)

@@ -11,29 +11,16 @@ from pathlib import Path
 
 import httpx
 
-from gateway.app import build_services, create_app
-from gateway.auth import ClientRepository
 from gateway.consent.agreements import build_agreement
-from tests.conftest import Database, make_settings
+from tests.conftest import Database, secured_gateway
 
 SECRET = "secret-auditor-0123456789"
 
 
 async def test_the_audit_trail_read_right_after_an_access_shows_it(tmp_path: Path, database: Database) -> None:
-    settings = make_settings(tmp_path, database.url, auth_required=True)
-    services = build_services(settings)
-    ClientRepository(services.store.engine).add(
-        client_id="case-app",
-        name="case-app",
-        organization="Organization/case-mgmt",
-        role="case-manager",
-        scopes=["system/*.cruds"],
-        secret=SECRET,
-    )
+    _, services, app = secured_gateway(tmp_path, database.url, SECRET)
     with services.store.writer() as uow:
-        uow.update({"resourceType": "Patient", "id": "p1", "name": [{"family": "Ashdown"}]})
         uow.update(build_agreement(id="isa-audit", recipients=["Organization/case-mgmt"], purposes=["TREAT"]))
-    app = create_app(settings, services)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
             issued = await http.post(
@@ -52,4 +39,5 @@ async def test_the_audit_trail_read_right_after_an_access_shows_it(tmp_path: Pat
             read_events = [e for e in history.json().get("entry", []) if (e.get("resource") or {}).get("action") == "R"]
             assert len(read_events) >= 4  # the three reads, the fourth, and the AuditEvent read itself
     finally:
+        assert services.extras["guard"].audit.close() == []  # the last reads' events, stored before the end
         services.store.engine.dispose()

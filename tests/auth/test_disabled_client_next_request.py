@@ -17,7 +17,7 @@ from gateway.app import build_services, create_app
 from gateway.auth import ClientRepository
 from gateway.fhir.errors import FhirError
 from gateway.store.schema import resource
-from tests.conftest import Database, make_settings
+from tests.conftest import Database, make_settings, secured_gateway
 
 SECRET = "secret-case-app-0123456789"
 ENC = {"resourceType": "Encounter", "status": "planned", "class": {"code": "AMB"}}
@@ -40,19 +40,7 @@ REQUESTS = [
 
 
 async def test_a_disabled_client_is_refused_on_the_next_request(tmp_path: Path, database: Database) -> None:
-    settings = make_settings(tmp_path, database.url, auth_required=True)
-    services = build_services(settings)
-    ClientRepository(services.store.engine).add(
-        client_id="case-app",
-        name="case-app",
-        organization="Organization/case-mgmt",
-        role="case-manager",
-        scopes=["system/*.cruds"],
-        secret=SECRET,
-    )
-    with services.store.writer() as uow:
-        uow.update({"resourceType": "Patient", "id": "p1", "name": [{"family": "Ashdown"}]})
-    app = create_app(settings, services)
+    _, services, app = secured_gateway(tmp_path, database.url, SECRET)
     other_process = create_engine(database.url)  # the disabling commits elsewhere (the CLI, another node)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
