@@ -29,7 +29,7 @@ from datetime import datetime
 from gateway.auth.context import AccessContext
 from gateway.codes import V3_ACT_REASON
 from gateway.consent.consents import CLIENT_IDENTIFIER_SYSTEM
-from gateway.consent.decision import AUDIT_SECURITY_ALERT, Decision, FilterResult
+from gateway.consent.decision import AUDIT_SECURITY_ALERT, Decision, FilterResult, distinct
 from gateway.consent.refs import normalise
 from gateway.types import JSON
 
@@ -249,8 +249,7 @@ def audit_search(
     """One search page: the query, and every Patient whose data was returned (hidden entries add nothing)."""
     # A page shares a few decision objects (one per class): each is read once, in first-seen order,
     # which keeps the order of first appearance of every Patient and policy.
-    decisions = result.decisions
-    shown = [dec for dec in dict(zip(map(id, decisions), decisions, strict=True)).values() if dec.permit]
+    shown = [dec for dec in distinct(result.decisions) if dec.permit]
     patients = [p for dec in shown for p in dec.patients]
     policies = tuple(dict.fromkeys(p for dec in shown for p in dec.policy_ids))
     summary = Decision(

@@ -20,7 +20,7 @@ from gateway.audit.writer import AuditSink
 from gateway.auth.context import AccessContext
 from gateway.auth.scopes import allows
 from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM
-from gateway.consent.decision import Decision, FilterResult
+from gateway.consent.decision import Decision, FilterResult, distinct
 from gateway.consent.decision_cache import DecisionCache, DecisionKey
 from gateway.consent.facts import Facts
 from gateway.consent.pdp import PolicyDecisionPoint
@@ -43,8 +43,7 @@ def _now() -> datetime:
 
 def _obligations(decisions: list[Decision]) -> frozenset[str]:
     """What the decisions oblige (a page shares a few decision objects: each looked at once)."""
-    distinct = dict(zip(map(id, decisions), decisions, strict=True)).values()  # C-level: a record has hundreds of rows
-    return frozenset().union(*(dec.obligations for dec in distinct))
+    return frozenset().union(*(dec.obligations for dec in distinct(decisions)))
 
 
 def _fill(have: list[StoredResource | None], refs: list[VersionRef], wanted: list[int], load: LoadVersions) -> None:
