@@ -499,15 +499,18 @@ def _complete(
     return [*kept, *visible(uow, sorted(extra, key=lambda s: (s.type, s.id)))]
 
 
-def _visible_focus(uow: UnitOfWork, rtype: str, rid: str, visible: Visible, may_see: MaySee | None) -> StoredResource:
-    """The operation's focus, or 404 when hidden. With `may_see`, a visible focus is not audited
-    here but with the record it opens (one AuditEvent per request); a hidden one is, as refused."""
+def _visible_focus(
+    uow: UnitOfWork, rtype: str, rid: str, visible: Visible, may_see: MaySee | None
+) -> tuple[StoredResource, StoredResource | None]:
+    """The operation's focus (404 when hidden), and the focus again when it is still to be audited:
+    with `may_see`, a visible focus is audited with the record it opens (one AuditEvent per
+    request, `_complete`); a hidden one is audited here, as refused."""
     stored = uow.read(rtype, rid)  # not-found 404 / gone 410
     if may_see is not None and may_see(uow, stored):
-        return stored
+        return stored, stored
     if not visible(uow, [stored]):
         raise not_found(f"{rtype}/{rid}")  # hidden looks like absent: no oracle
-    return stored
+    return stored, None
 
 
 def patient_everything(
@@ -531,7 +534,7 @@ def patient_everything(
     patient_ids = linked_patient_ids(uow, patient_id)
     if linked is not None:
         linked(patient_ids)
-    focus = _visible_focus(uow, "Patient", patient_id, visible, may_see)
+    _, unaudited = _visible_focus(uow, "Patient", patient_id, visible, may_see)
     core = record_rows(uow, patient_ids, compartment, params)
     if params.start is not None or params.end is not None:
         dates = care_dates(uow, [(s.type, s.id) for s in core if s.type != "Patient"])
@@ -539,7 +542,7 @@ def patient_everything(
             s for s in core if (s.type, s.id) not in dates or _overlaps(dates[(s.type, s.id)], params.start, params.end)
         ]
     core.sort(key=lambda s: (s.type, s.id))
-    rows = _complete(uow, core, params, visible, compartment, focus if may_see is not None else None)
+    rows = _complete(uow, core, params, visible, compartment, unaudited)
     return _order(rows, [("Patient", p) for p in patient_ids])
 
 
@@ -569,7 +572,7 @@ def episode_everything(
     Raises FhirError not-found / gone when the episode is absent, deleted or hidden from the caller.
     """
     compartment = compartment or default_compartment()
-    episode = _visible_focus(uow, "EpisodeOfCare", episode_id, visible, may_see)
+    episode, unaudited = _visible_focus(uow, "EpisodeOfCare", episode_id, visible, may_see)
     body = episode.json()
     patient = ref_id((body.get("patient") or {}).get("reference"))
     patient_ids = linked_patient_ids(uow, patient) if patient else []
@@ -586,5 +589,5 @@ def episode_everything(
     refs = {("EpisodeOfCare", episode_id)} | {("Patient", p) for p in patient_ids} | people | members
     refs = {r for r in refs | by_episode | in_period if params.wants(r[0])}
     core = sorted(fetch(uow, refs, params.since), key=lambda s: (s.type, s.id))
-    rows = _complete(uow, core, params, visible, compartment, episode if may_see is not None else None)
+    rows = _complete(uow, core, params, visible, compartment, unaudited)
     return _order(rows, [("EpisodeOfCare", episode_id), *(("Patient", p) for p in patient_ids)])
