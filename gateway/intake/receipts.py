@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from gateway.store.api import sqlite_insert
+from gateway.store.api import sqlite_insert, sqlite_rows
 from gateway.store.schema import intake_quarantine, intake_receipt
 
 
@@ -93,9 +93,7 @@ def find_receipts(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[s
     sources, digests = sorted({source for source, _ in wanted}), sorted({k for _, k in wanted})
     rows: Iterable[tuple[int, str, str, str, bytes | None, int | None]]
     if conn.dialect.name == "sqlite":
-        dbapi = conn.connection.dbapi_connection
-        assert dbapi is not None
-        rows = dbapi.execute(_sqlite_find_receipts(len(sources), len(digests)), [*sources, *digests]).fetchall()
+        rows = sqlite_rows(conn, _sqlite_find_receipts(len(sources), len(digests)), [*sources, *digests])
     else:
         rows = conn.execute(_FIND_RECEIPTS, {"sources": sources, "keys": digests}).tuples()
     found: dict[tuple[str, str], Receipt] = {}

@@ -414,6 +414,16 @@ def live_ids_stmt() -> Select[tuple[str]]:
     )
 
 
+def sqlite_rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """A read straight through the sqlite3 driver, in `conn`'s transaction: for the few per-write
+    lookups where SQLAlchemy's handling of an expanding list cost more than the query (the SQL is
+    built once per count of values, with `?` marks; rows come back as the driver's tuples)."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    rows: list[Any] = dbapi.execute(sql, params).fetchall()
+    return rows
+
+
 @functools.lru_cache(maxsize=128)
 def _sqlite_token_rows_sql(codes: int) -> str:
     """`_token_rows_stmt` as the SQLite driver takes it, for `codes` codes (the same statement text
@@ -432,10 +442,7 @@ def token_rows(conn: Connection, rtype: str, param: str, codes: list[str]) -> It
     if conn.dialect.name == "postgresql":
         return pg_token_probe(conn, rtype, param, codes)
     if conn.dialect.name == "sqlite" and codes:
-        dbapi = conn.connection.dbapi_connection
-        assert dbapi is not None
-        rows: list[Any] = dbapi.execute(_sqlite_token_rows_sql(len(codes)), [rtype, param, *codes]).fetchall()
-        return rows
+        return sqlite_rows(conn, _sqlite_token_rows_sql(len(codes)), [rtype, param, *codes])
     return conn.execute(_token_rows_stmt(), {"rtype": rtype, "param": param, "codes": codes})
 
 
