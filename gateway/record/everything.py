@@ -50,6 +50,7 @@ from gateway.consent.compartment import Compartment, default_compartment
 from gateway.fhir.errors import not_found
 from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.id_lists import in_json, json_list
+from gateway.store.inline import inline
 from gateway.store.schema import resource, sp_date, sp_reference
 from gateway.store.search.kinds import date_range
 
@@ -157,7 +158,9 @@ def _keyed(
     dialect: str, type_col: ColumnElement[str], id_col: ColumnElement[str], types: tuple[str, ...]
 ) -> ColumnElement[bool]:
     """`(type, id)` among refs of `types`, each type's ids bound as `ids_<i>`: read by a (type, id) index."""
-    return or_(false(), *(and_(type_col == t, in_json(dialect, id_col, f"ids_{i}")) for i, t in enumerate(types)))
+    return or_(
+        false(), *(and_(type_col == inline(t), in_json(dialect, id_col, f"ids_{i}")) for i, t in enumerate(types))
+    )
 
 
 def _keyed_values(refs: Iterable[Ref]) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -181,8 +184,12 @@ def _links_statement(dialect: str) -> Select[str, str, str, str]:
     ref = sp_reference.c
     return select(ref.res_id, ref.param, ref.target_type, ref.target_id).where(
         or_(
-            and_(ref.res_type == "Patient", in_json(dialect, ref.res_id, "frontier")),
-            and_(ref.res_type == "Patient", ref.param == "link", in_json(dialect, ref.target_id, "frontier")),
+            and_(ref.res_type == inline("Patient"), in_json(dialect, ref.res_id, "frontier")),
+            and_(
+                ref.res_type == inline("Patient"),
+                ref.param == inline("link"),
+                in_json(dialect, ref.target_id, "frontier"),
+            ),
         )
     )
 
@@ -211,10 +218,10 @@ def linked_patient_ids(uow: UnitOfWork, patient_id: str) -> list[str]:
 def _wanted_members(column: ColumnElement[str], params: EverythingParams | None) -> ColumnElement[bool]:
     """SQL: a referring resource of a type `params` wants (Patients are read on their own)."""
     if params is None:
-        return column != "Patient"
+        return column != inline("Patient")
     if params.types is None:
-        return column.notin_(["Patient", *sorted(NOT_CARE_RECORD)])
-    return column.in_(sorted(params.types - {"Patient"}))
+        return column.notin_([inline("Patient"), *map(inline, sorted(NOT_CARE_RECORD))])
+    return column.in_([inline(t) for t in sorted(params.types - {"Patient"})])
 
 
 def compartment_refs(
@@ -224,7 +231,7 @@ def compartment_refs(
     `params` wants, when given. Read from the reference index alone."""
     ref = sp_reference.c
     stmt = select(ref.res_type, ref.res_id, ref.param).where(
-        ref.target_type == "Patient",
+        ref.target_type == inline("Patient"),
         in_json(uow.conn.dialect.name, ref.target_id, _PATIENT_IDS),
         _wanted_members(ref.res_type, params),
     )
@@ -248,16 +255,16 @@ def _record_statement(
 
     def rows(rtype: str, ids: ColumnElement[bool]) -> Select[str, str, int, datetime, Any]:
         arm = select(r.res_type, r.res_id, r.version_id, r.last_updated, r.content).where(
-            r.res_type == rtype, ids, r.deleted == false()
+            r.res_type == inline(rtype), ids, r.deleted == false()
         )
         return arm.where(r.last_updated >= bindparam(_SINCE, type_=DateTime)) if since else arm
 
     arms = []
     for rtype, names in pairs:
         members = select(ref.res_id).where(
-            ref.res_type == rtype,
-            or_(*(ref.param == name for name in names)),
-            ref.target_type == "Patient",
+            ref.res_type == inline(rtype),
+            or_(*(ref.param == inline(name) for name in names)),
+            ref.target_type == inline("Patient"),
             in_json(dialect, ref.target_id, _PATIENT_IDS),
         )
         arms.append(rows(rtype, _in_subquery(dialect, r.res_id, members)))
@@ -308,9 +315,9 @@ def fetch(uow: UnitOfWork, refs: Collection[Ref], since: datetime | None = None)
 def _referrers_statement(dialect: str, target_type: str, source_types: tuple[str, ...]) -> Select[str, str]:
     ref = sp_reference.c
     return select(ref.res_type, ref.res_id).where(
-        ref.target_type == target_type,
+        ref.target_type == inline(target_type),
         in_json(dialect, ref.target_id, "target_ids"),
-        or_(false(), *(ref.res_type == t for t in source_types)),
+        or_(false(), *(ref.res_type == inline(t) for t in source_types)),
     )
 
 
@@ -330,9 +337,9 @@ def _targets_statement(
         _keyed(dialect, ref.res_type, ref.res_id, types), ref.target_type.is_not(None)
     )
     if params is not None:
-        stmt = stmt.where(or_(false(), *(ref.param == p for p in params)))
+        stmt = stmt.where(or_(false(), *(ref.param == inline(p) for p in params)))
     if outside is not None:
-        stmt = stmt.where(ref.target_type.notin_(outside))
+        stmt = stmt.where(ref.target_type.notin_([inline(t) for t in outside]))
     return stmt
 
 
@@ -361,7 +368,9 @@ def _provenance_statement(dialect: str) -> Select[str, str, str]:
     """Provenance `target` rows by target id alone: the lookup index's order (type, param, id, type)."""
     ref = sp_reference.c
     return select(ref.res_id, ref.target_type, ref.target_id).where(
-        ref.res_type == "Provenance", ref.param == "target", in_json(dialect, ref.target_id, "target_ids")
+        ref.res_type == inline("Provenance"),
+        ref.param == inline("target"),
+        in_json(dialect, ref.target_id, "target_ids"),
     )
 
 
@@ -380,7 +389,7 @@ def provenance_refs(uow: UnitOfWork, targets: Collection[Ref]) -> set[Ref]:
 def _dates_statement(dialect: str, rtype: str) -> Select[str, datetime, datetime]:
     d = sp_date.c
     return select(d.res_id, d.low, d.high).where(
-        d.res_type == rtype, d.param == CLINICAL_DATE_PARAMS[rtype], in_json(dialect, d.res_id, "ids")
+        d.res_type == inline(rtype), d.param == inline(CLINICAL_DATE_PARAMS[rtype]), in_json(dialect, d.res_id, "ids")
     )
 
 
