@@ -362,6 +362,18 @@ def _delete_index(table: Table) -> Any:
 
 
 @functools.cache
+def _pg_replace_current() -> Update:
+    """PostgreSQL: `keep_superseded`, `_set_current` and every index table's `_delete_index` as ONE
+    statement (data-modifying CTEs): one round trip instead of eight for each update or delete, a
+    quarter of the MLLP intake's statements. The parts share one snapshot, so the history row still
+    gets the content that the UPDATE of `resource` replaces."""
+    stmt = _set_current().add_cte(keep_superseded(False).cte("keep"))
+    for table in _INDEX_TABLES:
+        stmt = stmt.add_cte(_delete_index(table).cte(f"drop_{table.name}"))
+    return stmt
+
+
+@functools.cache
 def _ids_by_token(with_system: bool) -> Select[tuple[str]]:
     t = sp_token.c
     r = resource.c
@@ -950,19 +962,7 @@ class UnitOfWork:
         text = content.decode()
         if exists:
             self.flush()
-            self.conn.execute(keep_superseded(False), {"rtype": rtype, "rid": rid})
-            self.conn.execute(
-                _set_current(),
-                {
-                    "u_type": rtype,
-                    "u_id": rid,
-                    "u_version": version,
-                    "u_now": now,
-                    "u_deleted": False,
-                    "u_content": text,
-                },
-            )
-            self._drop_index(rtype, rid)
+            self._replace_current(rtype, rid, version, now, text)
         else:
             self._queue(
                 resource,
@@ -1012,9 +1012,26 @@ class UnitOfWork:
             res = hook(res)
         return res
 
+    def _replace_current(self, rtype: str, rid: str, version: int, now: datetime, content: str | None) -> None:
+        """The current row replaced by `version` (`content` None: a tombstone): the superseded
+        content kept in its history row first, and the resource's index rows dropped."""
+        current = {"u_type": rtype, "u_id": rid, "u_version": version, "u_now": now}
+        current |= {"u_deleted": content is None, "u_content": content, "rtype": rtype, "rid": rid}
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(_pg_replace_current(), current)  # one statement, not eight
+            self._forget_tokens(rtype, rid)
+            return
+        self.conn.execute(keep_superseded(False), current)
+        self.conn.execute(_set_current(), current)
+        self._drop_index(rtype, rid)
+
     def _drop_index(self, rtype: str, rid: str) -> None:
         for table in _INDEX_TABLES:
             self.conn.execute(_delete_index(table), {"rtype": rtype, "rid": rid})
+        self._forget_tokens(rtype, rid)
+
+    def _forget_tokens(self, rtype: str, rid: str) -> None:
+        """Drop `rid` from the identifier lookups answered so far (its index rows are gone)."""
         for key, ids in self._token_ids.items():
             if key[0] == rtype and rid in ids:
                 ids.remove(rid)
@@ -1052,12 +1069,7 @@ class UnitOfWork:
             return None
         now = self._tick()
         version = current.version_id + 1
-        self.conn.execute(keep_superseded(False), {"rtype": rtype, "rid": rid})
-        self.conn.execute(
-            _set_current(),
-            {"u_type": rtype, "u_id": rid, "u_version": version, "u_now": now, "u_deleted": True, "u_content": None},
-        )
-        self._drop_index(rtype, rid)
+        self._replace_current(rtype, rid, version, now, None)
         self._queue(
             resource_version,
             [
