@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.alerts.subscriptions.backport import STATUSES, SubscriptionStatus
 from gateway.alerts.subscriptions.records import EventFocus, EventRecord, SubscriptionState
 from gateway.fhir.errors import not_found
+from gateway.store import probes
 from gateway.store.schema import subscription_event as ev
 from gateway.store.schema import subscription_status as st
 
@@ -341,11 +342,10 @@ class SubscriptionStateRepository:
         gateway processes deliver one subscription's events only one at a time this way: the
         holder sends everything, including events the others numbered, so nothing goes out twice.
         """
+        lease = {"l_sub": sub_id, "l_owner": owner, "l_now": now, "l_until": until}
+        if self._engine.dialect.name == "postgresql":
+            return self._claim_in_one(lease, limit, exclude)
         with self._write() as conn:
-            if conn.dialect.name == "postgresql":
-                # a lease lost in a crash only runs out: no need to wait for the WAL flush
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            lease = {"l_sub": sub_id, "l_owner": owner, "l_now": now, "l_until": until}
             row = conn.execute(_take_lease(), lease).first()
             if row is None:
                 other = conn.execute(_state_of(), {"sub": sub_id}).first()
@@ -354,6 +354,21 @@ class SubscriptionStateRepository:
             if state.status in ("requested", "off"):
                 return state, [], True
             return state, _undelivered(conn, sub_id, limit, exclude), True
+
+    def _claim_in_one(
+        self, lease: dict[str, Any], limit: int | None, exclude: Iterable[int]
+    ) -> tuple[SubscriptionState | None, list[EventRecord], bool]:
+        """`claim` on PostgreSQL: ONE statement in autocommit (`_PG_CLAIM_SQL`) instead of a
+        transaction of five round trips (BEGIN, SET LOCAL, UPDATE, SELECT, COMMIT), per notification."""
+        params = lease | {"l_skip": list(exclude), "l_limit": limit}
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            rows = probes.pg_rows(conn, _PG_CLAIM_SQL, params)
+        if not rows:
+            return None, [], False
+        state, held = _state(rows[0]), bool(rows[0].held)
+        if not held or state.status in ("requested", "off"):
+            return state, [], held
+        return state, [_claimed_event(r) for r in rows if r.e_event_number is not None], True
 
     def release_leases(self, owner: str) -> None:
         """Give back every lease `owner` holds (a process shutting down)."""
@@ -531,6 +546,45 @@ def _take_lease() -> Any:
         .where(st.c.sub_id == bindparam("l_sub"), free)
         .values(lease_owner=bindparam("l_owner"), lease_until=bindparam("l_until"))
         .returning(*st.c)
+    )
+
+
+_STATUS_COLUMNS = ", ".join(c.name for c in st.c)
+_EVENT_COLUMNS = [c.name for c in ev.c if c.name != "sub_id"]
+# `claim` on PostgreSQL, in one autocommit statement: take (or renew) the lease if it is free, and
+# in the same statement the state (the row taken, else the row as it is) and, when taken and the
+# subscription is neither `requested` nor `off`, the first `l_limit` undelivered events less
+# `l_skip`. A lease lost in a crash only runs out, so its commit need not wait for the WAL flush:
+# `set_config(…, true)` in the UPDATE's condition turns synchronous_commit off for this statement's
+# own transaction when it writes (a statement that writes nothing has no WAL to wait for).
+_PG_CLAIM_SQL = (
+    f"WITH took AS (UPDATE {st.name} SET lease_owner = %(l_owner)s, lease_until = %(l_until)s "
+    f"WHERE sub_id = %(l_sub)s AND (lease_owner IS NULL OR lease_owner = %(l_owner)s OR lease_until < %(l_now)s) "
+    f"AND set_config('synchronous_commit', 'off', true) = 'off' RETURNING {_STATUS_COLUMNS}), "
+    f"state AS (SELECT true AS held, {_STATUS_COLUMNS} FROM took UNION ALL "
+    f"SELECT false, {_STATUS_COLUMNS} FROM {st.name} WHERE sub_id = %(l_sub)s AND NOT EXISTS (SELECT FROM took)) "
+    f"SELECT state.*, {', '.join(f'e.{c} AS e_{c}' for c in _EVENT_COLUMNS)} FROM state LEFT JOIN LATERAL ("
+    f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {ev.name} WHERE sub_id = state.sub_id AND delivered_at IS NULL "
+    f"AND state.held AND state.status NOT IN ('requested', 'off') "
+    f"AND event_number <> ALL (CAST(%(l_skip)s AS bigint[])) ORDER BY event_number LIMIT %(l_limit)s) AS e ON true "
+    f"ORDER BY e.event_number"
+)
+
+
+def _claimed_event(row: Any) -> EventRecord:
+    """An event out of a `_PG_CLAIM_SQL` row (its columns prefixed `e_`)."""
+    return EventRecord(
+        sub_id=row.sub_id,
+        number=int(row.e_event_number),
+        topic=row.e_topic,
+        focus_type=row.e_focus_type,
+        focus_id=row.e_focus_id,
+        focus_version=row.e_focus_version,
+        interaction=row.e_interaction,
+        context=tuple(orjson.loads(row.e_context)) if row.e_context else (),
+        created_at=row.e_created_at,
+        delivered_at=row.e_delivered_at,
+        attempts=int(row.e_attempts),
     )
 
 

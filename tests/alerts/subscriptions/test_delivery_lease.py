@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -115,3 +116,40 @@ async def test_a_process_shutting_down_gives_its_leases_back(
     await a.release_leases()
     assert await b.flush(spec) == 1
     await b.settle()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_claim_takes_the_lease_and_reads_what_to_send(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`claim` (one autocommit statement on PostgreSQL, a transaction on SQLite): the state, the
+    undelivered events (limit, less those excluded, each with its own topic) and whether it is held."""
+    url = request.getfixturevalue("pg_url") if kind == "postgres" else f"sqlite:///{tmp_path / 'g.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    try:
+        repo = SubscriptionStateRepository(engine)
+        now = datetime(2026, 1, 1, 9, 0)
+        until = now + timedelta(seconds=15)
+        assert repo.claim("nobody", "a", now=now, until=until) == (None, [], False)
+        repo.register("s1", "topic-old", now=now)
+        state, events, held = repo.claim("s1", "a", now=now, until=until)
+        assert state is not None and state.status == "requested" and (events, held) == ([], True)
+        repo.set_status("s1", "active", now=now)
+        for n in range(4):
+            repo.record_event("s1", EventFocus("Communication", f"c{n}", version=1), now=now, topic=f"t{n}")
+        repo.register("s1", "topic-new", now=now, status="active")
+        state, events, held = repo.claim("s1", "a", now=now, until=until, limit=2, exclude=[1])
+        assert held and state is not None and state.topic == "topic-new"
+        assert [(e.number, e.topic, e.focus_id, e.delivered_at) for e in events] == [
+            (2, "t1", "c1", None),
+            (3, "t2", "c2", None),
+        ]
+        state, events, held = repo.claim("s1", "b", now=now, until=until)  # a holds it
+        assert state is not None and state.status == "active" and (events, held) == ([], False)
+        state, events, held = repo.claim(
+            "s1", "b", now=until + timedelta(seconds=1), until=until + timedelta(seconds=16)
+        )
+        assert held and [e.number for e in events] == [1, 2, 3, 4]  # a's lease ran out
+    finally:
+        engine.dispose()
