@@ -444,7 +444,7 @@ class AlertPipeline:
         full way (its visit has an alert, it is not the current version, or its subject is not a plain
         local Patient reference). An event with no subject gets an empty set: nobody to alert."""
         ids = list(dict.fromkeys(e.res_id for e in events))
-        with self.store.reader() as uow:
+        with self.store.reader(autocommit=True) as uow:  # reads only: no BEGIN/COMMIT round trips
             current = _current_subjects(uow, ids)
             alerted = _with_alerts(uow, ids)
             subjects: list[str | object | None] = []
@@ -463,7 +463,7 @@ class AlertPipeline:
     ) -> list[tuple[EventLike, Presentation | Retraction, LinkedPatients | None, JSON]]:
         """Classify a run of Encounter versions with a fixed handful of queries for all of them
         (`links`: presenting records already followed, by id)."""
-        with self.store.reader() as uow:
+        with self.store.reader(autocommit=True) as uow:  # reads only: no BEGIN/COMMIT round trips
             wanted = [(e.res_id, v) for e in events for v in (e.version_id, e.version_id - 1) if v >= 1]
             versions = encounter_versions(uow, wanted)
             triggers = hl7_triggers(uow, [(e.res_id, e.version_id) for e in events])
@@ -610,7 +610,7 @@ class AlertPipeline:
     def _alerts_with_context(
         self, events: Sequence[EventLike]
     ) -> list[tuple[EventLike, tuple[JSON, JSON | None, list[JSON]]]]:
-        with self.store.reader() as uow:
+        with self.store.reader(autocommit=True) as uow:  # reads only: no BEGIN/COMMIT round trips
             # Written and numbered by another process (or by this one before a restart): its
             # subscribers were decided and numbered with the write, so there is nothing to publish.
             foci = [("Communication", e.res_id, e.version_id) for e in events]

@@ -527,7 +527,14 @@ class Store:
                 listener(written)
 
     @contextmanager
-    def reader(self) -> Iterator[UnitOfWork]:
+    def reader(self, *, autocommit: bool = False) -> Iterator[UnitOfWork]:
+        """A read transaction. With `autocommit`, on PostgreSQL each statement runs on its own,
+        with no BEGIN and COMMIT round trips: for a reader that writes nothing and needs no savepoint
+        (at READ COMMITTED a transaction gives its statements no common snapshot anyway)."""
+        if autocommit and self.engine.dialect.name == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                yield UnitOfWork(conn, self)
+            return
         with self.engine.connect() as conn, conn.begin():
             yield UnitOfWork(conn, self)
 
