@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import io
 import operator
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -218,10 +219,11 @@ def sqlite_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
 
 def pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert `rows` (dicts with the same keys) into `table` on PostgreSQL, in `conn`'s transaction,
-    through psycopg's own `executemany` (pipelined, the statement prepared by psycopg after a few
-    runs) with the columns' bind processors applied here. SQLAlchemy's executemany built its
-    parameters row by row first: a quarter of the audit writer's CPU, and of every small write's
-    flush. Driver errors come out as SQLAlchemy's (an `IntegrityError` is a conflict, as ever)."""
+    straight through psycopg (several rows as one `unnest` INSERT, `_unnest_insert`; pipelined, the
+    statement prepared by psycopg after a few runs) with the columns' bind processors applied here.
+    SQLAlchemy's executemany built its parameters row by row first: a quarter of the audit writer's
+    CPU, and of every small write's flush. Driver errors come out as SQLAlchemy's (an
+    `IntegrityError` is a conflict, as ever)."""
     if not _pipelined(conn.dialect, table, rows):
         conn.execute(_insert(table), rows)
         return
@@ -244,7 +246,28 @@ def _pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> No
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
-        cur.executemany(sql, params)
+        if len(params) > 1:  # one array per column, one statement
+            cur.execute(_unnest_insert(table, columns, conn.dialect), [list(c) for c in zip(*params, strict=True)])
+        else:
+            cur.executemany(sql, params)
+
+
+@functools.lru_cache(maxsize=512)
+def _unnest_insert(table: Table, columns: tuple[str, ...], dialect: Dialect) -> str:
+    """`INSERT … SELECT * FROM unnest(column arrays)`: several rows of one table in ONE statement
+    (its text fixed, so psycopg prepares it), each column one array parameter. psycopg's
+    `executemany` of the same rows, even pipelined, handles every row in its Python layers and sends
+    and reads back a message per row: 20 rows cost ~300 µs of client CPU that way, ~130 this way,
+    and less server CPU too (micro-benchmark, session 7)."""
+    casts = []
+    for name in columns:
+        pg_type = table.c[name].type.dialect_impl(dialect).compile(dialect=dialect)
+        # No collation (the column's own applies) and no length: an explicit CAST to VARCHAR(64)
+        # truncates silently, where storing into the column refuses a value too long, as before.
+        pg_type = re.sub(r"\(.*?\)", "", pg_type.split(" COLLATE ")[0])
+        casts.append(f"CAST(%s AS {pg_type}[])")
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({", ".join(casts)})'
 
 
 def _pipelined(dialect: Dialect, table: Table, rows: list[dict[str, Any]]) -> bool:
