@@ -358,17 +358,22 @@ class SubscriptionStateRepository:
     def _claim_in_one(
         self, lease: dict[str, Any], limit: int | None, exclude: Iterable[int]
     ) -> tuple[SubscriptionState | None, list[EventRecord], bool]:
-        """`claim` on PostgreSQL: ONE statement in autocommit (`_PG_CLAIM_SQL`) instead of a
-        transaction of five round trips (BEGIN, SET LOCAL, UPDATE, SELECT, COMMIT), per notification."""
-        params = lease | {"l_skip": list(exclude), "l_limit": limit}
+        """`claim` on PostgreSQL, in autocommit: the lease taken and the state read in ONE statement
+        (`_PG_CLAIM_SQL`), then, when taken, the events in another; two round trips instead of a
+        transaction of five (BEGIN, SET LOCAL, UPDATE, SELECT, COMMIT), per notification.
+
+        Not one statement for both: an UPDATE that waited for the row (another process's mark
+        transaction, giving the lease back) takes it on the row as that left it, but a read in the same
+        statement keeps the snapshot from before the wait, in which the events just marked delivered
+        are not, and they went out again. The second statement reads after the lease is ours."""
         with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            rows = probes.pg_rows(conn, _PG_CLAIM_SQL, params)
-        if not rows:
-            return None, [], False
-        state, held = _state(rows[0]), bool(rows[0].held)
-        if not held or state.status in ("requested", "off"):
-            return state, [], held
-        return state, [_claimed_event(r) for r in rows if r.e_event_number is not None], True
+            rows = probes.pg_rows(conn, _PG_CLAIM_SQL, lease)
+            if not rows:
+                return None, [], False
+            state, held = _state(rows[0]), bool(rows[0].held)
+            if not held or state.status in ("requested", "off"):
+                return state, [], held
+            return state, _undelivered(conn, state.sub_id, limit, exclude), True
 
     def release_leases(self, owner: str) -> None:
         """Give back every lease `owner` holds (a process shutting down)."""
@@ -550,42 +555,18 @@ def _take_lease() -> Any:
 
 
 _STATUS_COLUMNS = ", ".join(c.name for c in st.c)
-_EVENT_COLUMNS = [c.name for c in ev.c if c.name != "sub_id"]
-# `claim` on PostgreSQL, in one autocommit statement: take (or renew) the lease if it is free, and
-# in the same statement the state (the row taken, else the row as it is) and, when taken and the
-# subscription is neither `requested` nor `off`, the first `l_limit` undelivered events less
-# `l_skip`. A lease lost in a crash only runs out, so its commit need not wait for the WAL flush:
-# `set_config(…, true)` in the UPDATE's condition turns synchronous_commit off for this statement's
-# own transaction when it writes (a statement that writes nothing has no WAL to wait for).
+# `claim` on PostgreSQL, one autocommit statement: take (or renew) the lease if it is free, and say
+# whether it was taken, with the state (the row taken, else the row as it is). A lease lost in a
+# crash only runs out, so its commit need not wait for the WAL flush: `set_config(…, true)` in the
+# UPDATE's condition turns synchronous_commit off for this statement's own transaction whenever it
+# writes (a statement that writes nothing has no WAL to wait for).
 _PG_CLAIM_SQL = (
     f"WITH took AS (UPDATE {st.name} SET lease_owner = %(l_owner)s, lease_until = %(l_until)s "
     f"WHERE sub_id = %(l_sub)s AND (lease_owner IS NULL OR lease_owner = %(l_owner)s OR lease_until < %(l_now)s) "
-    f"AND set_config('synchronous_commit', 'off', true) = 'off' RETURNING {_STATUS_COLUMNS}), "
-    f"state AS (SELECT true AS held, {_STATUS_COLUMNS} FROM took UNION ALL "
-    f"SELECT false, {_STATUS_COLUMNS} FROM {st.name} WHERE sub_id = %(l_sub)s AND NOT EXISTS (SELECT FROM took)) "
-    f"SELECT state.*, {', '.join(f'e.{c} AS e_{c}' for c in _EVENT_COLUMNS)} FROM state LEFT JOIN LATERAL ("
-    f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {ev.name} WHERE sub_id = state.sub_id AND delivered_at IS NULL "
-    f"AND state.held AND state.status NOT IN ('requested', 'off') "
-    f"AND event_number <> ALL (CAST(%(l_skip)s AS bigint[])) ORDER BY event_number LIMIT %(l_limit)s) AS e ON true "
-    f"ORDER BY e.event_number"
+    f"AND set_config('synchronous_commit', 'off', true) = 'off' RETURNING {_STATUS_COLUMNS}) "
+    f"SELECT true AS held, {_STATUS_COLUMNS} FROM took UNION ALL "
+    f"SELECT false, {_STATUS_COLUMNS} FROM {st.name} WHERE sub_id = %(l_sub)s AND NOT EXISTS (SELECT FROM took)"
 )
-
-
-def _claimed_event(row: Any) -> EventRecord:
-    """An event out of a `_PG_CLAIM_SQL` row (its columns prefixed `e_`)."""
-    return EventRecord(
-        sub_id=row.sub_id,
-        number=int(row.e_event_number),
-        topic=row.e_topic,
-        focus_type=row.e_focus_type,
-        focus_id=row.e_focus_id,
-        focus_version=row.e_focus_version,
-        interaction=row.e_interaction,
-        context=tuple(orjson.loads(row.e_context)) if row.e_context else (),
-        created_at=row.e_created_at,
-        delivered_at=row.e_delivered_at,
-        attempts=int(row.e_attempts),
-    )
 
 
 @functools.cache

@@ -153,3 +153,28 @@ def test_claim_takes_the_lease_and_reads_what_to_send(
         assert held and [e.number for e in events] == [1, 2, 3, 4]  # a's lease ran out
     finally:
         engine.dispose()
+
+
+def test_a_claim_waiting_on_a_mark_sees_that_marks_events_delivered(pg_engine: Engine) -> None:
+    """A claim that finds the lease free but the status row locked by another process's transaction
+    (it took the lease meanwhile, sent, and is marking its events delivered and giving the lease back)
+    waits, then must read the events as that transaction left them: read with the snapshot from
+    before the wait they looked undelivered, and went out a second time."""
+    import threading
+
+    repo = SubscriptionStateRepository(pg_engine)
+    now = datetime(2026, 1, 1, 9, 0)
+    repo.register("s1", "t", now=now, status="active")
+    for n in range(2):
+        repo.record_event("s1", EventFocus("Communication", f"c{n}", version=1), now=now)
+    until = now + timedelta(seconds=15)
+    got: list[tuple[object, list[object], bool]] = []
+    with pg_engine.connect() as conn, conn.begin():  # a's transaction, holding the row
+        conn.exec_driver_sql("SELECT * FROM subscription_status WHERE sub_id = 's1' FOR UPDATE")
+        claiming = threading.Thread(target=lambda: got.append(repo.claim("s1", "b", now=now, until=until)))
+        claiming.start()
+        claiming.join(0.5)  # b found the lease free and waits for the row
+        conn.exec_driver_sql("UPDATE subscription_event SET delivered_at = now() WHERE sub_id = 's1'")
+    claiming.join(10)
+    [(_, events, held)] = got
+    assert held and events == []
