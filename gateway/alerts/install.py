@@ -68,14 +68,24 @@ def runtime_of(services: Services) -> SubscriptionRuntime:
 
 
 def _secret(store: Store, key: str) -> bytes:
-    """A per-deployment secret in the database, shared by every process (websocket binding tokens)."""
-    with store.writer() as uow:
-        row = uow.conn.execute(select(gateway_meta.c.value).where(gateway_meta.c.key == key)).first()
-        if row is not None:
-            return bytes.fromhex(row.value)
-        value = secrets.token_bytes(32)
-        uow.conn.execute(gateway_meta.insert().values(key=key, value=value.hex()))
-        return value
+    """A per-deployment secret in the database, shared by every process (websocket binding tokens).
+
+    Processes starting together may both find none: the one whose insert loses that race (a
+    conflict) reads the winner's on its second go instead of failing its start-up.
+    """
+    for attempt in range(2):
+        try:
+            with store.writer() as uow:
+                row = uow.conn.execute(select(gateway_meta.c.value).where(gateway_meta.c.key == key)).first()
+                if row is not None:
+                    return bytes.fromhex(row.value)
+                value = secrets.token_bytes(32)
+                uow.conn.execute(gateway_meta.insert().values(key=key, value=value.hex()))
+                return value
+        except FhirError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def websocket_url(base_url: str) -> str:

@@ -35,7 +35,7 @@ import orjson
 import structlog
 from sqlalchemy import and_, bindparam, or_, select
 
-from gateway.alerts.content import alert_ids, build_alert, end_flag, retract
+from gateway.alerts.content import AlertIds, alert_ids, build_alert, end_flag, retract
 from gateway.alerts.identity_links import LinkedPatients, linked_patients_many
 from gateway.alerts.reasoning import EXT_ALERT_REASONING, build_reasoning, from_extension
 from gateway.alerts.registry import CaseManagedEntry, CaseManagedRegistry, ref_id, relative_ref
@@ -59,6 +59,7 @@ from gateway.codes import (
 from gateway.events.dedupe import RecentSeqs
 from gateway.events.threads import in_thread
 from gateway.fhir.errors import FhirError
+from gateway.store import probes
 from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.schema import resource as resource_table
 from gateway.store.schema import sp_reference
@@ -113,7 +114,7 @@ def _alert_rows(uow: UnitOfWork, keys: Iterable[str]) -> tuple[dict[tuple[str, s
         "communications": [a.communication for a in ids],
         "tasks": [a.task for a in ids],
     }
-    rows = uow.conn.execute(_alerts_query(with_content=True), params).all()
+    rows = _alert_resource_rows(uow, ids, params, with_content=True)
     live = {
         (row.res_type, row.res_id): orjson.loads(row.content)
         for row in rows
@@ -443,7 +444,7 @@ class AlertPipeline:
         full way (its visit has an alert, it is not the current version, or its subject is not a plain
         local Patient reference). An event with no subject gets an empty set: nobody to alert."""
         ids = list(dict.fromkeys(e.res_id for e in events))
-        with self.store.reader() as uow:
+        with self.store.reader(autocommit=True) as uow:  # reads only: no BEGIN/COMMIT round trips
             current = _current_subjects(uow, ids)
             alerted = _with_alerts(uow, ids)
             subjects: list[str | object | None] = []
@@ -462,7 +463,7 @@ class AlertPipeline:
     ) -> list[tuple[EventLike, Presentation | Retraction, LinkedPatients | None, JSON]]:
         """Classify a run of Encounter versions with a fixed handful of queries for all of them
         (`links`: presenting records already followed, by id)."""
-        with self.store.reader() as uow:
+        with self.store.reader(autocommit=True) as uow:  # reads only: no BEGIN/COMMIT round trips
             wanted = [(e.res_id, v) for e in events for v in (e.version_id, e.version_id - 1) if v >= 1]
             versions = encounter_versions(uow, wanted)
             triggers = hl7_triggers(uow, [(e.res_id, e.version_id) for e in events])
@@ -609,7 +610,7 @@ class AlertPipeline:
     def _alerts_with_context(
         self, events: Sequence[EventLike]
     ) -> list[tuple[EventLike, tuple[JSON, JSON | None, list[JSON]]]]:
-        with self.store.reader() as uow:
+        with self.store.reader(autocommit=True) as uow:  # reads only: no BEGIN/COMMIT round trips
             # Written and numbered by another process (or by this one before a restart): its
             # subscribers were decided and numbered with the write, so there is nothing to publish.
             foci = [("Communication", e.res_id, e.version_id) for e in events]
@@ -668,7 +669,13 @@ def _current_subjects(uow: UnitOfWork, encounter_ids: Sequence[str]) -> dict[str
     """Per live Encounter: its current version and the Patient id of its subject, from the search index
     (None: no subject; `_OTHER`: a subject that is not a plain local Patient reference). One query."""
     out: dict[str, tuple[int, str | object | None]] = {}
-    for row in uow.conn.execute(_subjects_query(), {"ids": list(encounter_ids)}):
+    if uow.conn.dialect.name == "postgresql":  # a probe per Encounter, whatever the statistics say
+        n = len(encounter_ids)
+        keys = {"types": ["Encounter"] * n, "ids": list(encounter_ids), "params": ["subject"] * n}
+        rows = probes.pg_rows(uow.conn, _PG_SUBJECTS_SQL, keys)
+    else:
+        rows = list(uow.conn.execute(_subjects_query(), {"ids": list(encounter_ids)}))
+    for row in rows:
         if row.target_type is None and row.target_id is None and row.url is None:
             subject: str | object | None = None
         elif row.target_type == "Patient" and row.target_id and row.url is None:
@@ -691,10 +698,35 @@ def _with_alerts(uow: UnitOfWork, encounter_ids: Sequence[str]) -> set[str]:
         "communications": [a.communication for a in ids.values()],
         "tasks": [a.task for a in ids.values()],
     }
-    return {by_ref[(row.res_type, row.res_id)] for row in uow.conn.execute(_alerts_query(), params)}
+    rows = _alert_resource_rows(uow, list(ids.values()), params, with_content=False)
+    return {by_ref[(row.res_type, row.res_id)] for row in rows}
+
+
+def _alert_resource_rows(
+    uow: UnitOfWork, ids: Sequence[AlertIds], params: dict[str, Any], *, with_content: bool
+) -> list[Any]:
+    """`_alerts_query`'s rows: with content every row (tombstones included), without only live ones.
+    On PostgreSQL a probe per resource, whatever the statistics say (`gateway.store.probes`)."""
+    if uow.conn.dialect.name == "postgresql":
+        refs = [ref for a in ids for ref in (("Flag", a.flag), ("Communication", a.communication), ("Task", a.task))]
+        rows = probes.resource_rows(uow.conn, refs)
+        return rows if with_content else [row for row in rows if not row.deleted]
+    return list(uow.conn.execute(_alerts_query(with_content=with_content), params))
 
 
 # Statements built once (SQLAlchemy reuses their compiled form): the screen runs them for every batch.
+# On PostgreSQL the subjects are read by a probe per Encounter (`gateway.store.probes`): its plan of
+# the join below, with statistics from before any Encounter, walked every Encounter's index rows per id.
+_PG_SUBJECTS_SQL = (
+    f"SELECT k.id AS res_id, r.version_id, s.target_type, s.target_id, s.url "
+    f"FROM unnest(CAST(%(types)s AS varchar[]), CAST(%(ids)s AS varchar[]), CAST(%(params)s AS varchar[])) "
+    f"AS k(t, id, p) CROSS JOIN LATERAL (SELECT version_id FROM {resource_table.name} "
+    f"WHERE res_type = k.t AND res_id = k.id AND deleted IS FALSE OFFSET 0) AS r "
+    f"LEFT JOIN LATERAL (SELECT target_type, target_id, url FROM {sp_reference.name} "
+    f"WHERE res_type = k.t AND res_id = k.id AND param = k.p OFFSET 0) AS s ON true"
+)
+
+
 @functools.cache
 def _subjects_query() -> Any:
     r, sp = resource_table.c, sp_reference.c
@@ -737,13 +769,17 @@ def hl7_triggers(uow: UnitOfWork, versions: Sequence[tuple[str, int]]) -> dict[t
     if not ids:
         return {}
     ref = sp_reference.c
-    provenances = uow.conn.execute(
-        sp_reference.select()
-        .with_only_columns(ref.res_id)
-        .where(ref.res_type == "Provenance", ref.param == "target", ref.target_type == "Encounter")
-        .where(ref.target_id.in_(ids))
-        .distinct()
-    ).scalars()
+    provenances: Iterable[str]
+    if uow.conn.dialect.name == "postgresql":  # a probe per Encounter, whatever the statistics say
+        provenances = probes.referring_ids(uow.conn, "Provenance", "target", "Encounter", ids)
+    else:
+        provenances = uow.conn.execute(
+            sp_reference.select()
+            .with_only_columns(ref.res_id)
+            .where(ref.res_type == "Provenance", ref.param == "target", ref.target_type == "Encounter")
+            .where(ref.target_id.in_(ids))
+            .distinct()
+        ).scalars()
     wanted = {f"Encounter/{rid}/_history/{version}": (rid, version) for rid, version in versions}
     found: dict[tuple[str, int], str] = {}
     for stored in uow.fetch_many(("Provenance", pid) for pid in sorted(set(provenances))):

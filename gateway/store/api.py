@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import io
 import operator
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -46,6 +47,7 @@ from sqlalchemy.dialects.sqlite import DATETIME as SqliteDateTime
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gateway.fhir.errors import conflict, gone, not_found, precondition_failed
+from gateway.store import probes
 from gateway.store.engine import is_sqlite
 from gateway.store.ids import new_id
 from gateway.store.schema import INDEX_TABLES, outbox, resource, resource_version, sp_token
@@ -217,10 +219,11 @@ def sqlite_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
 
 def pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert `rows` (dicts with the same keys) into `table` on PostgreSQL, in `conn`'s transaction,
-    through psycopg's own `executemany` (pipelined, the statement prepared by psycopg after a few
-    runs) with the columns' bind processors applied here. SQLAlchemy's executemany built its
-    parameters row by row first: a quarter of the audit writer's CPU, and of every small write's
-    flush. Driver errors come out as SQLAlchemy's (an `IntegrityError` is a conflict, as ever)."""
+    straight through psycopg (several rows as one `unnest` INSERT, `_unnest_insert`; pipelined, the
+    statement prepared by psycopg after a few runs) with the columns' bind processors applied here.
+    SQLAlchemy's executemany built its parameters row by row first: a quarter of the audit writer's
+    CPU, and of every small write's flush. Driver errors come out as SQLAlchemy's (an
+    `IntegrityError` is a conflict, as ever)."""
     if not _pipelined(conn.dialect, table, rows):
         conn.execute(_insert(table), rows)
         return
@@ -243,7 +246,28 @@ def _pg_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> No
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
-        cur.executemany(sql, params)
+        if len(params) > 1:  # one array per column, one statement
+            cur.execute(_unnest_insert(table, columns, conn.dialect), [list(c) for c in zip(*params, strict=True)])
+        else:
+            cur.executemany(sql, params)
+
+
+@functools.lru_cache(maxsize=512)
+def _unnest_insert(table: Table, columns: tuple[str, ...], dialect: Dialect) -> str:
+    """`INSERT … SELECT * FROM unnest(column arrays)`: several rows of one table in ONE statement
+    (its text fixed, so psycopg prepares it), each column one array parameter. psycopg's
+    `executemany` of the same rows, even pipelined, handles every row in its Python layers and sends
+    and reads back a message per row: 20 rows cost ~300 µs of client CPU that way, ~130 this way,
+    and less server CPU too (micro-benchmark, session 7)."""
+    casts = []
+    for name in columns:
+        pg_type = table.c[name].type.dialect_impl(dialect).compile(dialect=dialect)
+        # No collation (the column's own applies) and no length: an explicit CAST to VARCHAR(64)
+        # truncates silently, where storing into the column refuses a value too long, as before.
+        pg_type = re.sub(r"\(.*?\)", "", pg_type.split(" COLLATE ")[0])
+        casts.append(f"CAST(%s AS {pg_type}[])")
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({", ".join(casts)})'
 
 
 def _pipelined(dialect: Dialect, table: Table, rows: list[dict[str, Any]]) -> bool:
@@ -358,6 +382,18 @@ def _set_current() -> Update:
 def _delete_index(table: Table) -> Any:
     """A resource's rows in one index table (an update re-indexes it; a delete drops them)."""
     return delete(table).where(table.c.res_type == bindparam("rtype"), table.c.res_id == bindparam("rid"))
+
+
+@functools.cache
+def _pg_replace_current() -> Update:
+    """PostgreSQL: `keep_superseded`, `_set_current` and every index table's `_delete_index` as ONE
+    statement (data-modifying CTEs): one round trip instead of eight for each update or delete, a
+    quarter of the MLLP intake's statements. The parts share one snapshot, so the history row still
+    gets the content that the UPDATE of `resource` replaces."""
+    stmt = _set_current().add_cte(keep_superseded(False).cte("keep"))
+    for table in _INDEX_TABLES:
+        stmt = stmt.add_cte(_delete_index(table).cte(f"drop_{table.name}"))
+    return stmt
 
 
 @functools.cache
@@ -514,7 +550,14 @@ class Store:
                 listener(written)
 
     @contextmanager
-    def reader(self) -> Iterator[UnitOfWork]:
+    def reader(self, *, autocommit: bool = False) -> Iterator[UnitOfWork]:
+        """A read transaction. With `autocommit`, on PostgreSQL each statement runs on its own,
+        with no BEGIN and COMMIT round trips: for a reader that writes nothing and needs no savepoint
+        (at READ COMMITTED a transaction gives its statements no common snapshot anyway)."""
+        if autocommit and self.engine.dialect.name == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                yield UnitOfWork(conn, self)
+            return
         with self.engine.connect() as conn, conn.begin():
             yield UnitOfWork(conn, self)
 
@@ -734,6 +777,11 @@ class UnitOfWork:
             return []
         self.flush()
         found: dict[tuple[str, str], StoredResource] = {}
+        if self.conn.dialect.name == "postgresql":  # a probe per key, whatever the statistics say
+            for row in probes.resource_rows(self.conn, wanted):
+                if not row.deleted:
+                    found[(row.res_type, row.res_id)] = _row_to_stored(row)
+            return [found[r] for r in wanted if r in found]
         for start in range(0, len(wanted), 500):
             by_type: dict[str, list[str]] = {}
             for rtype, rid in wanted[start : start + 500]:
@@ -790,6 +838,9 @@ class UnitOfWork:
         if not ids:
             return []
         self.flush()
+        if self.conn.dialect.name == "postgresql":  # a probe per key, whatever the statistics say
+            rows = probes.version_rows(self.conn, [(rtype, rid, version) for rid, version in sorted(keep)])
+            return [_row_to_stored(r, r.method, r.seq) for r in rows]
         v = resource_version.c
         out: list[StoredResource] = []
         for start in range(0, len(ids), 500):
@@ -941,19 +992,7 @@ class UnitOfWork:
         text = content.decode()
         if exists:
             self.flush()
-            self.conn.execute(keep_superseded(False), {"rtype": rtype, "rid": rid})
-            self.conn.execute(
-                _set_current(),
-                {
-                    "u_type": rtype,
-                    "u_id": rid,
-                    "u_version": version,
-                    "u_now": now,
-                    "u_deleted": False,
-                    "u_content": text,
-                },
-            )
-            self._drop_index(rtype, rid)
+            self._replace_current(rtype, rid, version, now, text)
         else:
             self._queue(
                 resource,
@@ -1003,9 +1042,26 @@ class UnitOfWork:
             res = hook(res)
         return res
 
+    def _replace_current(self, rtype: str, rid: str, version: int, now: datetime, content: str | None) -> None:
+        """The current row replaced by `version` (`content` None: a tombstone): the superseded
+        content kept in its history row first, and the resource's index rows dropped."""
+        current = {"u_type": rtype, "u_id": rid, "u_version": version, "u_now": now}
+        current |= {"u_deleted": content is None, "u_content": content, "rtype": rtype, "rid": rid}
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(_pg_replace_current(), current)  # one statement, not eight
+            self._forget_tokens(rtype, rid)
+            return
+        self.conn.execute(keep_superseded(False), current)
+        self.conn.execute(_set_current(), current)
+        self._drop_index(rtype, rid)
+
     def _drop_index(self, rtype: str, rid: str) -> None:
         for table in _INDEX_TABLES:
             self.conn.execute(_delete_index(table), {"rtype": rtype, "rid": rid})
+        self._forget_tokens(rtype, rid)
+
+    def _forget_tokens(self, rtype: str, rid: str) -> None:
+        """Drop `rid` from the identifier lookups answered so far (its index rows are gone)."""
         for key, ids in self._token_ids.items():
             if key[0] == rtype and rid in ids:
                 ids.remove(rid)
@@ -1043,12 +1099,7 @@ class UnitOfWork:
             return None
         now = self._tick()
         version = current.version_id + 1
-        self.conn.execute(keep_superseded(False), {"rtype": rtype, "rid": rid})
-        self.conn.execute(
-            _set_current(),
-            {"u_type": rtype, "u_id": rid, "u_version": version, "u_now": now, "u_deleted": True, "u_content": None},
-        )
-        self._drop_index(rtype, rid)
+        self._replace_current(rtype, rid, version, now, None)
         self._queue(
             resource_version,
             [

@@ -20,6 +20,7 @@ from sqlalchemy import (
     create_engine,
     select,
 )
+from sqlalchemy.exc import DBAPIError
 
 from gateway.fhir.errors import FhirError
 from gateway.store.api import Store, pg_insert
@@ -124,3 +125,22 @@ def test_a_flush_writes_every_table_in_one_pipeline_and_reads_see_it(pg_store: S
         assert [r.id for r in uow.fetch_many([("Patient", stored.id)])] == [stored.id]  # flushed, then read
         uow.update({**stored.json(), "gender": "female"})
     assert pg_store.read("Patient", stored.id).version_id == 2
+
+
+def test_several_rows_go_as_one_statement_and_a_value_too_long_is_refused_not_cut(pg_url: str) -> None:
+    """Several rows go out as one `unnest` INSERT; its array parameters are cast without the
+    columns' lengths (an explicit CAST to VARCHAR(16) would truncate silently): storing an
+    over-long value fails as SQLAlchemy's INSERT does."""
+    engine = create_engine(pg_url)
+    metadata.create_all(engine)
+    too_long = [dict(ROWS[0]), dict(ROWS[1], name="x" * 17)]
+    try:
+        with pytest.raises(DBAPIError), engine.begin() as conn:
+            pg_insert(conn, sample, too_long)
+        with pytest.raises(DBAPIError), engine.begin() as conn:
+            conn.execute(sample.insert(), too_long)
+        with engine.connect() as conn:
+            assert conn.execute(select(sample.c.id)).all() == []
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()

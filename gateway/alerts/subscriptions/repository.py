@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.alerts.subscriptions.backport import STATUSES, SubscriptionStatus
 from gateway.alerts.subscriptions.records import EventFocus, EventRecord, SubscriptionState
 from gateway.fhir.errors import not_found
+from gateway.store import probes
 from gateway.store.schema import subscription_event as ev
 from gateway.store.schema import subscription_status as st
 
@@ -341,11 +342,10 @@ class SubscriptionStateRepository:
         gateway processes deliver one subscription's events only one at a time this way: the
         holder sends everything, including events the others numbered, so nothing goes out twice.
         """
+        lease = {"l_sub": sub_id, "l_owner": owner, "l_now": now, "l_until": until}
+        if self._engine.dialect.name == "postgresql":
+            return self._claim_in_one(lease, limit, exclude)
         with self._write() as conn:
-            if conn.dialect.name == "postgresql":
-                # a lease lost in a crash only runs out: no need to wait for the WAL flush
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            lease = {"l_sub": sub_id, "l_owner": owner, "l_now": now, "l_until": until}
             row = conn.execute(_take_lease(), lease).first()
             if row is None:
                 other = conn.execute(_state_of(), {"sub": sub_id}).first()
@@ -354,6 +354,26 @@ class SubscriptionStateRepository:
             if state.status in ("requested", "off"):
                 return state, [], True
             return state, _undelivered(conn, sub_id, limit, exclude), True
+
+    def _claim_in_one(
+        self, lease: dict[str, Any], limit: int | None, exclude: Iterable[int]
+    ) -> tuple[SubscriptionState | None, list[EventRecord], bool]:
+        """`claim` on PostgreSQL, in autocommit: the lease taken and the state read in ONE statement
+        (`_PG_CLAIM_SQL`), then, when taken, the events in another; two round trips instead of a
+        transaction of five (BEGIN, SET LOCAL, UPDATE, SELECT, COMMIT), per notification.
+
+        Not one statement for both: an UPDATE that waited for the row (another process's mark
+        transaction, giving the lease back) takes it on the row as that left it, but a read in the same
+        statement keeps the snapshot from before the wait, in which the events just marked delivered
+        are not, and they went out again. The second statement reads after the lease is ours."""
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            rows = probes.pg_rows(conn, _PG_CLAIM_SQL, lease)
+            if not rows:
+                return None, [], False
+            state, held = _state(rows[0]), bool(rows[0].held)
+            if not held or state.status in ("requested", "off"):
+                return state, [], held
+            return state, _undelivered(conn, state.sub_id, limit, exclude), True
 
     def release_leases(self, owner: str) -> None:
         """Give back every lease `owner` holds (a process shutting down)."""
@@ -532,6 +552,21 @@ def _take_lease() -> Any:
         .values(lease_owner=bindparam("l_owner"), lease_until=bindparam("l_until"))
         .returning(*st.c)
     )
+
+
+_STATUS_COLUMNS = ", ".join(c.name for c in st.c)
+# `claim` on PostgreSQL, one autocommit statement: take (or renew) the lease if it is free, and say
+# whether it was taken, with the state (the row taken, else the row as it is). A lease lost in a
+# crash only runs out, so its commit need not wait for the WAL flush: `set_config(…, true)` in the
+# UPDATE's condition turns synchronous_commit off for this statement's own transaction whenever it
+# writes (a statement that writes nothing has no WAL to wait for).
+_PG_CLAIM_SQL = (
+    f"WITH took AS (UPDATE {st.name} SET lease_owner = %(l_owner)s, lease_until = %(l_until)s "
+    f"WHERE sub_id = %(l_sub)s AND (lease_owner IS NULL OR lease_owner = %(l_owner)s OR lease_until < %(l_now)s) "
+    f"AND set_config('synchronous_commit', 'off', true) = 'off' RETURNING {_STATUS_COLUMNS}) "
+    f"SELECT true AS held, {_STATUS_COLUMNS} FROM took UNION ALL "
+    f"SELECT false, {_STATUS_COLUMNS} FROM {st.name} WHERE sub_id = %(l_sub)s AND NOT EXISTS (SELECT FROM took)"
+)
 
 
 @functools.cache

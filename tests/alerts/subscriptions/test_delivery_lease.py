@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -115,3 +116,65 @@ async def test_a_process_shutting_down_gives_its_leases_back(
     await a.release_leases()
     assert await b.flush(spec) == 1
     await b.settle()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_claim_takes_the_lease_and_reads_what_to_send(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`claim` (one autocommit statement on PostgreSQL, a transaction on SQLite): the state, the
+    undelivered events (limit, less those excluded, each with its own topic) and whether it is held."""
+    url = request.getfixturevalue("pg_url") if kind == "postgres" else f"sqlite:///{tmp_path / 'g.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    try:
+        repo = SubscriptionStateRepository(engine)
+        now = datetime(2026, 1, 1, 9, 0)
+        until = now + timedelta(seconds=15)
+        assert repo.claim("nobody", "a", now=now, until=until) == (None, [], False)
+        repo.register("s1", "topic-old", now=now)
+        state, events, held = repo.claim("s1", "a", now=now, until=until)
+        assert state is not None and state.status == "requested" and (events, held) == ([], True)
+        repo.set_status("s1", "active", now=now)
+        for n in range(4):
+            repo.record_event("s1", EventFocus("Communication", f"c{n}", version=1), now=now, topic=f"t{n}")
+        repo.register("s1", "topic-new", now=now, status="active")
+        state, events, held = repo.claim("s1", "a", now=now, until=until, limit=2, exclude=[1])
+        assert held and state is not None and state.topic == "topic-new"
+        assert [(e.number, e.topic, e.focus_id, e.delivered_at) for e in events] == [
+            (2, "t1", "c1", None),
+            (3, "t2", "c2", None),
+        ]
+        state, events, held = repo.claim("s1", "b", now=now, until=until)  # a holds it
+        assert state is not None and state.status == "active" and (events, held) == ([], False)
+        state, events, held = repo.claim(
+            "s1", "b", now=until + timedelta(seconds=1), until=until + timedelta(seconds=16)
+        )
+        assert held and [e.number for e in events] == [1, 2, 3, 4]  # a's lease ran out
+    finally:
+        engine.dispose()
+
+
+def test_a_claim_waiting_on_a_mark_sees_that_marks_events_delivered(pg_engine: Engine) -> None:
+    """A claim that finds the lease free but the status row locked by another process's transaction
+    (it took the lease meanwhile, sent, and is marking its events delivered and giving the lease back)
+    waits, then must read the events as that transaction left them: read with the snapshot from
+    before the wait they looked undelivered, and went out a second time."""
+    import threading
+
+    repo = SubscriptionStateRepository(pg_engine)
+    now = datetime(2026, 1, 1, 9, 0)
+    repo.register("s1", "t", now=now, status="active")
+    for n in range(2):
+        repo.record_event("s1", EventFocus("Communication", f"c{n}", version=1), now=now)
+    until = now + timedelta(seconds=15)
+    got: list[tuple[object, list[object], bool]] = []
+    with pg_engine.connect() as conn, conn.begin():  # a's transaction, holding the row
+        conn.exec_driver_sql("SELECT * FROM subscription_status WHERE sub_id = 's1' FOR UPDATE")
+        claiming = threading.Thread(target=lambda: got.append(repo.claim("s1", "b", now=now, until=until)))
+        claiming.start()
+        claiming.join(0.5)  # b found the lease free and waits for the row
+        conn.exec_driver_sql("UPDATE subscription_event SET delivered_at = now() WHERE sub_id = 's1'")
+    claiming.join(10)
+    [(_, events, held)] = got
+    assert held and events == []

@@ -1,0 +1,86 @@
+"""PostgreSQL reads by key (`gateway.store.probes`): what they return, and that they stay a probe of the
+whole key when the statistics were taken before any row of the type existed (autovacuum is off here,
+as on a fresh deployment before its first analyse): the `= ANY(ids)` shape they replace walked every
+Encounter through (res_type, last_updated) then, and its cost grew with every Encounter written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from gateway.alerts.pipeline import _PG_SUBJECTS_SQL
+from gateway.store import probes
+from gateway.store.api import Store
+
+
+def _stale_statistics(conn: Connection) -> None:
+    """Analyse with Patients only, then add 300 Encounters (each with a subject) and their Provenance."""
+    conn.exec_driver_sql(
+        "INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content) "
+        "SELECT 'Patient', 'p' || g, 1, now(), false, '{}' FROM generate_series(1, 500) g"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, deleted) "
+        "SELECT 'Patient', 'p' || g, 1, now(), 'POST', false FROM generate_series(1, 500) g"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO sp_reference (res_type, res_id, param, target_type, target_id) "
+        "SELECT 'Patient', 'p' || g, p, 'Practitioner', p || g "
+        "FROM generate_series(1, 500) g, unnest(ARRAY['general-practitioner', 'organization']) p"
+    )
+    conn.exec_driver_sql("ANALYZE")
+    conn.exec_driver_sql(
+        "INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content) "
+        "SELECT 'Encounter', 'e' || g, 2, now(), false, '{\"v\": 2}' FROM generate_series(1, 300) g"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO resource_version (res_type, res_id, version_id, last_updated, method, deleted, content) "
+        "SELECT 'Encounter', 'e' || g, v, now(), 'PUT', false, CASE v WHEN 1 THEN '{\"v\": 1}' END "
+        "FROM generate_series(1, 300) g, generate_series(1, 2) v"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO sp_reference (res_type, res_id, param, target_type, target_id) "
+        "SELECT 'Encounter', 'e' || g, p, 'Patient', 'p' || g "
+        "FROM generate_series(1, 300) g, unnest(ARRAY['subject', 'participant']) p"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO sp_reference (res_type, res_id, param, target_type, target_id) "
+        "SELECT 'Provenance', 'prov' || g, 'target', 'Encounter', 'e' || g FROM generate_series(1, 300) g"
+    )
+
+
+def _plan(conn: Connection, sql: str, params: dict[str, Any]) -> str:
+    return "\n".join(row[0] for row in probes.pg_rows(conn, "EXPLAIN " + sql, params))
+
+
+def test_probes_read_by_the_whole_key_whatever_the_statistics(pg_store: Store) -> None:
+    with pg_store.writer() as uow:
+        _stale_statistics(uow.conn)
+        ids = ["e7", "e150", "e299"]
+        keys = probes.key_params([("Encounter", i) for i in ids])
+        plan = _plan(uow.conn, probes._RESOURCE_ROWS_SQL, keys)
+        assert "pk_resource" in plan and "ix_resource_type_updated" not in plan
+        versions = {"types": ["Encounter"] * 3, "ids": ids, "versions": [1, 2, 1]}
+        assert "uq_resource_version_key" in _plan(uow.conn, probes._VERSION_ROWS_SQL, versions)
+        subjects = {"types": ["Encounter"] * 3, "ids": ids, "params": ["subject"] * 3}
+        plan = _plan(uow.conn, _PG_SUBJECTS_SQL, subjects)
+        assert "ix_sp_reference_owner" in plan and "ix_sp_reference_lookup" not in plan
+        referring = {"types": ["Provenance"] * 3, "params": ["target"] * 3, "target_types": ["Encounter"] * 3}
+        plan = _plan(uow.conn, probes._REFERRING_SQL, referring | {"target_ids": ids})
+        assert "Index Scan" in plan and "ix_sp_reference_owner" not in plan and "Seq Scan" not in plan
+
+
+def test_probes_return_rows_by_key(pg_store: Store) -> None:
+    with pg_store.writer() as uow:
+        _stale_statistics(uow.conn)
+        uow.conn.exec_driver_sql("UPDATE resource SET deleted = true, content = NULL WHERE res_id = 'e2'")
+        rows = probes.resource_rows(uow.conn, [("Encounter", "e1"), ("Encounter", "e2"), ("Encounter", "nope")])
+        assert sorted((r.res_id, r.deleted, r.content) for r in rows) == [("e1", False, '{"v": 2}'), ("e2", True, None)]
+        rows = probes.version_rows(uow.conn, [("Encounter", "e1", 1), ("Encounter", "e1", 2), ("Encounter", "e1", 3)])
+        assert sorted((r.version_id, r.content) for r in rows) == [(1, '{"v": 1}'), (2, '{"v": 2}')]
+        assert sorted(probes.referring_ids(uow.conn, "Provenance", "target", "Encounter", ["e1", "e5", "x"])) == [
+            "prov1",
+            "prov5",
+        ]
+        assert probes.resource_rows(uow.conn, []) == [] and probes.referring_ids(uow.conn, "P", "t", "E", []) == []
