@@ -42,8 +42,16 @@ def phonetic(name: str) -> str:
     return jellyfish.soundex(name) if name else ""
 
 
-def blocking_keys(record: PersonRecord) -> set[str]:
-    """Every key the record is filed under (and looked up by)."""
+def blocking_keys(record: PersonRecord) -> frozenset[str]:
+    """Every key the record is filed under (and looked up by); worked out once per record."""
+    found = record.blocking
+    if found is None:
+        found = frozenset(_keys_of(record))
+        object.__setattr__(record, "blocking", found)  # a frozen record's derived field, as in its __post_init__
+    return found
+
+
+def _keys_of(record: PersonRecord) -> set[str]:
     keys: set[str] = set()
     if record.nhs_number:
         keys.add(f"n|{record.nhs_number}")
@@ -74,7 +82,7 @@ class InMemoryCandidateIndex:
     def __init__(self, *, max_block: int = 1000) -> None:
         self.max_block = max_block
         self._records: dict[str, PersonRecord] = {}
-        self._keys: dict[str, set[str]] = {}
+        self._keys: dict[str, frozenset[str]] = {}
         self._blocks: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
@@ -99,7 +107,7 @@ class InMemoryCandidateIndex:
     def remove(self, record_id: str) -> None:
         """Forget a record (merged away or deleted); unknown ids are ignored."""
         self._records.pop(record_id, None)
-        for key in self._keys.pop(record_id, set()):
+        for key in self._keys.pop(record_id, frozenset()):
             block = self._blocks.get(key)
             if block is not None:
                 block.discard(record_id)

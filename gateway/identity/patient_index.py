@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gateway.identity.blocking import InMemoryCandidateIndex
 from gateway.identity.matcher import Matcher
@@ -101,12 +101,13 @@ class PatientIndex:
             self._synced_at = time.monotonic()
             since = self._watermark - _OVERLAP if self._watermark > datetime.min + _OVERLAP else datetime.min
             r = resource.c
+            changed = (r.res_type == "Patient") & (r.last_updated > since)
             with self.store.reader() as uow:
-                rows = uow.conn.execute(
-                    select(r.res_id, r.version_id, r.last_updated)
-                    .where(r.res_type == "Patient", r.last_updated > since)
-                    .order_by(r.last_updated)
-                ).all()
+                # The watermark first, then the rows: any row it covers is among them (a row committed
+                # in between is read now and again next time, which is harmless). Reading it apart
+                # spares a datetime per row: at 500 messages a second the overlap is ~2,500 rows.
+                latest = uow.conn.execute(select(func.max(r.last_updated)).where(changed)).scalar()
+                rows = uow.conn.execute(select(r.res_id, r.version_id).where(changed)).all()
                 fresh = [row.res_id for row in rows if self._applied.get(row.res_id) != row.version_id]
                 content: dict[str, Any] = {}
                 for start in range(0, len(fresh), 500):
@@ -121,6 +122,6 @@ class PatientIndex:
                     )
             for row in content.values():
                 self._apply(row.res_id, row.version_id, row.deleted, row.content)
-            for row in rows:
-                self._watermark = max(self._watermark, row.last_updated)
+            if latest is not None:
+                self._watermark = max(self._watermark, latest)
             return len(rows)

@@ -12,7 +12,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,9 @@ class PersonRecord:
     family_key: str = field(init=False, repr=False, compare=False)
     family_parts: tuple[str, ...] = field(init=False, repr=False, compare=False)
     given_canonical: frozenset[str] = field(init=False, repr=False, compare=False)
+    # The keys `gateway.identity.blocking.blocking_keys` files and looks the record up under, kept
+    # there on first use: a new person's record is looked up twice and filed twice.
+    blocking: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         parts = tuple(self.family.split())
@@ -138,6 +141,13 @@ class PersonRecord:
         object.__setattr__(self, "family_key", "".join(parts))
         first = self.given[0] if self.given else ""
         object.__setattr__(self, "given_canonical", canonical_forenames(first) if first else frozenset())
+
+    def with_resource_id(self, resource_id: str | None) -> PersonRecord:
+        """The same record for the stored resource `resource_id` (blocking keys kept: they do not
+        depend on it)."""
+        copy = replace(self, resource_id=resource_id)
+        object.__setattr__(copy, "blocking", self.blocking)
+        return copy
 
     @property
     def first_given(self) -> str:

@@ -14,7 +14,7 @@ process is making the same person at the same moment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -224,7 +224,7 @@ def stored_person_record(patient: JSON, sent: tuple[JSON, PersonRecord] | None) 
     source, record = sent
     if any(patient.get(f) != source.get(f) for f in _MATCHED_FIELDS):
         return person_record(patient)
-    return replace(record, resource_id=patient.get("id"))
+    return record.with_resource_id(patient.get("id"))
 
 
 class PersonResolver:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.identity.blocking import CandidateIndex, InMemoryCandidateIndex, blocking_keys
+from gateway.identity.matcher import swap_names
 from gateway.identity.nhs_number import with_check_digit
 from gateway.identity.person import PersonRecord
 
@@ -88,3 +89,18 @@ def test_keys_do_not_contain_raw_names() -> None:
     keys = blocking_keys(rec())
     assert not any("pritchard" in k.lower() or "arthur" in k.lower() for k in keys)
     assert "d|1939|4|11" in keys
+
+
+def test_keys_are_worked_out_once_per_record_and_follow_its_fields() -> None:
+    record = rec(nhs_number=NHS)
+    keys = blocking_keys(record)
+    assert blocking_keys(record) is keys
+    assert keys == blocking_keys(rec(nhs_number=NHS))  # an equal record, built afresh
+    stored = record.with_resource_id("p1")
+    assert stored.resource_id == "p1" and stored == rec(nhs_number=NHS, resource_id="p1")
+    assert blocking_keys(stored) == keys
+    swapped = swap_names(record)
+    assert swapped is not None and blocking_keys(swapped) == blocking_keys(
+        rec(nhs_number=NHS, given=["Pritchard"], family="Arthur")
+    )
+    assert blocking_keys(rec(postcodes=["LS1 1AA"])) != blocking_keys(rec())

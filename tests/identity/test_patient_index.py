@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.app import build_services
 from gateway.fhir.services import Services
 from gateway.identity.patient_index import PatientIndex
 from gateway.identity.person import PersonRecord
+from gateway.settings import Settings
 
 
 class RolledBack(Exception):
@@ -55,3 +57,26 @@ def test_an_offer_for_other_content_is_not_taken(services: Services) -> None:
     services.store.update({**patient("Fresh"), "id": stored.id})  # same version, other content
     record = index.index.get(stored.id)
     assert record is not None and record.family == "fresh"
+
+
+def test_a_sync_files_what_another_process_wrote_and_moves_the_watermark(settings: Settings) -> None:
+    here, there = build_services(settings), build_services(settings)  # two stores: two processes
+    try:
+        index = PatientIndex(here.store)
+        first = there.store.create(patient("Smith"))
+        assert index.index.get(first.id) is None  # not this process's commit
+        assert index.sync() == 1
+        record = index.index.get(first.id)
+        assert record is not None and record.family == "smith"
+        second = there.store.create(patient("Brown"))
+        renamed = there.store.update({**patient("Jones"), "id": first.id})
+        assert index.sync() == 2
+        record = index.index.get(first.id)
+        assert record is not None and record.family == "jones"
+        assert index.index.get(second.id) is not None
+        assert index._watermark == max(second.last_updated, renamed.last_updated).replace(tzinfo=None)
+        assert index.sync() == 2  # the overlap is read again, and changes nothing
+        assert len(index.index) == 2
+    finally:
+        here.store.engine.dispose()
+        there.store.engine.dispose()

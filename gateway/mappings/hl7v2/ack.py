@@ -9,7 +9,8 @@ ACK with its message. Errors carry an ERR segment in the shape the sender's vers
 
 from __future__ import annotations
 
-from datetime import datetime
+import functools
+from datetime import datetime, timedelta
 
 from gateway.mappings.hl7v2.errors import AckCode, AdtMappingError, Hl7ParseError
 from gateway.mappings.hl7v2.fields import escape
@@ -150,6 +151,13 @@ def _err(error: AdtMappingError, version: str) -> str:
 
 
 def _timestamp(now: datetime) -> str:
+    return _formatted(now, now.utcoffset())
+
+
+@functools.lru_cache(maxsize=16)
+def _formatted(now: datetime, offset: timedelta | None) -> str:
+    # Cached, as a batch's messages share one `now` (strftime with %z costs ~5 µs an ACK). The
+    # offset is part of the key: equal instants in two zones are equal datetimes, not equal text.
     return now.strftime("%Y%m%d%H%M%S%z") if now.tzinfo else now.strftime("%Y%m%d%H%M%S")
 
 

@@ -55,11 +55,31 @@ class ListFactory(hl7.Factory):
     create_component = _plain()
 
 
-@dataclass(frozen=True)
 class Rep:
-    """One repetition of a field: components, each a tuple of subcomponents (1-based access)."""
+    """One repetition of a field: components, each a tuple of subcomponents (1-based access).
+
+    Read-only by convention; equal (and hashed) by its components. Whether it is empty is worked
+    out once, when it is made: every field the mapping reads is filtered on it.
+    """
+
+    __slots__ = ("components", "empty")
 
     components: tuple[tuple[str, ...], ...]
+    empty: bool  # no subcomponent holds more than white space
+
+    def __init__(self, components: tuple[tuple[str, ...], ...], empty: bool | None = None) -> None:
+        self.components = components
+        # All white space joined is still white space: one strip instead of one per subcomponent.
+        self.empty = not "".join(["".join(comp) for comp in components]).strip() if empty is None else empty
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Rep) and self.components == other.components
+
+    def __hash__(self) -> int:
+        return hash(self.components)
+
+    def __repr__(self) -> str:
+        return f"Rep(components={self.components!r})"
 
     def c(self, component: int, sub: int = 1) -> str:
         """Component `component`, subcomponent `sub`, stripped; "" when absent."""
@@ -67,10 +87,6 @@ class Rep:
             return ""
         subs = self.components[component - 1]
         return subs[sub - 1].strip() if sub <= len(subs) else ""
-
-    @property
-    def empty(self) -> bool:
-        return not any(s.strip() for comp in self.components for s in comp)
 
     def encode(self) -> str:
         """Back to wire text with the standard separators (used to echo HD fields in the ACK)."""
@@ -119,7 +135,11 @@ class Seg:
         reps: list[Rep] = []
         for item in (piece,) if isinstance(piece, str) else piece:
             if isinstance(item, str):
-                reps.append(_EMPTY_FIELD_REP if item == "" else Rep(((leaf(item),),)))
+                if item == "":
+                    reps.append(_EMPTY_FIELD_REP)
+                else:
+                    text = leaf(item)
+                    reps.append(Rep(((text,),), not text.strip()))
             else:
                 reps.append(
                     Rep(tuple((leaf(comp),) if isinstance(comp, str) else tuple(map(leaf, comp)) for comp in item))
@@ -130,7 +150,7 @@ class Seg:
         """The non-empty repetitions of a field."""
         found = self._reps.get(field)
         if found is None:
-            found = self._reps[field] = tuple(r for r in self.field(field) if not r.empty)
+            found = self._reps[field] = tuple([r for r in self.field(field) if not r.empty])
         return found
 
     def first(self, field: int) -> Rep:

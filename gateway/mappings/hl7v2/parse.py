@@ -17,6 +17,7 @@ import hl7.util
 from gateway.mappings.hl7v2.charset import decode
 from gateway.mappings.hl7v2.errors import Hl7ParseError
 from gateway.mappings.hl7v2.fields import ListFactory, Segments, from_hl7
+from gateway.mappings.hl7v2.plan import parse_er7
 
 __all__ = ["AdtHeader", "ParsedMessage", "parse_message", "version_tuple"]
 
@@ -127,7 +128,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
 def _parse_text(text: str) -> Segments:
     try:
-        message = hl7.parse(text, factory=ListFactory)
+        message = parse_er7(text, factory=ListFactory)  # hl7.parse, its plan's levels built once
         encoding_characters = str(message[0][2][0])  # MSH-2, which holds the escape character itself
         escapes = text.find(message.esc, 4 + len(encoding_characters)) >= 0
         return from_hl7(message, escapes=escapes)

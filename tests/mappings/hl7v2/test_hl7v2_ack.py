@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import hl7
 import pytest
@@ -116,3 +116,13 @@ def test_unparseable_garbage_still_gets_a_reject():
     assert str(ack["MSA.F2"]) == ""
     assert str(ack["MSA.F3"]) == "not HL7"
     assert str(ack.segment("MSH")(3)) == "CARE-GATEWAY"
+
+
+def test_the_ack_time_is_the_moment_in_its_own_zone_even_for_an_equal_moment_elsewhere(raw) -> None:
+    header = parse_message(raw("adt_a04_epic_v24_enhanced.hl7")).header
+    utc = datetime(2026, 6, 1, 9, 15, tzinfo=UTC)
+    london = utc.astimezone(timezone(timedelta(hours=1)))
+    assert utc == london
+    assert str(parse_ack(build_ack(header, "AA", now=utc))["MSH.F7"]) == "20260601091500+0000"
+    assert str(parse_ack(build_ack(header, "AA", now=london))["MSH.F7"]) == "20260601101500+0100"
+    assert str(parse_ack(build_ack(header, "AA", now=utc.replace(tzinfo=None)))["MSH.F7"]) == "20260601091500"

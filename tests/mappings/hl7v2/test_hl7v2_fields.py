@@ -79,3 +79,16 @@ def test_seeded_fuzz() -> None:
                 parse_message(text.encode("latin-1"))
             continue
         assert viewed(text) == expected, text
+
+
+@pytest.mark.parametrize(
+    "components",
+    [((),), (("",),), ((" ", "\t"), ("",)), (("", "x"),), ((" a ",),), (("",), ("", " "), ("\u00a0",)), (("", "0"),)],
+)
+def test_a_repetition_is_empty_when_no_subcomponent_holds_more_than_white_space(
+    components: tuple[tuple[str, ...], ...],
+) -> None:
+    rep = Rep(components)
+    assert rep.empty == (not any(s.strip() for comp in components for s in comp))
+    assert rep == Rep(components, rep.empty) and hash(rep) == hash(Rep(components))
+    assert rep != Rep((("other",),))
