@@ -5,13 +5,11 @@ No logic of its own: each piece lives in its stage's package.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -55,7 +53,7 @@ from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.api import Store
 from gateway.store.engine import make_engine
-from gateway.store.schema import gateway_meta
+from gateway.store.meta_secrets import meta_secret
 from gateway.web import case_management
 from gateway.web import ward_list as ward_list_web
 
@@ -68,23 +66,12 @@ def _open_authenticator(request: Request) -> AccessContext:
     return OPEN_ACCESS
 
 
-def _meta_secret(store: Store, key: str) -> bytes:
-    """A per-deployment secret kept in the database, so every process of one gateway shares it."""
-    with store.writer() as uow:
-        row = uow.conn.execute(select(gateway_meta.c.value).where(gateway_meta.c.key == key)).first()
-        if row is not None:
-            return bytes.fromhex(row.value)
-        value = secrets.token_bytes(32)
-        uow.conn.execute(gateway_meta.insert().values(key=key, value=value.hex()))
-        return value
-
-
 def build_services(settings: Settings) -> Services:
     settings.ensure_data_dir()
     engine = make_engine(settings.effective_database_url)
     migrate.upgrade(engine)
     store = Store(engine, fhir_base=settings.fhir_base)
-    secret = settings.paging_secret.encode() if settings.paging_secret else _meta_secret(store, "paging_secret")
+    secret = settings.paging_secret.encode() if settings.paging_secret else meta_secret(store, "paging_secret")
     services = Services(settings=settings, store=store, signer=PageSigner(secret), authenticate=_open_authenticator)
     store.before_write("*", source_organization_stamp(intake_web.sources_of(services)))
     if settings.auth_required:
@@ -133,7 +120,7 @@ def demo_credentials(services: Services) -> list[dict[str, Any]]:
     endpoint = services.extras.get("auth")
     if endpoint is None:
         return []
-    seed = _meta_secret(services.store, "demo_client_seed")
+    seed = meta_secret(services.store, "demo_client_seed")
     return demo_clients(ClientRepository(services.store.engine), seed=seed, token_endpoint=token_url(services.settings))
 
 

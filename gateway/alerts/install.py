@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import select
 
 from gateway.alerts.pipeline import AlertPipeline
 from gateway.alerts.registry import CaseManagedRegistry, InMemoryRegistry, RedisRegistry
@@ -40,7 +39,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.services import Services
 from gateway.store.api import Store
 from gateway.store.engine import is_sqlite
-from gateway.store.schema import gateway_meta
+from gateway.store.meta_secrets import meta_secret
 from gateway.types import JSON
 
 WS_PATH = "/fhir/subscriptions/ws"
@@ -65,27 +64,6 @@ def runtime_of(services: Services) -> SubscriptionRuntime:
     if not isinstance(runtime, SubscriptionRuntime):
         raise FhirError("not-supported", "subscriptions are not enabled on this server", status=501)
     return runtime
-
-
-def _secret(store: Store, key: str) -> bytes:
-    """A per-deployment secret in the database, shared by every process (websocket binding tokens).
-
-    Processes starting together may both find none: the one whose insert loses that race (a
-    conflict) reads the winner's on its second go instead of failing its start-up.
-    """
-    for attempt in range(2):
-        try:
-            with store.writer() as uow:
-                row = uow.conn.execute(select(gateway_meta.c.value).where(gateway_meta.c.key == key)).first()
-                if row is not None:
-                    return bytes.fromhex(row.value)
-                value = secrets.token_bytes(32)
-                uow.conn.execute(gateway_meta.insert().values(key=key, value=value.hex()))
-                return value
-        except FhirError:
-            if attempt:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def websocket_url(base_url: str) -> str:
@@ -131,7 +109,7 @@ def install(app: FastAPI, services: Services) -> dict[str, Any]:
     store.before_write("Subscription", service.check)
     registry = _registry(services)
     pipeline = AlertPipeline(store, registry, service)
-    tokens = BindingTokens(_secret(store, "ws_binding_secret"))
+    tokens = BindingTokens(meta_secret(store, "ws_binding_secret"))
     handshake = repository_handshake(repo, fhir_base=services.fhir_base)
     app.include_router(websocket_router(manager, tokens, handshake=handshake, path=WS_PATH))
     services.extras["subscriptions"] = SubscriptionRuntime(

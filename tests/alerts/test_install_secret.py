@@ -1,11 +1,11 @@
-"""The per-deployment secret shared by every gateway process (`gateway.alerts.install._secret`)."""
+"""The per-deployment secrets shared by every gateway process (`gateway.store.meta_secrets`)."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from gateway.alerts import install
+from gateway.store import meta_secrets
 from gateway.store.api import Store
 from gateway.store.schema import gateway_meta
 
@@ -14,15 +14,15 @@ def test_secret_first_written_by_another_process_is_taken(pg_store: Store, monke
     """Two processes starting together both find no secret; the one whose insert loses the race
     takes the winner's secret instead of failing its start-up (a duplicate key)."""
     theirs = bytes(range(32))
-    real = install.secrets.token_bytes
+    real = meta_secrets.secrets.token_bytes
 
     def other_process_wins(n: int) -> bytes:
         with pg_store.engine.begin() as conn:  # the other process commits its secret first
             conn.execute(gateway_meta.insert().values(key="ws_binding_secret", value=theirs.hex()))
         return real(n)
 
-    monkeypatch.setattr(install.secrets, "token_bytes", other_process_wins)
-    assert install._secret(pg_store, "ws_binding_secret") == theirs
+    monkeypatch.setattr(meta_secrets.secrets, "token_bytes", other_process_wins)
+    assert meta_secrets.meta_secret(pg_store, "ws_binding_secret") == theirs
     with pg_store.engine.connect() as conn:
         stored = conn.execute(select(gateway_meta.c.value).where(gateway_meta.c.key == "ws_binding_secret")).all()
     assert [row.value for row in stored] == [theirs.hex()]

@@ -20,19 +20,7 @@ async def test_a_second_process_picks_up_a_subscription_written_by_the_first(
     try:
         install(FastAPI(), services)
         install(FastAPI(), other)
-        sub = {
-            "resourceType": "Subscription",
-            "status": "requested",
-            "reason": "test",
-            "criteria": TOPIC_PRESENTED,
-            "channel": {
-                "type": "rest-hook",
-                "endpoint": "http://127.0.0.1:9/hook",
-                "payload": "application/fhir+json",
-                "_payload": {"extension": [{"url": EXT_PAYLOAD_CONTENT, "valueCode": "id-only"}]},
-            },
-        }
-        stored = services.store.create(sub)
+        stored = services.store.create(_subscription())
         second = runtime_of(other).service
         assert stored.id not in second.specs
         await second.refresh()
