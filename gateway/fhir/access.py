@@ -25,16 +25,18 @@ from gateway.consent.decision_cache import DecisionCache, DecisionKey
 from gateway.consent.facts import Facts
 from gateway.consent.pdp import PolicyDecisionPoint
 from gateway.fhir.errors import forbidden
-from gateway.fhir.policy_inputs import AgreementCache, ClassLevelMemo, PolicyInputs, deployment_id, load_inputs
+from gateway.fhir.policy_inputs import AgreementCache, ClassLevelMemo, PolicyInputs, load_inputs
 from gateway.fhir.repository import Candidate, ClientCheck, LoadVersions, VersionRef, no_loading
 from gateway.logging import get_logger
 from gateway.store.api import Store, StoredResource, UnitOfWork
 from gateway.store.ids import new_id
+from gateway.store.meta_secrets import meta_secret
 
 log = get_logger("gateway.access")
 
 _SCOPE_INTERACTION = {"history": "read", "vread": "read"}
 _FACTS_LIMIT = 200_000  # stored versions whose facts are remembered
+DECISION_NAMESPACE_KEY = "decision_namespace"  # its `gateway_meta` key
 
 
 def _now() -> datetime:
@@ -90,8 +92,9 @@ class ConsentGuard:
         )
         self._expected: weakref.WeakKeyDictionary[UnitOfWork, frozenset[str]] = weakref.WeakKeyDictionary()
         self._policy = (self.pdp.policy.version, self.pdp.compartment.version)
-        with store.writer() as uow:
-            self._deployment = deployment_id(uow)
+        # This database's namespace for shared (Redis) decision keys; a stored id of an older
+        # gateway (a UUID's hex) reads back as the same text.
+        self._deployment = meta_secret(store, DECISION_NAMESPACE_KEY).hex()
 
     # -- Guard protocol ---------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ JSON is parsed only when a decision has to be made (a cache miss).
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,6 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import BindParameter
 
@@ -165,24 +163,6 @@ def load_inputs(uow: UnitOfWork, patient_ids: Iterable[str], *, client_id: str |
         found.sort(key=lambda c: c.id)
     inputs.agreement_versions = tuple(sorted(agreements))
     return inputs
-
-
-DEPLOYMENT_KEY = "decision_namespace"
-
-
-def deployment_id(uow: UnitOfWork) -> str:
-    """This database's id for shared decision keys (created once, in `gateway_meta`)."""
-    meta = gateway_meta.c
-    found = uow.conn.execute(select(meta.value).where(meta.key == DEPLOYMENT_KEY)).scalar_one_or_none()
-    if found is not None:
-        return str(found)
-    value = uuid.uuid4().hex
-    try:
-        with uow.conn.begin_nested():
-            uow.conn.execute(gateway_meta.insert().values(key=DEPLOYMENT_KEY, value=value))
-    except IntegrityError:  # another process made it first
-        return str(uow.conn.execute(select(meta.value).where(meta.key == DEPLOYMENT_KEY)).scalar_one())
-    return value
 
 
 def _bytes(content: Any) -> bytes:

@@ -1,5 +1,5 @@
 """Per-deployment secrets kept in `gateway_meta`, so every process of one gateway shares them
-(paging cursors, websocket binding tokens, the demo clients' seed)."""
+(paging cursors, websocket binding tokens, the demo clients' seed, the decision cache's namespace)."""
 
 from __future__ import annotations
 

@@ -26,3 +26,14 @@ def test_secret_first_written_by_another_process_is_taken(pg_store: Store, monke
     with pg_store.engine.connect() as conn:
         stored = conn.execute(select(gateway_meta.c.value).where(gateway_meta.c.key == "ws_binding_secret")).all()
     assert [row.value for row in stored] == [theirs.hex()]
+
+
+def test_decision_namespace_stored_by_an_older_gateway_reads_back_unchanged(pg_store: Store) -> None:
+    """The decision cache's namespace was a UUID's hex before it became a `meta_secret`: a database
+    that holds one keeps it, so keys shared in Redis stay the same across the upgrade."""
+    from gateway.fhir.access import DECISION_NAMESPACE_KEY, ConsentGuard
+
+    older = "0123456789abcdef0123456789abcdef"
+    with pg_store.engine.begin() as conn:
+        conn.execute(gateway_meta.insert().values(key=DECISION_NAMESPACE_KEY, value=older))
+    assert ConsentGuard(pg_store)._deployment == older
