@@ -168,14 +168,14 @@ class SubscriptionService:
         except FhirError:
             log.warning("subscription.unparseable", subscription=resource.get("id"))
             return
-        self.specs = {**self.specs, spec.id: spec}
+        self._replace_specs([(spec.id, spec)])
         state = await in_thread(self.repo.get, spec.id)
         if state is not None and resource.get("status") == state.status and state.status in ("active", "error"):
             return
         self._spawn(self._activate(spec))
 
     async def forget(self, sub_id: str) -> None:
-        self.specs = {k: v for k, v in self.specs.items() if k != sub_id}
+        self._replace_specs([(sub_id, None)])
         await in_thread(self.repo.remove, sub_id)
 
     async def _activate(self, spec: SubscriptionSpec) -> None:
@@ -213,7 +213,7 @@ class SubscriptionService:
             except FhirError:
                 log.warning("subscription.unparseable", subscription=resource.get("id"))
                 continue
-            self.specs = {**self.specs, spec.id: spec}
+            self._replace_specs([(spec.id, spec)])
             state = await in_thread(self.repo.get, spec.id)
             if state is None or resource.get("status") == "requested":
                 self._spawn(self._activate(spec))
@@ -244,16 +244,26 @@ class SubscriptionService:
         self._apply(await in_thread(self._changed))
 
     def _apply(self, changes: list[tuple[str, JSON | None]]) -> None:
-        """Take in changed Subscriptions (None: gone). The map is replaced, not changed in place:
-        worker threads iterate it while they number events."""
-        if not changes:
-            return
+        """Take in changed Subscriptions (None: gone; one that no longer parses is dropped)."""
+        if changes:
+            self._replace_specs([(sub_id, self._parsed(resource)) for sub_id, resource in changes])
+
+    def _parsed(self, resource: JSON | None) -> SubscriptionSpec | None:
+        if resource is None:
+            return None
+        try:
+            return self.parse(resource)
+        except FhirError:
+            return None
+
+    def _replace_specs(self, changes: Iterable[tuple[str, SubscriptionSpec | None]]) -> None:
+        """Set (None: remove) these specs. The map is replaced, not changed in place: worker
+        threads iterate it while they number events."""
         specs = dict(self.specs)
-        for sub_id, resource in changes:
+        for sub_id, spec in changes:
             specs.pop(sub_id, None)
-            if resource is not None:
-                with suppress(FhirError):
-                    specs[sub_id] = self.parse(resource)
+            if spec is not None:
+                specs[sub_id] = spec
         self.specs = specs
 
     def _catch_up(self, conn: Connection) -> None:
