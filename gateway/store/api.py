@@ -24,7 +24,6 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg.copy import Copy, FileWriter, LibpqWriter
-from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -408,32 +407,6 @@ def _ids_by_token(with_system: bool) -> Select[tuple[str]]:
     )
 
 
-# PostgreSQL without statistics (autovacuum off, a fresh table) reads `code IN (…)` as a filter
-# over every token of the type; one index probe per code (OFFSET 0 keeps the subquery a
-# parameterised scan, not pulled up into a join) keeps it a lookup.
-_PG_TOKEN_PROBE_SQL = (
-    f"SELECT t.res_id, t.system, t.code FROM unnest(CAST(%(codes)s AS varchar[])) AS v(code) "
-    f"CROSS JOIN LATERAL (SELECT res_id, system, code FROM {sp_token.name} "
-    f"WHERE res_type = %(rtype)s AND param = %(param)s AND code = v.code OFFSET 0) AS t"
-)
-
-
-def pg_token_probe(conn: Connection, rtype: str, param: str, codes: list[str]) -> list[Any]:
-    """(res_id, system, code) rows of `_PG_TOKEN_PROBE_SQL`, planned afresh on every call.
-
-    Never server-prepared: the generic plan PostgreSQL builds while the tables are empty scans
-    the (type, id) index with a filter, every token of the type per code, and it was kept as the
-    tables grew whenever its stale cost undercut the custom plans' (collation-only A/B, 30,000
-    rows: 7.2 ms of CPU per row instead of 1.0). Planned with the call's own array and the
-    tables' current size it is the lookup-index probe; planning costs ~0.1 ms, a few times a chunk.
-    """
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor(row_factory=namedtuple_row) as cur:
-        cur.execute(_PG_TOKEN_PROBE_SQL, {"rtype": rtype, "param": param, "codes": codes}, prepare=False)
-        return cur.fetchall()
-
-
 @functools.cache
 def _token_rows_stmt() -> Select[Any]:
     t = sp_token.c
@@ -476,7 +449,7 @@ def token_rows(conn: Connection, rtype: str, param: str, codes: list[str]) -> It
     and SQLAlchemy's handling of the expanding list cost ~0.1–0.2 ms per call (every column is text).
     """
     if conn.dialect.name == "postgresql":
-        return pg_token_probe(conn, rtype, param, codes)
+        return probes.token_rows(conn, rtype, param, codes)
     if conn.dialect.name == "sqlite" and codes:
         return sqlite_rows(conn, _sqlite_token_rows_sql(len(codes)), [rtype, param, *codes])
     return conn.execute(_token_rows_stmt(), {"rtype": rtype, "param": param, "codes": codes})

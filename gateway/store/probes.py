@@ -9,7 +9,7 @@ of server CPU) once 1,500 Encounters were in, and the other reads by id of a bat
 Here every key value comes in through `unnest`, so the planner knows none of them and estimates
 each equality from the column's count of distinct values: the index on the whole key, one probe
 per key, always wins, in custom and generic (prepared) plans alike. Each key's row is a LATERAL
-subquery (OFFSET 0 keeps it a parameterised probe, as `pg_token_probe` does). Statements go
+subquery (OFFSET 0 keeps it a parameterised probe, not pulled up into a join). Statements go
 straight to the driver (SQLAlchemy's handling of an expanding list cost more than these queries).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection
 
-from gateway.store.schema import resource, resource_version, sp_reference
+from gateway.store.schema import resource, resource_version, sp_reference, sp_token
 
 _KEYS = "unnest(CAST(%(types)s AS varchar[]), CAST(%(ids)s AS varchar[])) AS k(t, id)"
 
@@ -51,13 +51,24 @@ _REFERRING_SQL = (
     f"WHERE res_type = k.t AND param = k.p AND target_id = k.tid AND target_type = k.tt OFFSET 0) AS s"
 )
 
+# The type and parameter come in through `unnest` too: written into the statement, a type the
+# statistics have not seen ('Encounter' analysed before the first visit) is taken for one row, and
+# the owner index (res_type, res_id) with the code a filter walks every token of the type.
+_TOKEN_ROWS_SQL = (
+    f"SELECT s.res_id, s.system, s.code FROM unnest(CAST(%(types)s AS varchar[]), CAST(%(params)s AS varchar[]), "
+    f"CAST(%(codes)s AS varchar[])) AS k(t, p, code) "
+    f"CROSS JOIN LATERAL (SELECT res_id, system, code FROM {sp_token.name} "
+    f"WHERE res_type = k.t AND param = k.p AND code = k.code OFFSET 0) AS s"
+)
 
-def pg_rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[Any]:
-    """Rows (named tuples) of a read straight through psycopg, in `conn`'s transaction."""
+
+def pg_rows(conn: Connection, sql: str, params: dict[str, Any], *, prepare: bool | None = None) -> list[Any]:
+    """Rows (named tuples) of a read straight through psycopg, in `conn`'s transaction
+    (`prepare=False`: never server-prepared, planned afresh each call)."""
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor(row_factory=namedtuple_row) as cur:
-        cur.execute(sql, params)
+        cur.execute(sql, params, prepare=prepare)
         return cur.fetchall()
 
 
@@ -86,3 +97,16 @@ def referring_ids(conn: Connection, rtype: str, param: str, target_type: str, ta
     n = len(target_ids)
     params = {"types": [rtype] * n, "params": [param] * n, "target_types": [target_type] * n, "target_ids": target_ids}
     return [row.res_id for row in pg_rows(conn, _REFERRING_SQL, params)]
+
+
+def token_rows(conn: Connection, rtype: str, param: str, codes: Sequence[str]) -> list[Any]:
+    """(res_id, system, code) of the `param` token index rows of `rtype` with one of `codes`.
+
+    Never server-prepared: the intake calls it on every transaction from the first message on, and a
+    generic plan built while the tables were nearly empty stays cached (no ANALYZE invalidates it with
+    autovacuum off) as they grow; a collation-only ingest once ran seven times the CPU per row on such
+    a plan. Planning costs ~0.1 ms a call."""
+    if not codes:
+        return []
+    params = {"types": [rtype] * len(codes), "params": [param] * len(codes), "codes": list(codes)}
+    return pg_rows(conn, _TOKEN_ROWS_SQL, params, prepare=False)

@@ -36,6 +36,7 @@ import orjson
 from sqlalchemy import delete, select
 
 from gateway.fhir.errors import conflict
+from gateway.store import probes
 from gateway.store.api import (
     _INDEX_TABLES,
     SearchQuery,
@@ -44,7 +45,6 @@ from gateway.store.api import (
     _comparable,
     keep_superseded,
     new_id,
-    pg_token_probe,
 )
 from gateway.store.engine import is_sqlite
 from gateway.store.schema import resource, sp_token
@@ -151,7 +151,7 @@ class StagingUnitOfWork(UnitOfWork):
         if self._lock:
             # PostgreSQL without statistics (autovacuum off, a fresh table) reads `code IN (…)` as a
             # filter over every identifier of the type; one index probe per code keeps it a lookup.
-            return pg_token_probe(self.conn, rtype, _IDENTIFIER, codes)
+            return probes.token_rows(self.conn, rtype, _IDENTIFIER, codes)
         t = sp_token.c
         return self.conn.execute(
             select(t.res_id, t.system, t.code).where(t.res_type == rtype, t.param == _IDENTIFIER, t.code.in_(codes))
