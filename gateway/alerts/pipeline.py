@@ -171,21 +171,21 @@ _BATCHED = frozenset({"Encounter", "Communication"})
 
 
 def _runs(events: Sequence[EventLike]) -> Iterator[tuple[str, list[EventLike]]]:
-    """Consecutive events grouped by type; the batched types (Encounter, Communication) form one
-    run across the unrelated events between them, which the pipeline ignores anyway."""
-    run: list[EventLike] = []
-    kind = ""
+    """The batch as runs of one kind, in seq order between the other handled types ("*": enrolments,
+    care plans), which keep their place. Between two of those, the Communications form one run, then
+    the Encounters another, whatever their interleaving: a Communication between two Encounters cost
+    a second screen, classification and write transaction. Communications go first: each was
+    committed before the batch was read, so none is a version the Encounters' handling writes, and
+    numbering them first never puts a version after a newer one."""
+    segment: dict[str, list[EventLike]] = {"Communication": [], "Encounter": []}
     for event in events:
-        rtype = event.res_type if event.res_type in _BATCHED else ("" if event.res_type not in _HANDLED else "*")
-        if not rtype:
-            continue
-        if rtype != kind and run:
-            yield kind, run
-            run = []
-        kind = rtype
-        run.append(event)
-    if run:
-        yield kind, run
+        if event.res_type in _BATCHED:
+            segment[event.res_type].append(event)
+        elif event.res_type in _HANDLED:
+            yield from ((kind, run) for kind, run in segment.items() if run)
+            segment = {"Communication": [], "Encounter": []}
+            yield "*", [event]
+    yield from ((kind, run) for kind, run in segment.items() if run)
 
 
 class AlertPipeline:
@@ -242,7 +242,7 @@ class AlertPipeline:
     async def handle_batch(self, events: Sequence[EventLike]) -> None:
         """Several events at once: Encounters are classified in one read and their alerts written in
         ONE transaction; presentation-alert Communications are published with one numbering
-        transaction. Runs of one type are handled together, in seq order across runs.
+        transaction. Runs of one type are handled together (`_runs`).
         """
         fresh = [e for e in events if e.seq not in self._handled]
         for rtype, run in _runs(fresh):

@@ -7,6 +7,7 @@ and event numbers without gaps or repeats.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from gateway.alerts.install import install
+from gateway.alerts.pipeline import _runs
 from gateway.alerts.subscription_service import SubscriptionService
 from gateway.events.dedupe import RecentSeqs
 from gateway.fhir.services import Services
@@ -256,3 +258,46 @@ async def test_an_alert_numbered_by_the_process_that_wrote_it_is_not_decided_aga
     await pump()
     assert read == [alert["id"]]
     assert [n for n, _ in receiver.events("batch-elsewhere")] == [1, 2]
+
+
+def test_a_segments_communications_go_first_and_its_encounters_form_one_run() -> None:
+    """Communications between Encounters no longer split the Encounters into several runs (a screen,
+    a classification and a write transaction each); every Communication in a batch was committed
+    before the batch was read, so numbering it first never puts a version after a newer one the
+    Encounters' handling writes. Enrolments and other handled types keep their place."""
+
+    def ev(seq: int, rtype: str) -> Event:
+        return Event(seq, rtype, f"{rtype[0].lower()}{seq}", 1, "POST", datetime(2025, 3, 1))
+
+    batch = [ev(1, "Encounter"), ev(2, "Patient"), ev(3, "Communication"), ev(4, "Encounter")]
+    batch += [ev(5, "EpisodeOfCare"), ev(6, "Encounter"), ev(7, "Communication"), ev(8, "Flag")]
+    runs = [(kind, [e.seq for e in run]) for kind, run in _runs(batch)]
+    assert runs == [
+        ("Communication", [3]),
+        ("Encounter", [1, 4]),
+        ("*", [5]),
+        ("Communication", [7]),
+        ("Encounter", [6]),
+    ]
+
+
+async def test_encounters_either_side_of_a_communication_are_written_in_one_transaction(
+    app: FastAPI, services: Services, client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = receiver.url("batch-merged")
+    pump = await _ready(app, services, client, hook)
+    pipeline = pump.consumers["alerts"]
+    writes: list[int] = []
+    real = pipeline._write_all
+    monkeypatch.setattr(pipeline, "_write_all", lambda work: writes.append(len(work)) or real(work))
+    first = encounter("EMER", identifier=[{"system": "urn:visit", "value": "v1"}])
+    assert (await client.post("/Encounter", json=first)).status_code == 201
+    note = {"resourceType": "Communication", "status": "completed", "payload": [{"contentString": "ward round"}]}
+    assert (await client.post("/Communication", json=note)).status_code == 201
+    second = encounter("IMP", identifier=[{"system": "urn:visit", "value": "v2"}])
+    assert (await client.post("/Encounter", json=second)).status_code == 201
+    batch = pump.pending()
+    assert [e.res_type for e in batch] == ["Encounter", "Communication", "Encounter"]
+    await pump()
+    assert writes[0] == 2
+    assert sorted(n for n, _ in receiver.events("batch-merged")) == [1, 2]
