@@ -574,8 +574,20 @@ class WriteTransaction:
         """Flush and commit; the connection is closed either way (rolled back on an error). Raises a
         conflict (409) for an integrity error."""
         try:
-            self.uow.flush()
-            self._trans.commit()
+            if self.uow.pipelined():
+                # the inserts and the COMMIT in one round trip (psycopg syncs the pipeline at COMMIT)
+                try:
+                    with pg_pipeline(self._conn):
+                        self.uow.flush_tables()
+                        self._trans.commit()
+                except BaseException:
+                    # a pipeline that failed at its COMMIT can leave the session in the aborted
+                    # transaction whatever psycopg believes: the connection is not reused
+                    self._conn.invalidate()
+                    raise
+            else:
+                self.uow.flush()
+                self._trans.commit()
         except IntegrityError as exc:
             raise _write_conflict() from exc
         finally:
@@ -583,6 +595,9 @@ class WriteTransaction:
 
     def rollback(self) -> None:
         self._conn.close()  # closing a connection rolls its open transaction back
+
+
+_FLUSH_ORDER = (resource, resource_version, *_INDEX_TABLES, outbox)
 
 
 class UnitOfWork:
@@ -612,15 +627,26 @@ class UnitOfWork:
         if rows:
             self._pending.setdefault(table, []).extend(rows)
 
-    def flush(self) -> None:
-        order = [resource, resource_version, *_INDEX_TABLES, outbox]
+    def pipelined(self) -> bool:
+        """Whether what is buffered goes out in one psycopg pipeline (PostgreSQL, small batches, no COPY)."""
         dialect = self.conn.dialect
-        copy = dialect.name == "postgresql"
-        if copy and self._pending and all(_pipelined(dialect, t, rows) for t, rows in self._pending.items()):
+        return (
+            dialect.name == "postgresql"
+            and bool(self._pending)
+            and all(_pipelined(dialect, t, rows) for t, rows in self._pending.items())
+        )
+
+    def flush(self) -> None:
+        if self.pipelined():
             with pg_pipeline(self.conn):  # every table's small batch in one round trip
-                self._flush_tables(order, copy=True)
+                self.flush_tables()
             return
-        self._flush_tables(order, copy=copy)
+        self.flush_tables()
+
+    def flush_tables(self) -> None:
+        """Send what is buffered, table by table in dependency order (inside the caller's pipeline
+        when it opened one)."""
+        self._flush_tables(_FLUSH_ORDER, copy=self.conn.dialect.name == "postgresql")
 
     def _flush_tables(self, order: Sequence[Table], *, copy: bool) -> None:
         sqlite = self.conn.dialect.name == "sqlite"
@@ -748,7 +774,8 @@ class UnitOfWork:
         wanted = list(dict.fromkeys(refs))
         if not wanted:
             return []
-        self.flush()
+        if self.written and not {(w.type, w.id) for w in self.written}.isdisjoint(wanted):
+            self.flush()  # only this transaction's own writes need sending before they can be read back
         found: dict[tuple[str, str], StoredResource] = {}
         if self.conn.dialect.name == "postgresql":  # a probe per key, whatever the statistics say
             for row in probes.resource_rows(self.conn, wanted):
