@@ -144,3 +144,17 @@ def test_several_rows_go_as_one_statement_and_a_value_too_long_is_refused_not_cu
     finally:
         metadata.drop_all(engine)
         engine.dispose()
+
+
+def test_fetch_many_sends_buffered_writes_only_when_it_asks_for_one(pg_store: Store) -> None:
+    """A read by key of resources this transaction did not write needs none of its buffered rows
+    sent; they go out with the COMMIT (one round trip). Asked for one of them, it sends them first."""
+    other = pg_store.create({"resourceType": "Organization", "name": "North"})
+    with pg_store.writer() as uow:
+        flag = uow.create({"resourceType": "Flag", "status": "active"})
+        assert [r.id for r in uow.fetch_many([("Organization", other.id)])] == [other.id]
+        assert uow.pipelined()  # still buffered
+        assert [r.id for r in uow.fetch_many([("Flag", flag.id), ("Organization", other.id)])] == [flag.id, other.id]
+        assert not uow.pipelined()  # sent, to be read back
+        uow.create({"resourceType": "Flag", "status": "inactive"}, rid="after")
+    assert pg_store.read("Flag", "after").json()["status"] == "inactive"
