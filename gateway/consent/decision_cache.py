@@ -137,8 +137,11 @@ class DecisionCache:
     def shared(self) -> bool:
         return self._redis is not None
 
-    def get_many(self, keys: Iterable[DecisionKey], now: datetime) -> dict[DecisionKey, Decision]:
-        """The cached decisions among `keys` still valid at `now` (local first, then one Redis round trip)."""
+    def get_many(
+        self, keys: Iterable[DecisionKey], now: datetime, *, shared: bool = True
+    ) -> dict[DecisionKey, Decision]:
+        """The cached decisions among `keys` still valid at `now` (local first, then one Redis round
+        trip unless `shared` is False)."""
         found: dict[DecisionKey, Decision] = {}
         missing: list[DecisionKey] = []
         mono = time.monotonic()
@@ -153,7 +156,7 @@ class DecisionCache:
                         del self._local[key]
                     missing.append(key)
             self.stats.hits += len(found)
-        if missing and self._redis_usable():
+        if missing and shared and self._redis_usable():
             from_redis = self._redis_get(missing, now)
             if from_redis:
                 self._remember(from_redis)
@@ -163,14 +166,15 @@ class DecisionCache:
         self.stats.misses += len(missing)
         return found
 
-    def put_many(self, decisions: Mapping[DecisionKey, Decision], now: datetime) -> None:
-        """Remember fresh decisions (break-glass ones are refused: they carry their own expiry)."""
+    def put_many(self, decisions: Mapping[DecisionKey, Decision], now: datetime, *, shared: bool = True) -> None:
+        """Remember fresh decisions (break-glass ones are refused: they carry their own expiry), in
+        Redis too unless `shared` is False."""
         keep = {k: d for k, d in decisions.items() if not d.break_glass and d.expires_at is None and _valid(d, now)}
         if not keep:
             return
         self._remember(keep)
         self.stats.stored += len(keep)
-        if self._redis_usable():
+        if shared and self._redis_usable():
             self._redis_put(keep, now)
 
     def clear(self) -> None:

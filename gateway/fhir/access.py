@@ -116,13 +116,18 @@ class ConsentGuard:
         interaction: str = "read",
         query: str | None = None,
         client: ClientCheck | None = None,
+        shared_cache: bool = True,
     ) -> list[StoredResource]:
         if access.is_system or not rows:
             if client is not None:
                 client.verify(uow.conn)
             return rows
         live = [r for r in rows if r.content is not None]
-        decisions = self._decided(self._decide(access, uow, live, no_loading, client, remember=interaction == "count"))
+        decisions = self._decided(
+            self._decide(
+                access, uow, live, no_loading, client, remember=interaction == "count", shared_cache=shared_cache
+            )
+        )
         result = FilterResult(
             permitted=[],  # the guard works on stored rows; see `decisions`
             decisions=decisions,
@@ -198,6 +203,7 @@ class ConsentGuard:
         client: ClientCheck | None = None,
         *,
         remember: bool = False,
+        shared_cache: bool = True,
     ) -> list[Decision | None]:
         """A decision per row; None for a row that has no content (a tombstone, or a version gone).
 
@@ -280,7 +286,7 @@ class ConsentGuard:
             )
             keyed.setdefault(key, []).extend(members)
         cacheable = not access.is_break_glass
-        found_keys = self.decisions.get_many(keyed, now) if cacheable and keyed else {}
+        found_keys = self.decisions.get_many(keyed, now, shared=shared_cache) if cacheable and keyed else {}
         # Content is needed for each resource decided one by one, and for one member of each class to decide.
         wanted = [i for i, _ in one_by_one if have[i] is None]
         for key, members in keyed.items():
@@ -305,7 +311,7 @@ class ConsentGuard:
             for i in members:
                 out[i] = decision
         if cacheable and fresh:
-            self.decisions.put_many(fresh, now)
+            self.decisions.put_many(fresh, now, shared=shared_cache)
         if remember and memo is not None:
             for i in todo:
                 decided = out[i]
@@ -480,7 +486,10 @@ def subscriber_visibility(
                 scopes=frozenset({"system/*.rs"}),
             )
             rows = [foci[(items[i][1], items[i][2])] for i in indexes]
-            seen = {(r.type, r.id) for r in guard.visible(subscriber, uow, rows, interaction="read")}
+            # this process's cache only: an alert's person is mostly new to every cache, and a Redis
+            # round trip each way would sit inside the alert's write transaction
+            visible = guard.visible(subscriber, uow, rows, interaction="read", shared_cache=False)
+            seen = {(r.type, r.id) for r in visible}
             for i in indexes:
                 out[i] = (items[i][1], items[i][2]) in seen
         return out

@@ -92,10 +92,10 @@ async def test_the_page_reuses_the_decisions_of_its_count(as_caller: Caller, ser
     lookups: list[int] = []
     original = guard.decisions.get_many
 
-    def counting(keys: Any, now: Any) -> Any:
+    def counting(keys: Any, now: Any, **options: Any) -> Any:
         keys = list(keys)
         lookups.append(len(keys))
-        return original(keys, now)
+        return original(keys, now, **options)
 
     guard.decisions.get_many = counting
     page = (await as_caller("trust").get("/Encounter?class=AMB&_count=50")).json()

@@ -27,7 +27,7 @@ from gateway.consent.consents import CONSENT_SCOPE_SYSTEM
 from gateway.consent.decision import Decision
 from gateway.consent.decision_cache import DecisionCache, DecisionKey
 from gateway.consent.facts import Facts
-from gateway.fhir.access import ConsentGuard
+from gateway.fhir.access import ConsentGuard, subscriber_visibility
 from gateway.fhir.services import Services
 from tests.conftest import REDIS_URL, Database, make_settings
 
@@ -272,3 +272,18 @@ def test_a_consent_written_earlier_in_the_same_transaction_applies(nodes: tuple[
         assert a.guard.visible(CALLER, uow, [uow.read("Observation", "o1")])
         uow.update(consent({"type": "deny"}))
         assert not a.guard.visible(CALLER, uow, [uow.read("Observation", "o1")])
+
+
+def test_subscriber_decisions_stay_in_the_deciding_process(nodes: tuple[Node, Node, Clock]) -> None:
+    """A notification's decision is made once, by the process numbering the event, mostly for a
+    person nobody asked about before (an alert): Redis would be two round trips inside the alert's
+    write transaction for an entry nobody reads. The process's own cache still keeps it."""
+    a, b, _ = nodes
+    sub = {"resourceType": "Subscription", "id": "s1", "status": "active", "criteria": "x", "channel": {}}
+    b.write({**sub, "meta": {"tag": [{"system": SOURCE_ORGANIZATION_TAG_SYSTEM, "code": "case-mgmt"}]}})
+    assert subscriber_visibility(a.guard, a.services.store)([("s1", "Observation", "o1")]) == [True]
+    assert (a.guard.decisions.stats.misses, a.guard.decisions.stats.stored) == (1, 1)
+    assert subscriber_visibility(a.guard, a.services.store)([("s1", "Observation", "o1")]) == [True]
+    assert a.guard.decisions.stats.hits == 1
+    assert subscriber_visibility(b.guard, b.services.store)([("s1", "Observation", "o1")]) == [True]
+    assert (b.guard.decisions.stats.redis_hits, b.guard.decisions.stats.misses) == (0, 1)
