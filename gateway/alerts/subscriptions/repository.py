@@ -210,6 +210,8 @@ class SubscriptionStateRepository:
         now: datetime,
         written_here: bool = False,
     ) -> list[tuple[int, bool] | None]:
+        if written_here and conn.dialect.name == "postgresql" and _distinct_foci(items):
+            return self._number_new_pg(conn, items, now=now)
         statuses = self._lock_all(conn, items, now=now)
         known = (
             {}
@@ -246,6 +248,32 @@ class SubscriptionStateRepository:
                 out[index] = (first[0], False) if first is not None else None
         if rows:
             conn.execute(insert(ev), rows)
+        return out
+
+    def _number_new_pg(
+        self, conn: Connection, items: Sequence[tuple[str, str, EventFocus, int | None]], *, now: datetime
+    ) -> list[tuple[int, bool] | None]:
+        """`_record_all` for foci the caller's transaction wrote (none has a number yet), on PostgreSQL:
+        per subscription ONE statement bumps the counter and logs the events (`_PG_NUMBER_SQL`), where
+        the general path takes three (lock, bump, insert) inside the alert's write transaction. The
+        rows are locked in id order, one statement each, as the general path locks them; a
+        subscription that is `off` or not yet registered goes the general way, in that order too."""
+        out: list[tuple[int, bool] | None] = [None] * len(items)
+        by_sub: dict[str, list[int]] = {}
+        for index, (sub_id, _, _, _) in enumerate(items):
+            by_sub.setdefault(sub_id, []).append(index)
+        for sub_id in sorted(by_sub):
+            indexes = by_sub[sub_id]
+            mine = [items[i] for i in indexes]
+            rows = probes.pg_rows(conn, _PG_NUMBER_SQL, _number_params(sub_id, mine, now))
+            if rows:
+                top = max(int(row.event_number) for row in rows)
+                for number, index in enumerate(indexes, start=top - len(indexes) + 1):
+                    out[index] = (number, True)
+                continue
+            got = self._record_all(conn, mine, now=now)  # off, or to be registered `requested` first
+            for index, numbered in zip(indexes, got, strict=True):
+                out[index] = numbered
         return out
 
     @staticmethod
@@ -644,6 +672,44 @@ def _known_rows(conn: Connection, keys: Iterable[tuple[str, str, str]]) -> Seque
         return probes.pg_rows(conn, _PG_KNOWN_SQL, params)
     subs, types, ids = (sorted({k[i] for k in wanted}) for i in range(3))
     return conn.execute(_known_query(), {"k_subs": subs, "k_types": types, "k_ids": ids}).all()
+
+
+_EVENT_COLUMNS = "sub_id, event_number, topic, focus_type, focus_id, focus_version, interaction, context"
+# One subscription's new events: the counter bumped (unless `off`; nothing for an unknown one) and the
+# events logged under the numbers it hands out, in the order given (WITH ORDINALITY).
+_PG_NUMBER_SQL = (
+    f"WITH b AS (UPDATE {st.name} SET events_since_start = events_since_start + %(n)s, updated_at = %(now)s "
+    f"WHERE sub_id = %(sub)s AND status <> 'off' RETURNING events_since_start AS top) "
+    f"INSERT INTO {ev.name} ({_EVENT_COLUMNS}, created_at, delivered_at, attempts) "
+    f"SELECT %(sub)s, b.top - %(n)s + e.ord, e.topic, e.ftype, e.fid, e.fver, e.inter, e.ctx, %(now)s, NULL, 0 "
+    f"FROM b CROSS JOIN unnest(CAST(%(topics)s AS varchar[]), CAST(%(ftypes)s AS varchar[]), "
+    f"CAST(%(fids)s AS varchar[]), CAST(%(fvers)s AS integer[]), CAST(%(inters)s AS varchar[]), "
+    f"CAST(%(ctxs)s AS text[])) WITH ORDINALITY AS e(topic, ftype, fid, fver, inter, ctx, ord) "
+    f"RETURNING event_number"
+)
+
+
+def _number_params(
+    sub_id: str, items: Sequence[tuple[str, str, EventFocus, int | None]], now: datetime
+) -> dict[str, Any]:
+    rows = [_event_row(sub_id, 0, topic, focus, now) for _, topic, focus, _ in items]
+    return {
+        "sub": sub_id,
+        "n": len(rows),
+        "now": now,
+        "topics": [r["topic"] for r in rows],
+        "ftypes": [r["focus_type"] for r in rows],
+        "fids": [r["focus_id"] for r in rows],
+        "fvers": [r["focus_version"] for r in rows],
+        "inters": [r["interaction"] for r in rows],
+        "ctxs": [r["context"] for r in rows],
+    }
+
+
+def _distinct_foci(items: Sequence[tuple[str, str, EventFocus, int | None]]) -> bool:
+    """No focus version twice for one subscription (those share a number: the general path)."""
+    keys = [_focus_key(sub_id, focus) for sub_id, _, focus, _ in items]
+    return None not in keys and len(set(keys)) == len(keys)
 
 
 def _event_row(sub_id: str, number: int, topic: str, focus: EventFocus, now: datetime) -> dict[str, Any]:

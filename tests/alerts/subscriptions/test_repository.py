@@ -258,3 +258,43 @@ def test_known_numbers_on_postgres_are_focus_index_probes_whatever_the_statistic
         [("s05", TOPIC_PRESENTED, again, None), ("s05", TOPIC_PRESENTED, newer, None)], now=NOW
     )
     assert numbered == [(10, False), (151, True)]
+
+
+@pytest.mark.postgres
+def test_numbering_a_transactions_own_writes_on_postgres(pg_store: Store) -> None:
+    """The alert's path (`written_here`): one statement per subscription bumps and logs; an `off`
+    subscription gets nothing, an unknown one is registered `requested` and numbered, all in the
+    caller's transaction, and concurrent writers never share a number."""
+    repo = SubscriptionStateRepository(pg_store.engine)
+    for sub_id in ("s1", "s2", "s3"):
+        repo.register(sub_id, TOPIC_PRESENTED, now=NOW)
+    repo.set_status("s3", "off", now=NOW)
+    assert repo.record_event("s1", FOCUS, now=NOW) == 1
+    foci = [
+        EventFocus("Communication", f"n{i}", version=1, interaction="create", context=("Encounter/e",))
+        for i in range(3)
+    ]
+    items = [("s2", TOPIC_PRESENTED, foci[0], None), ("s1", TOPIC_PRESENTED, foci[0], None)]
+    items += [("s3", TOPIC_PRESENTED, foci[1], None), ("s1", TOPIC_PRESENTED, foci[1], None)]
+    items += [("s4", TOPIC_PRESENTED, foci[2], 60)]
+    with pg_store.engine.begin() as conn:
+        got = repo.record_events(items, now=NOW, conn=conn, written_here=True)
+    assert got == [(1, True), (2, True), None, (3, True), (1, True)]
+    logged = [(e.number, e.focus_id, e.context) for e in repo.events("s1")]
+    assert logged == [(1, "c1", ("Encounter/e1",)), (2, "n0", ("Encounter/e",)), (3, "n1", ("Encounter/e",))]
+    s4 = repo.get("s4")
+    assert s4 is not None and (s4.status, s4.events_since_start, s4.heartbeat_period) == ("requested", 1, 60)
+    with pytest.raises(RuntimeError), pg_store.engine.begin() as conn:
+        repo.record_events([("s1", TOPIC_PRESENTED, foci[2], None)], now=NOW, conn=conn, written_here=True)
+        raise RuntimeError("the alert's write failed")
+    assert [e.number for e in repo.events("s1")] == [1, 2, 3]
+
+    def number(i: int) -> int | None:
+        focus = EventFocus("Communication", f"t{i}", version=1, interaction="create")
+        with pg_store.engine.begin() as conn:
+            [got] = repo.record_events([("s2", TOPIC_PRESENTED, focus, None)], now=NOW, conn=conn, written_here=True)
+        return got[0] if got is not None else None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        numbers = list(pool.map(number, range(40)))
+    assert sorted(n for n in numbers if n is not None) == list(range(2, 42))
