@@ -106,21 +106,38 @@ def _alert_refs(key: str) -> list[tuple[str, str]]:
     return [("Flag", ids.flag), ("Communication", ids.communication), ("Task", ids.task)]
 
 
-def _alert_rows(uow: UnitOfWork, keys: Iterable[str]) -> tuple[dict[tuple[str, str], JSON], set[tuple[str, str]]]:
-    """The alert resources of these visits as stored now, and those stored only as a tombstone (one query)."""
+def _alert_rows(
+    uow: UnitOfWork, keys: Iterable[str], people: Iterable[tuple[str, str]] = ()
+) -> tuple[dict[tuple[str, str], JSON], set[tuple[str, str]], dict[str, JSON]]:
+    """The alert resources of these visits as stored now, those stored only as a tombstone, and the
+    current versions of `people` (care managers, teams) by reference: on PostgreSQL all in one
+    probe query (one round trip fewer inside the alert's write transaction), on SQLite in two."""
     ids = [alert_ids(key) for key in dict.fromkeys(keys)]
-    params = {
-        "flags": [a.flag for a in ids],
-        "communications": [a.communication for a in ids],
-        "tasks": [a.task for a in ids],
-    }
-    rows = _alert_resource_rows(uow, ids, params, with_content=True)
+    wanted = list(dict.fromkeys(people))
+    if uow.conn.dialect.name == "postgresql":
+        refs = [ref for a in ids for ref in (("Flag", a.flag), ("Communication", a.communication), ("Task", a.task))]
+        ours = set(refs)
+        rows = probes.resource_rows(uow.conn, refs + [ref for ref in wanted if ref not in ours])
+        found = {
+            f"{row.res_type}/{row.res_id}": orjson.loads(row.content)
+            for row in rows
+            if (row.res_type, row.res_id) not in ours and not row.deleted and row.content is not None
+        }
+        rows = [row for row in rows if (row.res_type, row.res_id) in ours]
+    else:
+        params = {
+            "flags": [a.flag for a in ids],
+            "communications": [a.communication for a in ids],
+            "tasks": [a.task for a in ids],
+        }
+        rows = _alert_resource_rows(uow, ids, params, with_content=True)
+        found = {s.reference: s.json() for s in uow.fetch_many(wanted)}
     live = {
         (row.res_type, row.res_id): orjson.loads(row.content)
         for row in rows
         if not row.deleted and row.content is not None
     }
-    return live, {(row.res_type, row.res_id) for row in rows if row.deleted}
+    return live, {(row.res_type, row.res_id) for row in rows if row.deleted}, found
 
 
 def _ward_values(ward_id: str | None) -> list[str]:
@@ -523,16 +540,13 @@ class AlertPipeline:
         inserts go out together at commit). `known` follows the writes, so a visit that comes twice
         in one batch, or with its cancel, is handled as it would be one event at a time."""
         keys = [item.dedupe_key if isinstance(item, Retraction) else item.presentation.dedupe_key for item in work]
-        known, tombstones = _alert_rows(uow, keys)
-        people = {
-            s.reference: s.json()
-            for s in uow.fetch_many(
-                _split(ref)
-                for item in work
-                if isinstance(item, Alert)
-                for ref in (item.entry.care_manager, *item.entry.teams[:1])
-            )
-        }
+        refs = [
+            _split(ref)
+            for item in work
+            if isinstance(item, Alert)
+            for ref in (item.entry.care_manager, *item.entry.teams[:1])
+        ]
+        known, tombstones, people = _alert_rows(uow, keys, refs)
         out: list[list[JSON]] = []
         for item, key in zip(work, keys, strict=True):
             if isinstance(item, Retraction):
