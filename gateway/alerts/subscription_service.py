@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import structlog
@@ -47,6 +47,9 @@ from gateway.store.api import Store, UnitOfWork
 from gateway.store.schema import resource as resource_table
 from gateway.store.search.query import SearchQuery
 from gateway.types import JSON
+
+if TYPE_CHECKING:
+    from gateway.fhir.access import MaySee
 
 log = structlog.get_logger(__name__)
 
@@ -119,7 +122,7 @@ class SubscriptionService:
         # Who may be told about what: for (subscription id, focus type, focus id) items, may each
         # subscriber see it? Set by the wiring when consent is on; unset means every subscriber may.
         # The function takes the caller's unit of work when it has one (deciding inside its transaction).
-        self.may_see: Callable[[Sequence[tuple[str, str, str]], UnitOfWork | None], list[bool]] | None = None
+        self.may_see: MaySee | None = None
         self._require_https = require_https
         self._clock = clock
         self._tick_seconds = tick_seconds
@@ -336,7 +339,8 @@ class SubscriptionService:
         await in_thread(self._catch_up_alone)
         planned = self._plan(items)
         if planned and self.may_see is not None:
-            allowed = await in_thread(self.may_see, [(s.id, f.res_type, f.res_id) for _, s, f in planned], None)
+            asked = [(s.id, f.res_type, f.res_id) for _, s, f in planned]
+            allowed = await in_thread(self.may_see, asked, None, _sources(planned))
             planned = [p for p, ok in zip(planned, allowed, strict=True) if ok]
         numbered: list[tuple[int, bool] | None] = []
         if planned:
@@ -354,7 +358,7 @@ class SubscriptionService:
         self._catch_up(uow.conn)
         planned = self._plan(items)
         if planned and self.may_see is not None:
-            allowed = self.may_see([(s.id, f.res_type, f.res_id) for _, s, f in planned], uow)
+            allowed = self.may_see([(s.id, f.res_type, f.res_id) for _, s, f in planned], uow, _sources(planned))
             planned = [p for p, ok in zip(planned, allowed, strict=True) if ok]
         numbered: list[tuple[int, bool] | None] = []
         if planned:
@@ -439,3 +443,8 @@ class SubscriptionService:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.deliverer.settle()
+
+
+def _sources(planned: Sequence[tuple[int, SubscriptionSpec, EventFocus]]) -> dict[str, str | None]:
+    """Each planned subscriber's source organisation, from its spec (current: caught up just before)."""
+    return {spec.id: spec.source_organization for _, spec, _ in planned}

@@ -9,7 +9,7 @@ the request path). A refused resource is dropped exactly as if it did not exist.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -432,34 +432,49 @@ class ConsentGuard:
 __all__ = ["ConsentGuard"]
 
 
-def subscriber_visibility(
-    guard: ConsentGuard, store: Store
-) -> Callable[[Sequence[tuple[str, str, str]], UnitOfWork | None], list[bool]]:
+MaySee = Callable[[Sequence[tuple[str, str, str]], UnitOfWork | None, Mapping[str, str | None] | None], list[bool]]
+"""(subscription id, focus type, focus id) items, the caller's unit of work or None, and the source
+organisations of subscriptions the caller knows (their parsed specs) -> may each subscriber see it."""
+
+
+def subscriber_visibility(guard: ConsentGuard, store: Store) -> MaySee:
     """Decide notifications with each subscriber's own context: the organisation that created it.
 
     Subscriptions written by a client carry that client's organisation as their source tag; one
     written by the gateway itself (no tag) is internal and may see everything. The returned
     function answers (subscription id, focus type, focus id) items, reading them all in one
     transaction (the caller's, when it passes its unit of work: the alert's own write) and deciding
-    each subscriber's items in one call (as many audit records as before).
+    each subscriber's items in one call (as many audit records as before). A subscription whose
+    source organisation the caller passes (`sources`, from the spec it parsed of the current
+    version) is not read again: one round trip fewer inside an alert's write transaction.
     """
 
-    def may_see(items: Sequence[tuple[str, str, str]], uow: UnitOfWork | None = None) -> list[bool]:
+    def may_see(
+        items: Sequence[tuple[str, str, str]],
+        uow: UnitOfWork | None = None,
+        sources: Mapping[str, str | None] | None = None,
+    ) -> list[bool]:
         if uow is not None:
-            return decide(items, uow)
+            return decide(items, uow, sources or {})
         with store.reader() as own:
-            return decide(items, own)
+            return decide(items, own, sources or {})
 
-    def decide(items: Sequence[tuple[str, str, str]], uow: UnitOfWork) -> list[bool]:
+    def decide(items: Sequence[tuple[str, str, str]], uow: UnitOfWork, sources: Mapping[str, str | None]) -> list[bool]:
         out = [False] * len(items)
         if not items:
             return out
         # Foci this transaction wrote are current as written (the alert's own write): no read-back.
         written = {(r.type, r.id): r for r in uow.written}
-        wanted = [("Subscription", sub_id) for sub_id, _, _ in items]
+        wanted = [("Subscription", sub_id) for sub_id, _, _ in items if sub_id not in sources]
         wanted += [(rtype, rid) for _, rtype, rid in items if (rtype, rid) not in written]
         found = {(r.type, r.id): r for r in uow.fetch_many(wanted)}  # one query for both
-        subs = {ref[1]: row for ref, row in found.items() if ref[0] == "Subscription"}
+        orgs = dict(sources)
+        for ref, sub in found.items():
+            if ref[0] == "Subscription" and sub.content is not None:
+                tags = (sub.json().get("meta") or {}).get("tag", [])
+                orgs[ref[1]] = next(
+                    (t.get("code") for t in tags if t.get("system") == SOURCE_ORGANIZATION_TAG_SYSTEM), None
+                )
         foci: dict[tuple[str, str], StoredResource] = {}
         for _, rtype, rid in items:
             row = written.get((rtype, rid)) or found.get((rtype, rid))
@@ -471,11 +486,9 @@ def subscriber_visibility(
             if (rtype, rid) in foci:
                 by_sub.setdefault(sub_id, []).append(index)
         for sub_id, indexes in by_sub.items():
-            sub = subs.get(sub_id)
-            if sub is None or sub.content is None:
+            if sub_id not in orgs:  # gone: nobody to tell
                 continue
-            tags = (sub.json().get("meta") or {}).get("tag", [])
-            org = next((t.get("code") for t in tags if t.get("system") == SOURCE_ORGANIZATION_TAG_SYSTEM), None)
+            org = orgs[sub_id]
             if org is None:
                 for i in indexes:
                     out[i] = True

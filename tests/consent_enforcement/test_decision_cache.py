@@ -287,3 +287,14 @@ def test_subscriber_decisions_stay_in_the_deciding_process(nodes: tuple[Node, No
     assert a.guard.decisions.stats.hits == 1
     assert subscriber_visibility(b.guard, b.services.store)([("s1", "Observation", "o1")]) == [True]
     assert (b.guard.decisions.stats.redis_hits, b.guard.decisions.stats.misses) == (0, 1)
+
+
+def test_a_subscriber_the_caller_knows_is_decided_without_reading_it(nodes: tuple[Node, Node, Clock]) -> None:
+    """The numbering process passes each subscriber's source organisation from the spec it parsed;
+    only a subscription it does not pass is read (and one that is nowhere is told nothing)."""
+    a, _, _ = nodes
+    may_see = subscriber_visibility(a.guard, a.services.store)
+    assert may_see([("unsaved", "Observation", "o1")], None, {"unsaved": "case-mgmt"}) == [True]
+    assert may_see([("unsaved", "Observation", "o1")], None, {"unsaved": "no-agreement"}) == [False]
+    assert may_see([("unsaved", "Observation", "o1")], None, {"unsaved": None}) == [True]  # the gateway's own
+    assert may_see([("unsaved", "Observation", "o1")]) == [False]

@@ -16,6 +16,7 @@ from gateway.alerts.subscriptions.backport import (
     EXT_TIMEOUT,
 )
 from gateway.codes import TOPIC_EPISODE_CHANGED, TOPIC_PRESENTED
+from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM
 from gateway.fhir.errors import FhirError
 
 
@@ -192,3 +193,17 @@ def test_matches_ands_filters_and_ors_values(topics: dict[str, Topic]) -> None:
     assert not matches(spec, {"patient": ["Patient/p3"], "organization": ["Organization/o1"]})
     assert not matches(spec, {"patient": ["Patient/p1"]})
     assert matches(parse_subscription(subscription(), topics), {})
+
+
+def test_the_source_organisation_is_the_writers_tag(topics: dict[str, Topic]) -> None:
+    """Notifications are decided with the view of the organisation whose client wrote the Subscription
+    (the source tag the server put on it); one the gateway wrote itself has none."""
+    assert parse_subscription(subscription(), topics).source_organization is None
+    tagged = subscription()
+    tagged["meta"] = {
+        "tag": [
+            {"system": "http://example.org/other", "code": "x"},
+            {"system": SOURCE_ORGANIZATION_TAG_SYSTEM, "code": "trust-rxx"},
+        ]
+    }
+    assert parse_subscription(tagged, topics).source_organization == "trust-rxx"
