@@ -462,8 +462,7 @@ class AlertPipeline:
         local Patient reference). An event with no subject gets an empty set: nobody to alert."""
         ids = list(dict.fromkeys(e.res_id for e in events))
         with self.store.reader(autocommit=True) as uow:  # reads only: no BEGIN/COMMIT round trips
-            current = _current_subjects(uow, ids)
-            alerted = _with_alerts(uow, ids)
+            current, alerted = _screen_reads(uow, ids)
             subjects: list[str | object | None] = []
             for event in events:
                 known = current.get(event.res_id)
@@ -679,17 +678,33 @@ _OTHER = object()
 """A subject that is not a plain local Patient reference (another type, a URL, a bare id)."""
 
 
-def _current_subjects(uow: UnitOfWork, encounter_ids: Sequence[str]) -> dict[str, tuple[int, str | object | None]]:
-    """Per live Encounter: its current version and the Patient id of its subject, from the search index
-    (None: no subject; `_OTHER`: a subject that is not a plain local Patient reference). One query."""
-    out: dict[str, tuple[int, str | object | None]] = {}
-    if uow.conn.dialect.name == "postgresql":  # a probe per Encounter, whatever the statistics say
+def _screen_reads(
+    uow: UnitOfWork, encounter_ids: Sequence[str]
+) -> tuple[dict[str, tuple[int, str | object | None]], set[str]]:
+    """Per live Encounter its current version and the Patient id of its subject, from the search index
+    (None: no subject; `_OTHER`: a subject that is not a plain local Patient reference); and the
+    Encounters whose visit already has a live alert resource. Two queries: on PostgreSQL a probe per
+    key whatever the statistics say (`gateway.store.probes`), both in one round trip."""
+    keys = {rid: dedupe_key({"id": rid}) for rid in encounter_ids}
+    by_ref = {ref: rid for rid, key in keys.items() for ref in _alert_refs(key)}
+    if uow.conn.dialect.name == "postgresql":
         n = len(encounter_ids)
-        keys = {"types": ["Encounter"] * n, "ids": list(encounter_ids), "params": ["subject"] * n}
-        rows = probes.pg_rows(uow.conn, _PG_SUBJECTS_SQL, keys)
+        subjects = {"types": ["Encounter"] * n, "ids": list(encounter_ids), "params": ["subject"] * n}
+        subject_rows, alert_rows = probes.pg_rows_together(
+            uow.conn, [(_PG_SUBJECTS_SQL, subjects), (probes.RESOURCE_ROWS_SQL, probes.key_params(list(by_ref)))]
+        )
+        alert_rows = [row for row in alert_rows if not row.deleted]
     else:
-        rows = list(uow.conn.execute(_subjects_query(), {"ids": list(encounter_ids)}))
-    for row in rows:
+        subject_rows = list(uow.conn.execute(_subjects_query(), {"ids": list(encounter_ids)}))
+        ids = [alert_ids(key) for key in keys.values()]
+        params = {
+            "flags": [a.flag for a in ids],
+            "communications": [a.communication for a in ids],
+            "tasks": [a.task for a in ids],
+        }
+        alert_rows = _alert_resource_rows(uow, ids, params, with_content=False)
+    out: dict[str, tuple[int, str | object | None]] = {}
+    for row in subject_rows:
         if row.target_type is None and row.target_id is None and row.url is None:
             subject: str | object | None = None
         elif row.target_type == "Patient" and row.target_id and row.url is None:
@@ -699,21 +714,7 @@ def _current_subjects(uow: UnitOfWork, encounter_ids: Sequence[str]) -> dict[str
         if row.res_id in out:  # two subject rows: let the full classification decide
             subject = _OTHER
         out[row.res_id] = (int(row.version_id), subject)
-    return out
-
-
-def _with_alerts(uow: UnitOfWork, encounter_ids: Sequence[str]) -> set[str]:
-    """The Encounters among these whose visit already has a live alert resource (one query)."""
-    keys = {rid: dedupe_key({"id": rid}) for rid in encounter_ids}
-    ids = {rid: alert_ids(key) for rid, key in keys.items()}
-    by_ref = {ref: rid for rid, key in keys.items() for ref in _alert_refs(key)}
-    params = {
-        "flags": [a.flag for a in ids.values()],
-        "communications": [a.communication for a in ids.values()],
-        "tasks": [a.task for a in ids.values()],
-    }
-    rows = _alert_resource_rows(uow, list(ids.values()), params, with_content=False)
-    return {by_ref[(row.res_type, row.res_id)] for row in rows}
+    return out, {by_ref[(row.res_type, row.res_id)] for row in alert_rows}
 
 
 def _alert_resource_rows(

@@ -25,7 +25,7 @@ from gateway.store.schema import resource, resource_version, sp_reference, sp_to
 
 _KEYS = "unnest(CAST(%(types)s AS varchar[]), CAST(%(ids)s AS varchar[])) AS k(t, id)"
 
-_RESOURCE_ROWS_SQL = (
+RESOURCE_ROWS_SQL = (
     f"SELECT r.res_type, r.res_id, r.version_id, r.last_updated, r.deleted, r.content FROM {_KEYS} "
     f"CROSS JOIN LATERAL (SELECT res_type, res_id, version_id, last_updated, deleted, content "
     f"FROM {resource.name} WHERE res_type = k.t AND res_id = k.id OFFSET 0) AS r"
@@ -72,6 +72,23 @@ def pg_rows(conn: Connection, sql: str, params: dict[str, Any], *, prepare: bool
         return cur.fetchall()
 
 
+def pg_rows_together(conn: Connection, reads: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
+    """`pg_rows` of several independent reads in ONE round trip (a psycopg pipeline): on an autocommit
+    connection, or in a transaction already begun (a first statement's BEGIN takes a round trip of
+    its own in a pipeline too)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cursors = [raw.cursor(row_factory=namedtuple_row) for _ in reads]
+    try:
+        with raw.pipeline():
+            for cur, (sql, params) in zip(cursors, reads, strict=True):
+                cur.execute(sql, params)
+            return [cur.fetchall() for cur in cursors]
+    finally:
+        for cur in cursors:
+            cur.close()
+
+
 def key_params(refs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """`types` and `ids` for `_KEYS`, from (type, id) pairs."""
     return {"types": [t for t, _ in refs], "ids": [i for _, i in refs]}
@@ -79,7 +96,7 @@ def key_params(refs: Sequence[tuple[str, str]]) -> dict[str, Any]:
 
 def resource_rows(conn: Connection, refs: Sequence[tuple[str, str]]) -> list[Any]:
     """The `resource` rows (current versions, tombstones included) of these (type, id) pairs."""
-    return pg_rows(conn, _RESOURCE_ROWS_SQL, key_params(refs)) if refs else []
+    return pg_rows(conn, RESOURCE_ROWS_SQL, key_params(refs)) if refs else []
 
 
 def version_rows(conn: Connection, keys: Sequence[tuple[str, str, int]]) -> list[Any]:

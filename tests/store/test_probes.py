@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+import pytest
 from sqlalchemy import Connection
 
 from gateway.alerts.pipeline import _PG_SUBJECTS_SQL
@@ -59,7 +61,7 @@ def test_probes_read_by_the_whole_key_whatever_the_statistics(pg_store: Store) -
         _stale_statistics(uow.conn)
         ids = ["e7", "e150", "e299"]
         keys = probes.key_params([("Encounter", i) for i in ids])
-        plan = _plan(uow.conn, probes._RESOURCE_ROWS_SQL, keys)
+        plan = _plan(uow.conn, probes.RESOURCE_ROWS_SQL, keys)
         assert "pk_resource" in plan and "ix_resource_type_updated" not in plan
         versions = {"types": ["Encounter"] * 3, "ids": ids, "versions": [1, 2, 1]}
         assert "uq_resource_version_key" in _plan(uow.conn, probes._VERSION_ROWS_SQL, versions)
@@ -113,3 +115,27 @@ def test_token_probe_stays_on_the_lookup_index_for_a_type_analysed_before_it_exi
             ("e9", "urn:visit", "identifier9"),
         ]
         assert probes.token_rows(conn, "Encounter", "identifier", []) == []
+
+
+def test_reads_together_answer_each_read_in_order(pg_store: Store) -> None:
+    """Independent reads sent in one round trip (the alert screen's two) come back as if sent apart;
+    a failing one raises."""
+    with pg_store.writer() as uow:
+        _stale_statistics(uow.conn)
+    with pg_store.reader(autocommit=True) as uow:
+        versions, nothing, referring = probes.pg_rows_together(
+            uow.conn,
+            [
+                (probes.RESOURCE_ROWS_SQL, probes.key_params([("Encounter", "e3"), ("Patient", "p9")])),
+                (probes.RESOURCE_ROWS_SQL, probes.key_params([("Encounter", "nope")])),
+                ("SELECT count(*) AS n FROM resource WHERE res_type = %(t)s", {"t": "Encounter"}),
+            ],
+        )
+        assert sorted((r.res_type, r.res_id, r.version_id) for r in versions) == [
+            ("Encounter", "e3", 2),
+            ("Patient", "p9", 1),
+        ]
+        assert nothing == [] and referring[0].n == 300
+        with pytest.raises(psycopg.Error):
+            probes.pg_rows_together(uow.conn, [(probes.RESOURCE_ROWS_SQL, probes.key_params([])), ("SELECT 1/0", {})])
+        assert probes.resource_rows(uow.conn, [("Encounter", "e1")])[0].res_id == "e1"  # the connection goes on
