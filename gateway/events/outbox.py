@@ -16,7 +16,9 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RootTransaction, bindparam, func, select, update
+from psycopg.pq import TransactionStatus
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from gateway.events.model import Event
 from gateway.store.api import Store, utcnow
@@ -36,25 +38,28 @@ def _event(row: Any) -> Event:
 
 
 @functools.cache
-def _pending(after: bool, locking: bool = False) -> Any:
+def _pending(after: bool) -> Any:
     """The oldest undispatched rows (`lim` of them, above `after` when asked). Built once: the relay
     claims after every commit."""
     o = outbox.c
     query = select(outbox).where(o.dispatched_at.is_(None))
     if after:
         query = query.where(o.seq > bindparam("after"))
-    query = query.order_by(o.seq).limit(bindparam("lim"))
-    return query.with_for_update(skip_locked=True) if locking else query
+    return query.order_by(o.seq).limit(bindparam("lim"))
 
 
 class OutboxClaim:
-    """One claimed batch. Blocking calls: run them in a worker thread from async code."""
+    """One claimed batch. Blocking calls: run them in a worker thread from async code.
 
-    def __init__(self, store: Store, events: list[Event], conn: Connection | None, trans: RootTransaction | None):
+    On PostgreSQL it holds an autocommit connection on which the claim began a transaction of its
+    own (`_pg_claim_sql`): the BEGIN goes with the locking read, and the COMMIT with the mark, each
+    pair in one simple-protocol message, so a batch costs two round trips, not four.
+    """
+
+    def __init__(self, store: Store, events: list[Event], conn: Connection | None):
         self.store = store
         self.events = events
         self._conn = conn
-        self._trans = trans
 
     @property
     def holds_locks(self) -> bool:
@@ -66,20 +71,25 @@ class OutboxClaim:
         if not seqs:
             self.release()
             return
-        if self._conn is not None and self._trans is not None:
-            self._conn.exec_driver_sql(*_mark_sql(seqs))
-            self._trans.commit()
-            self.release()
+        if self._conn is not None:
+            try:
+                _simple(self._conn, _mark_sql(seqs) + "; COMMIT")
+            finally:
+                self.release()
             return
         mark_dispatched(self.store, seqs)
 
     def release(self) -> None:
         """Give the batch back unmarked (rolls back a PostgreSQL claim). Safe to call twice."""
-        if self._trans is not None and self._trans.is_active:
-            self._trans.rollback()
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = self._trans = None
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            raw = conn.connection.driver_connection
+            if raw is not None and not raw.closed and raw.info.transaction_status != TransactionStatus.IDLE:
+                raw.execute("ROLLBACK")
+        finally:
+            conn.close()
 
 
 def _mark(seqs: Sequence[int]) -> Any:
@@ -87,12 +97,33 @@ def _mark(seqs: Sequence[int]) -> Any:
     return update(outbox).where(o.seq.in_(list(seqs)), o.dispatched_at.is_(None)).values(dispatched_at=utcnow())
 
 
-def _mark_sql(seqs: Sequence[int]) -> tuple[str, dict[str, Any]]:
-    """The mark of a PostgreSQL claim: by key alone, one statement for any count. The claim holds the
-    rows' locks, so they are still undispatched; `dispatched_at IS NULL` beside the key let a planner
-    whose statistics saw nothing pending walk the pending index, every dead entry of it."""
-    sql = f"UPDATE {outbox.name} SET dispatched_at = %(now)s WHERE seq = ANY(CAST(%(seqs)s AS bigint[]))"
-    return sql, {"now": utcnow(), "seqs": list(seqs)}
+def _mark_sql(seqs: Sequence[int]) -> str:
+    """The mark of a PostgreSQL claim: by key alone. The claim holds the rows' locks, so they are
+    still undispatched; `dispatched_at IS NULL` beside the key let a planner whose statistics saw
+    nothing pending walk the pending index, every dead entry of it. Its values are written into the
+    text (integers and a timestamp of ours) so that the COMMIT can go in the same message."""
+    keys = ",".join(str(int(seq)) for seq in seqs)
+    return f"UPDATE {outbox.name} SET dispatched_at = '{utcnow().isoformat(sep=' ')}' WHERE seq IN ({keys})"
+
+
+def _pg_claim_sql(limit: int) -> str:
+    """BEGIN and the locking read of the oldest undispatched rows, in one message."""
+    return (
+        f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT seq, created_at, res_type, res_id, version_id, method "
+        f"FROM {outbox.name} WHERE dispatched_at IS NULL ORDER BY seq LIMIT {int(limit)} FOR UPDATE SKIP LOCKED"
+    )
+
+
+def _simple(conn: Connection, sql: str) -> list[Any]:
+    """Run `sql` (one or more statements, no parameters: the simple query protocol) on `conn`'s
+    psycopg connection; the rows of its last statement."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor(row_factory=namedtuple_row) as cur:
+        cur.execute(sql, prepare=False)
+        while cur.nextset():
+            pass
+        return cur.fetchall() if cur.description is not None else []
 
 
 def mark_dispatched(store: Store, seqs: Sequence[int]) -> None:
@@ -113,17 +144,15 @@ def claim(store: Store, limit: int, *, after: int | None = None) -> OutboxClaim:
         with store.reader() as uow:
             rows = uow.conn.execute(_pending(after is not None), {"lim": limit, "after": after})
             events = [_event(r) for r in rows]
-        return OutboxClaim(store, events, None, None)
-    conn = store.engine.connect()
+        return OutboxClaim(store, events, None)
+    held = OutboxClaim(store, [], store.engine.connect().execution_options(isolation_level="AUTOCOMMIT"))
     try:
-        trans = conn.begin()
-        rows = conn.execute(_pending(False, locking=True), {"lim": limit})
-        events = [_event(r) for r in rows]
+        assert held._conn is not None
+        held.events = [_event(r) for r in _simple(held._conn, _pg_claim_sql(limit))]
     except BaseException:
-        conn.close()
+        held.release()
         raise
-    held = OutboxClaim(store, events, conn, trans)
-    if not events:
+    if not held.events:
         held.release()
     return held
 
