@@ -481,8 +481,7 @@ class AlertPipeline:
         (`links`: presenting records already followed, by id)."""
         with self.store.reader(autocommit=True) as uow:  # reads only: no BEGIN/COMMIT round trips
             wanted = [(e.res_id, v) for e in events for v in (e.version_id, e.version_id - 1) if v >= 1]
-            versions = encounter_versions(uow, wanted)
-            triggers = hl7_triggers(uow, [(e.res_id, e.version_id) for e in events])
+            versions, triggers = _classify_reads(uow, wanted, [(e.res_id, e.version_id) for e in events])
             found: list[tuple[EventLike, Presentation | Retraction, str | None, JSON]] = []
             for event in events:
                 encounter = versions.get((event.res_id, event.version_id))
@@ -783,22 +782,37 @@ def hl7_triggers(uow: UnitOfWork, versions: Sequence[tuple[str, int]]) -> dict[t
     ids = list(dict.fromkeys(rid for rid, _ in versions))
     if not ids:
         return {}
-    ref = sp_reference.c
-    provenances: Iterable[str]
     if uow.conn.dialect.name == "postgresql":  # a probe per Encounter, whatever the statistics say
-        provenances = probes.referring_ids(uow.conn, "Provenance", "target", "Encounter", ids)
-    else:
-        provenances = uow.conn.execute(
-            sp_reference.select()
-            .with_only_columns(ref.res_id)
-            .where(ref.res_type == "Provenance", ref.param == "target", ref.target_type == "Encounter")
-            .where(ref.target_id.in_(ids))
-            .distinct()
-        ).scalars()
+        rows = probes.pg_rows(uow.conn, probes.REFERRERS_SQL, probes.referring_params(*_PROVENANCE_OF, ids))
+        return _triggers_of(_live_json(rows), versions)
+    ref = sp_reference.c
+    provenances = uow.conn.execute(
+        sp_reference.select()
+        .with_only_columns(ref.res_id)
+        .where(ref.res_type == "Provenance", ref.param == "target", ref.target_type == "Encounter")
+        .where(ref.target_id.in_(ids))
+        .distinct()
+    ).scalars()
+    stored = uow.fetch_many(("Provenance", pid) for pid in sorted(set(provenances)))
+    return _triggers_of([s.json() for s in stored], versions)
+
+
+_PROVENANCE_OF = ("Provenance", "target", "Encounter")
+
+
+def _live_json(rows: Iterable[Any]) -> list[JSON]:
+    """The content of live rows, each resource once."""
+    seen: dict[tuple[str, str], JSON] = {}
+    for row in rows:
+        if not row.deleted and row.content is not None and (row.res_type, row.res_id) not in seen:
+            seen[(row.res_type, row.res_id)] = orjson.loads(row.content)
+    return list(seen.values())
+
+
+def _triggers_of(provenances: Iterable[JSON], versions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
     wanted = {f"Encounter/{rid}/_history/{version}": (rid, version) for rid, version in versions}
     found: dict[tuple[str, int], str] = {}
-    for stored in uow.fetch_many(("Provenance", pid) for pid in sorted(set(provenances))):
-        prov = stored.json()
+    for prov in provenances:
         code = next(
             (
                 str(c["code"])
@@ -815,6 +829,29 @@ def hl7_triggers(uow: UnitOfWork, versions: Sequence[tuple[str, int]]) -> dict[t
                 if reference.endswith(suffix) and key not in found:
                     found[key] = code
     return found
+
+
+def _classify_reads(
+    uow: UnitOfWork, wanted: Sequence[tuple[str, int]], triggering: Sequence[tuple[str, int]]
+) -> tuple[dict[tuple[str, int], JSON], dict[tuple[str, int], str]]:
+    """`encounter_versions` and `hl7_triggers`: on PostgreSQL both reads in one round trip."""
+    ids = list(dict.fromkeys(rid for rid, _ in triggering))
+    if uow.conn.dialect.name != "postgresql" or not wanted or not ids:
+        return encounter_versions(uow, wanted), hl7_triggers(uow, triggering)
+    keys = [("Encounter", rid, version) for rid, version in sorted(set(wanted))]
+    version_rows, referrers = probes.pg_rows_together(
+        uow.conn,
+        [
+            (probes.VERSION_ROWS_SQL, probes.version_params(keys)),
+            (probes.REFERRERS_SQL, probes.referring_params(*_PROVENANCE_OF, ids)),
+        ],
+    )
+    versions = {
+        (row.res_id, int(row.version_id)): orjson.loads(row.content)
+        for row in version_rows
+        if not row.deleted and row.content is not None
+    }
+    return versions, _triggers_of(_live_json(referrers), triggering)
 
 
 def encounter_versions(uow: UnitOfWork, versions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], JSON]:

@@ -32,7 +32,7 @@ RESOURCE_ROWS_SQL = (
 )
 
 # A version's content is in `resource_version` once superseded, in `resource` while current.
-_VERSION_ROWS_SQL = (
+VERSION_ROWS_SQL = (
     f"SELECT x.* FROM unnest(CAST(%(types)s AS varchar[]), CAST(%(ids)s AS varchar[]), "
     f"CAST(%(versions)s AS integer[])) AS k(t, id, vid) "
     f"CROSS JOIN LATERAL (SELECT v.seq, v.res_type, v.res_id, v.version_id, v.last_updated, v.method, v.deleted, "
@@ -59,6 +59,18 @@ _TOKEN_ROWS_SQL = (
     f"CAST(%(codes)s AS varchar[])) AS k(t, p, code) "
     f"CROSS JOIN LATERAL (SELECT res_id, system, code FROM {sp_token.name} "
     f"WHERE res_type = k.t AND param = k.p AND code = k.code OFFSET 0) AS s"
+)
+
+# The resources (current versions) whose reference `p` points at one of the targets: the referring
+# probe above, then each referrer's row by key, in one statement (a referrer twice: once per target).
+REFERRERS_SQL = (
+    f"SELECT r.res_type, r.res_id, r.version_id, r.last_updated, r.deleted, r.content FROM unnest("
+    f"CAST(%(types)s AS varchar[]), CAST(%(params)s AS varchar[]), CAST(%(target_types)s AS varchar[]), "
+    f"CAST(%(target_ids)s AS varchar[])) AS k(t, p, tt, tid) "
+    f"CROSS JOIN LATERAL (SELECT res_id FROM {sp_reference.name} "
+    f"WHERE res_type = k.t AND param = k.p AND target_id = k.tid AND target_type = k.tt OFFSET 0) AS s "
+    f"CROSS JOIN LATERAL (SELECT res_type, res_id, version_id, last_updated, deleted, content "
+    f"FROM {resource.name} WHERE res_type = k.t AND res_id = s.res_id OFFSET 0) AS r"
 )
 
 
@@ -103,17 +115,27 @@ def version_rows(conn: Connection, keys: Sequence[tuple[str, str, int]]) -> list
     """The history rows of these (type, id, version) keys, each with its content (unknown ones left out)."""
     if not keys:
         return []
-    params = {"types": [t for t, _, _ in keys], "ids": [i for _, i, _ in keys], "versions": [v for _, _, v in keys]}
-    return pg_rows(conn, _VERSION_ROWS_SQL, params)
+    return pg_rows(conn, VERSION_ROWS_SQL, version_params(keys))
+
+
+def version_params(keys: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
+    """`types`, `ids` and `versions` for `VERSION_ROWS_SQL`, from (type, id, version) keys."""
+    return {"types": [t for t, _, _ in keys], "ids": [i for _, i, _ in keys], "versions": [v for _, _, v in keys]}
+
+
+def referring_params(rtype: str, param: str, target_type: str, target_ids: Sequence[str]) -> dict[str, Any]:
+    """The parameters of `_REFERRING_SQL` and `REFERRERS_SQL`."""
+    n = len(target_ids)
+    return {"types": [rtype] * n, "params": [param] * n, "target_types": [target_type] * n, "target_ids": target_ids}
 
 
 def referring_ids(conn: Connection, rtype: str, param: str, target_type: str, target_ids: Sequence[str]) -> list[str]:
     """Ids of the `rtype` resources whose `param` reference points at one of these targets."""
     if not target_ids:
         return []
-    n = len(target_ids)
-    params = {"types": [rtype] * n, "params": [param] * n, "target_types": [target_type] * n, "target_ids": target_ids}
-    return [row.res_id for row in pg_rows(conn, _REFERRING_SQL, params)]
+    return [
+        row.res_id for row in pg_rows(conn, _REFERRING_SQL, referring_params(rtype, param, target_type, target_ids))
+    ]
 
 
 def token_rows(conn: Connection, rtype: str, param: str, codes: Sequence[str]) -> list[Any]:

@@ -64,13 +64,15 @@ def test_probes_read_by_the_whole_key_whatever_the_statistics(pg_store: Store) -
         plan = _plan(uow.conn, probes.RESOURCE_ROWS_SQL, keys)
         assert "pk_resource" in plan and "ix_resource_type_updated" not in plan
         versions = {"types": ["Encounter"] * 3, "ids": ids, "versions": [1, 2, 1]}
-        assert "uq_resource_version_key" in _plan(uow.conn, probes._VERSION_ROWS_SQL, versions)
+        assert "uq_resource_version_key" in _plan(uow.conn, probes.VERSION_ROWS_SQL, versions)
         subjects = {"types": ["Encounter"] * 3, "ids": ids, "params": ["subject"] * 3}
         plan = _plan(uow.conn, _PG_SUBJECTS_SQL, subjects)
         assert "ix_sp_reference_owner" in plan and "ix_sp_reference_lookup" not in plan
         referring = {"types": ["Provenance"] * 3, "params": ["target"] * 3, "target_types": ["Encounter"] * 3}
         plan = _plan(uow.conn, probes._REFERRING_SQL, referring | {"target_ids": ids})
         assert "Index Scan" in plan and "ix_sp_reference_owner" not in plan and "Seq Scan" not in plan
+        plan = _plan(uow.conn, probes.REFERRERS_SQL, referring | {"target_ids": ids})
+        assert "pk_resource" in plan and "ix_sp_reference_owner" not in plan and "Seq Scan" not in plan
 
 
 def test_probes_return_rows_by_key(pg_store: Store) -> None:
@@ -86,6 +88,13 @@ def test_probes_return_rows_by_key(pg_store: Store) -> None:
             "prov5",
         ]
         assert probes.resource_rows(uow.conn, []) == [] and probes.referring_ids(uow.conn, "P", "t", "E", []) == []
+        uow.conn.exec_driver_sql(
+            "INSERT INTO resource (res_type, res_id, version_id, last_updated, deleted, content) "
+            "VALUES ('Provenance', 'prov1', 1, now(), false, '{\"id\": \"prov1\"}')"
+        )
+        params = probes.referring_params("Provenance", "target", "Encounter", ["e1", "e5", "x"])
+        rows = probes.pg_rows(uow.conn, probes.REFERRERS_SQL, params)  # prov5 is only index rows here
+        assert [(r.res_type, r.res_id, r.content) for r in rows] == [("Provenance", "prov1", '{"id": "prov1"}')]
 
 
 def test_token_probe_stays_on_the_lookup_index_for_a_type_analysed_before_it_existed(pg_store: Store) -> None:
