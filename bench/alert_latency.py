@@ -150,9 +150,11 @@ def load_population(url: str, data_dir: Path, patients: int, ward: int, managers
     if store.engine.dialect.name == "postgresql":
         # VACUUM as well: the mark above leaves a dead entry per row in the outbox's pending index,
         # which every relay claim then walked (~430 buffers a claim); autovacuum, off on this server,
-        # would have cleaned them up long before a deployment's first presentation.
+        # would have cleaned them up long before a deployment's first presentation. Then a
+        # CHECKPOINT: the set-up's ~1 GB of WAL otherwise set one off somewhere in the load phase.
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM (ANALYZE)")
+            conn.exec_driver_sql("CHECKPOINT")
     store.engine.dispose()
     return pop
 
