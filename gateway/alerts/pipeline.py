@@ -35,7 +35,7 @@ import orjson
 import structlog
 from sqlalchemy import and_, bindparam, or_, select
 
-from gateway.alerts.content import AlertIds, alert_ids, build_alert, end_flag, retract
+from gateway.alerts.content import alert_ids, build_alert, end_flag, retract
 from gateway.alerts.identity_links import LinkedPatients, linked_patients_many
 from gateway.alerts.reasoning import EXT_ALERT_REASONING, build_reasoning, from_extension
 from gateway.alerts.registry import CaseManagedEntry, CaseManagedRegistry, ref_id, relative_ref
@@ -112,10 +112,10 @@ def _alert_rows(
     """The alert resources of these visits as stored now, those stored only as a tombstone, and the
     current versions of `people` (care managers, teams) by reference: on PostgreSQL all in one
     probe query (one round trip fewer inside the alert's write transaction), on SQLite in two."""
-    ids = [alert_ids(key) for key in dict.fromkeys(keys)]
+    visits = list(dict.fromkeys(keys))
     wanted = list(dict.fromkeys(people))
     if uow.conn.dialect.name == "postgresql":
-        refs = [ref for a in ids for ref in (("Flag", a.flag), ("Communication", a.communication), ("Task", a.task))]
+        refs = [ref for key in visits for ref in _alert_refs(key)]
         ours = set(refs)
         rows = probes.resource_rows(uow.conn, refs + [ref for ref in wanted if ref not in ours])
         found = {
@@ -125,12 +125,7 @@ def _alert_rows(
         }
         rows = [row for row in rows if (row.res_type, row.res_id) in ours]
     else:
-        params = {
-            "flags": [a.flag for a in ids],
-            "communications": [a.communication for a in ids],
-            "tasks": [a.task for a in ids],
-        }
-        rows = _alert_resource_rows(uow, ids, params, with_content=True)
+        rows = _alert_resource_rows(uow, visits, with_content=True)
         found = {s.reference: s.json() for s in uow.fetch_many(wanted)}
     live = {
         (row.res_type, row.res_id): orjson.loads(row.content)
@@ -695,13 +690,7 @@ def _screen_reads(
         alert_rows = [row for row in alert_rows if not row.deleted]
     else:
         subject_rows = list(uow.conn.execute(_subjects_query(), {"ids": list(encounter_ids)}))
-        ids = [alert_ids(key) for key in keys.values()]
-        params = {
-            "flags": [a.flag for a in ids],
-            "communications": [a.communication for a in ids],
-            "tasks": [a.task for a in ids],
-        }
-        alert_rows = _alert_resource_rows(uow, ids, params, with_content=False)
+        alert_rows = _alert_resource_rows(uow, list(keys.values()), with_content=False)
     out: dict[str, tuple[int, str | object | None]] = {}
     for row in subject_rows:
         if row.target_type is None and row.target_id is None and row.url is None:
@@ -716,15 +705,19 @@ def _screen_reads(
     return out, {by_ref[(row.res_type, row.res_id)] for row in alert_rows}
 
 
-def _alert_resource_rows(
-    uow: UnitOfWork, ids: Sequence[AlertIds], params: dict[str, Any], *, with_content: bool
-) -> list[Any]:
-    """`_alerts_query`'s rows: with content every row (tombstones included), without only live ones.
-    On PostgreSQL a probe per resource, whatever the statistics say (`gateway.store.probes`)."""
+def _alert_resource_rows(uow: UnitOfWork, keys: Sequence[str], *, with_content: bool) -> list[Any]:
+    """The alert resources of these visits (dedupe keys): with content every row (tombstones
+    included), without only live ones. On PostgreSQL a probe per resource, whatever the statistics
+    say (`gateway.store.probes`)."""
     if uow.conn.dialect.name == "postgresql":
-        refs = [ref for a in ids for ref in (("Flag", a.flag), ("Communication", a.communication), ("Task", a.task))]
-        rows = probes.resource_rows(uow.conn, refs)
+        rows = probes.resource_rows(uow.conn, [ref for key in keys for ref in _alert_refs(key)])
         return rows if with_content else [row for row in rows if not row.deleted]
+    ids = [alert_ids(key) for key in keys]
+    params = {
+        "flags": [a.flag for a in ids],
+        "communications": [a.communication for a in ids],
+        "tasks": [a.task for a in ids],
+    }
     return list(uow.conn.execute(_alerts_query(with_content=with_content), params))
 
 
