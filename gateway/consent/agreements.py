@@ -130,6 +130,13 @@ def source_organizations(resource: JSON) -> frozenset[str]:
     return frozenset(found)
 
 
+def source_organization(resource: JSON) -> str | None:
+    """The source organisation (`Organization/<id>`) of a resource the gateway stamped (it keeps one
+    tag); None when it has none. Several (a tag set by hand) give the first in order."""
+    found = source_organizations(resource)
+    return min(found) if found else None
+
+
 def categories_of(resource: JSON) -> frozenset[Label]:
     """(system, code) pairs from the resource's top-level `category` (one CodeableConcept or a list)."""
     value = resource.get("category")

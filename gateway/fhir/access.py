@@ -19,7 +19,7 @@ from gateway.audit.events import audit_read, audit_search, audit_write
 from gateway.audit.writer import AuditSink
 from gateway.auth.context import AccessContext
 from gateway.auth.scopes import allows
-from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM
+from gateway.consent.agreements import source_organization
 from gateway.consent.decision import Decision, FilterResult, distinct
 from gateway.consent.decision_cache import DecisionCache, DecisionKey
 from gateway.consent.facts import Facts
@@ -434,7 +434,8 @@ __all__ = ["ConsentGuard"]
 
 MaySee = Callable[[Sequence[tuple[str, str, str]], UnitOfWork | None, Mapping[str, str | None] | None], list[bool]]
 """(subscription id, focus type, focus id) items, the caller's unit of work or None, and the source
-organisations of subscriptions the caller knows (their parsed specs) -> may each subscriber see it."""
+organisations (`Organization/<id>`) of subscriptions the caller knows (their parsed specs) -> may each
+subscriber see it."""
 
 
 def subscriber_visibility(guard: ConsentGuard, store: Store) -> MaySee:
@@ -471,10 +472,7 @@ def subscriber_visibility(guard: ConsentGuard, store: Store) -> MaySee:
         orgs = dict(sources)
         for ref, sub in found.items():
             if ref[0] == "Subscription" and sub.content is not None:
-                tags = (sub.json().get("meta") or {}).get("tag", [])
-                orgs[ref[1]] = next(
-                    (t.get("code") for t in tags if t.get("system") == SOURCE_ORGANIZATION_TAG_SYSTEM), None
-                )
+                orgs[ref[1]] = source_organization(sub.json())
         foci: dict[tuple[str, str], StoredResource] = {}
         for _, rtype, rid in items:
             row = written.get((rtype, rid)) or found.get((rtype, rid))
@@ -495,7 +493,7 @@ def subscriber_visibility(guard: ConsentGuard, store: Store) -> MaySee:
                 continue
             subscriber = AccessContext(
                 client_id=f"subscription:{sub_id}",
-                organization=f"Organization/{org}",
+                organization=org,
                 scopes=frozenset({"system/*.rs"}),
             )
             rows = [foci[(items[i][1], items[i][2])] for i in indexes]

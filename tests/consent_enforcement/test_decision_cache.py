@@ -294,7 +294,7 @@ def test_a_subscriber_the_caller_knows_is_decided_without_reading_it(nodes: tupl
     only a subscription it does not pass is read (and one that is nowhere is told nothing)."""
     a, _, _ = nodes
     may_see = subscriber_visibility(a.guard, a.services.store)
-    assert may_see([("unsaved", "Observation", "o1")], None, {"unsaved": "case-mgmt"}) == [True]
-    assert may_see([("unsaved", "Observation", "o1")], None, {"unsaved": "no-agreement"}) == [False]
+    assert may_see([("unsaved", "Observation", "o1")], None, {"unsaved": "Organization/case-mgmt"}) == [True]
+    assert may_see([("unsaved", "Observation", "o1")], None, {"unsaved": "Organization/no-agreement"}) == [False]
     assert may_see([("unsaved", "Observation", "o1")], None, {"unsaved": None}) == [True]  # the gateway's own
     assert may_see([("unsaved", "Observation", "o1")]) == [False]

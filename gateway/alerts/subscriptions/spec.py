@@ -33,7 +33,7 @@ from gateway.alerts.subscriptions.backport import (
     SubscriptionStatus,
 )
 from gateway.alerts.subscriptions.topics import Topic
-from gateway.consent.agreements import SOURCE_ORGANIZATION_TAG_SYSTEM
+from gateway.consent.agreements import source_organization
 from gateway.fhir.errors import invalid, not_supported
 from gateway.types import JSON
 
@@ -70,8 +70,8 @@ class SubscriptionSpec:
     heartbeat_period: int | None = None  # seconds
     timeout: int | None = None  # seconds
     max_count: int | None = None  # most events in one notification
-    # the organisation whose client wrote it (its source tag): whose view notifications are decided
-    # with; None for one the gateway itself wrote (internal: it may see everything)
+    # the organisation whose client wrote it (`Organization/<id>`, its source tag): whose view
+    # notifications are decided with; None for one the gateway itself wrote (internal: sees everything)
     source_organization: str | None = None
 
     @property
@@ -112,17 +112,8 @@ def parse_subscription(resource: JSON, topics: Mapping[str, Topic], *, require_h
         heartbeat_period=_int_ext(channel_ext, EXT_HEARTBEAT_PERIOD, "valueUnsignedInt", "heartbeat period"),
         timeout=_int_ext(channel_ext, EXT_TIMEOUT, "valueUnsignedInt", "timeout"),
         max_count=_int_ext(channel_ext, EXT_MAX_COUNT, "valuePositiveInt", "max count"),
-        source_organization=_source_organization(resource),
+        source_organization=source_organization(resource),
     )
-
-
-def _source_organization(resource: JSON) -> str | None:
-    meta = resource.get("meta")
-    tags = meta.get("tag") if isinstance(meta, dict) else None
-    for tag in tags if isinstance(tags, list) else []:
-        if isinstance(tag, dict) and tag.get("system") == SOURCE_ORGANIZATION_TAG_SYSTEM and tag.get("code"):
-            return str(tag["code"])
-    return None
 
 
 def _extensions(element: Any) -> list[JSON]:

@@ -206,4 +206,4 @@ def test_the_source_organisation_is_the_writers_tag(topics: dict[str, Topic]) ->
             {"system": SOURCE_ORGANIZATION_TAG_SYSTEM, "code": "trust-rxx"},
         ]
     }
-    assert parse_subscription(tagged, topics).source_organization == "trust-rxx"
+    assert parse_subscription(tagged, topics).source_organization == "Organization/trust-rxx"
